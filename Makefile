@@ -1,0 +1,97 @@
+# cformer - see README.md. `make` builds build/libcformer.a and build/cformer.
+MULTIARCH := $(shell gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
+# Debian installs OpenBLAS variants side by side; the pthread one wins the alternatives, so link the
+# OpenMP build from its own folder (with an rpath) to share one OpenMP pool with our kernels.
+BLAS_LIB := /usr/lib/$(MULTIARCH)/openblas-openmp
+BLAS_INC := /usr/include/$(MULTIARCH)/openblas-openmp
+
+CC      := gcc
+BUILD   ?= build
+OPT     ?= -O3 -march=native
+CFLAGS  := -std=c11 $(OPT) -g -Wall -Wextra -Wshadow -fopenmp -D_GNU_SOURCE -I. -I$(BLAS_INC) \
+           -DCF_SOURCE_DIR='"$(CURDIR)"' $(EXTRA_CFLAGS)
+LDFLAGS := -fopenmp $(EXTRA_LDFLAGS)
+LDLIBS  := -L$(BLAS_LIB) -Wl,-rpath,$(BLAS_LIB) -lopenblas -lcjson -lz -lm
+
+LIB_SRC   := $(filter-out train/main.c,$(wildcard core/*.c nn/*.c optim/*.c data/*.c train/*.c))
+F64_SRC   := $(wildcard core/*.c nn/*.c)
+UNIT_SRC  := $(wildcard tests/test_*.c) tests/runner.c tests/testlib.c
+GRAD_SRC  := $(wildcard tests/grad_*.c) tests/runner.c tests/testlib.c tests/gradcheck.c
+BENCH_SRC := $(wildcard bench/*.c)
+
+LIB       := $(BUILD)/libcformer.a
+LIB_F64   := $(BUILD)/libcformer_f64.a
+CLI       := $(BUILD)/cformer
+UNIT_BIN  := $(BUILD)/tests/unit
+GRAD_BIN  := $(BUILD)/tests/grad
+BENCH_BIN := $(BUILD)/bench/bench
+
+obj     = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+obj_f64 = $(patsubst %.c,$(BUILD)/obj64/%.o,$(1))
+
+DEPS_OK := $(and $(wildcard $(BLAS_INC)/cblas.h),$(wildcard /usr/include/cjson/cJSON.h),$(wildcard /usr/include/zlib.h))
+
+.PHONY: all deps deps-if-missing test run bench asan clean fixtures
+all: $(LIB) $(CLI)
+
+deps:
+	@scripts/deps.sh
+
+deps-if-missing:
+	@$(if $(DEPS_OK),true,scripts/deps.sh)
+
+$(BUILD)/obj/%.o: %.c | deps-if-missing
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/obj64/%.o: %.c | deps-if-missing
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DCF_REAL_DOUBLE -MMD -MP -c $< -o $@
+
+$(LIB): $(call obj,$(LIB_SRC))
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(LIB_F64): $(call obj_f64,$(F64_SRC))
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(CLI): $(call obj,train/main.c) $(LIB)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(UNIT_BIN): $(call obj,$(UNIT_SRC)) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(GRAD_BIN): $(call obj_f64,$(GRAD_SRC)) $(LIB_F64)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(BENCH_BIN): $(call obj,$(BENCH_SRC)) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+# Unit tests (float32 library) and gradient checks (float64 build); the last line sums both.
+test: all $(UNIT_BIN) $(GRAD_BIN)
+	@scripts/run_tests.sh $(UNIT_BIN) $(GRAD_BIN)
+
+# The same tests under AddressSanitizer + UndefinedBehaviorSanitizer, in their own build dir.
+asan:
+	@$(MAKE) --no-print-directory BUILD=build-asan OPT="-O1 -fno-omit-frame-pointer" \
+	    EXTRA_CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined" \
+	    EXTRA_LDFLAGS="-fsanitize=address,undefined" test
+
+bench: all $(BENCH_BIN)
+	$(BENCH_BIN)
+
+run: all
+	$(CLI) train configs/toy.json
+
+# Regenerate PyTorch golden fixtures (needs python3-torch; never run by CI).
+fixtures:
+	@for f in tests/ref/*.py; do echo "python3 $$f"; python3 $$f || exit 1; done
+
+clean:
+	rm -rf build build-asan
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

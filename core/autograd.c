@@ -1,0 +1,83 @@
+/* core/autograd.c - step context and the tape. */
+#include "core/autograd.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+cf_ctx *cf_ctx_new(uint64_t seed) {
+    cf_ctx *ctx = cf_xcalloc(1, sizeof *ctx);
+    ctx->grad_enabled = true;
+    ctx->training = true;
+    ctx->seed = seed;
+    return ctx;
+}
+
+void cf_ctx_free(cf_ctx *ctx) {
+    if (!ctx) return;
+    cf_arena_free(&ctx->arena);
+    free(ctx);
+}
+
+void cf_ctx_begin_step(cf_ctx *ctx, uint64_t step) {
+    ctx->step = step;
+    ctx->dropout_calls = 0;
+}
+
+void cf_ctx_reset(cf_ctx *ctx) {
+    cf_arena_reset(&ctx->arena);
+    ctx->tape = NULL;
+    ctx->n_nodes = 0;
+    ctx->dropout_calls = 0;
+}
+
+bool cf_ctx_set_grad(cf_ctx *ctx, bool enabled) {
+    bool prev = ctx->grad_enabled;
+    ctx->grad_enabled = enabled;
+    return prev;
+}
+
+cf_node *cf_tape_record(cf_ctx *ctx, const char *op, cf_backward_fn backward, cf_tensor *out,
+                        int n_in, cf_tensor *const *in) {
+    CF_ASSERT(n_in >= 0 && n_in <= CF_NODE_MAX_INPUTS, "%s: %d inputs", op, n_in);
+    out->requires_grad = false;
+    if (!ctx->grad_enabled) return NULL;
+    bool any = false;
+    for (int k = 0; k < n_in; k++) any |= in[k] != NULL && in[k]->requires_grad;
+    if (!any) return NULL;
+    out->requires_grad = true;
+    cf_node *node = cf_arena_alloc(&ctx->arena, sizeof *node);
+    memset(node, 0, sizeof *node);
+    node->op = op;
+    node->backward = backward;
+    node->out = out;
+    node->n_in = n_in;
+    for (int k = 0; k < n_in; k++) node->in[k] = in[k];
+    node->prev = ctx->tape;
+    ctx->tape = node;
+    ctx->n_nodes++;
+    return node;
+}
+
+cf_real *cf_grad(cf_ctx *ctx, cf_tensor *t) {
+    if (!t->grad) t->grad = cf_arena_calloc(&ctx->arena, (size_t)t->numel * sizeof(cf_real));
+    return t->grad;
+}
+
+static void run_tape(cf_ctx *ctx) {
+    for (cf_node *n = ctx->tape; n; n = n->prev) {
+        if (!n->out->grad) continue; /* no gradient flowed to this output */
+        n->backward(ctx, n);
+    }
+}
+
+void cf_backward(cf_ctx *ctx, cf_tensor *loss) {
+    CF_ASSERT(loss->numel == 1, "backward needs a scalar loss, got %lld elements", (long long)loss->numel);
+    cf_grad(ctx, loss)[0] += 1;
+    run_tape(ctx);
+}
+
+void cf_backward_seeded(cf_ctx *ctx, cf_tensor *out, const cf_real *dout) {
+    cf_real *g = cf_grad(ctx, out);
+    for (int64_t i = 0; i < out->numel; i++) g[i] += dout[i];
+    run_tape(ctx);
+}

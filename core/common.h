@@ -1,0 +1,47 @@
+/* core/common.h - the scalar type, error reporting and the internal assert.
+ *
+ * Usage:
+ *     if (!cf_something(...)) { fprintf(stderr, "error: %s\n", cf_error_message()); return 2; }
+ *
+ * The library is compiled twice from the same sources: with cf_real = float (libcformer.a, what
+ * users train with) and with cf_real = double (libcformer_f64.a, used only by the finite-difference
+ * gradient checks, so that their tolerances can be tight). Define CF_REAL_DOUBLE for the latter.
+ */
+#ifndef CF_COMMON_H
+#define CF_COMMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef CF_REAL_DOUBLE
+typedef double cf_real;
+#define CF_REAL_NAME "F64"
+#else
+typedef float cf_real;
+#define CF_REAL_NAME "F32"
+#endif
+
+#define CF_VERSION "0.1.0"
+
+/* Set the calling thread's error message (printf-style). Library functions that fail set it and
+ * return NULL / a non-zero status; the CLI prints it. Messages name the file, key, shape or line. */
+void cf_error_set(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+const char *cf_error_message(void);
+
+/* Internal invariants only (never user input): prints file:line and aborts. */
+#define CF_ASSERT(cond, ...)                                                                     \
+    do {                                                                                         \
+        if (!(cond)) cf_assert_fail(__FILE__, __LINE__, #cond, "" __VA_ARGS__);                 \
+    } while (0)
+_Noreturn void cf_assert_fail(const char *file, int line, const char *cond, const char *fmt, ...);
+
+/* malloc that aborts with file:line on failure (out of memory is not recoverable here). */
+#define cf_xmalloc(n) cf_xmalloc_at((n), __FILE__, __LINE__)
+#define cf_xcalloc(n, s) cf_xcalloc_at((n), (s), __FILE__, __LINE__)
+void *cf_xmalloc_at(size_t n, const char *file, int line);
+void *cf_xcalloc_at(size_t n, size_t size, const char *file, int line);
+/* 64-byte aligned, zeroed; free with free(). */
+void *cf_xalloc_aligned(size_t n);
+
+#endif

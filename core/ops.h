@@ -1,0 +1,98 @@
+/* core/ops.h - differentiable tensor operations.
+ *
+ * Usage:
+ *     cf_tensor *h = cf_relu(ctx, cf_linear(ctx, x, w1, b1));      // x [N, C] -> h [N, F]
+ *     cf_tensor *loss = cf_cross_entropy(ctx, logits, targets, 0.1, CF_PAD_ID, NULL);
+ *     cf_backward(ctx, loss);
+ *
+ * Every op allocates its output from the context's arena and, when grad mode is on and an input
+ * requires grad, records a tape node whose backward adds (+=) into the inputs' gradients.
+ * Kernels are OpenMP-parallel over output rows (static schedule, no cross-thread reductions), so
+ * results are bit-identical for any thread count; GEMMs go to OpenBLAS with transpose flags.
+ * Shape mistakes are programming errors and stop with CF_ASSERT naming the op and shapes.
+ *
+ * Shape letters: N rows (all leading dims flattened), C last dim, B batch, H heads, T query length,
+ * S key length, D head dim, V vocabulary, M x K @ K x N for matmul.
+ */
+#ifndef CF_OPS_H
+#define CF_OPS_H
+
+#include "core/autograd.h"
+
+/* ---- linear algebra ---- */
+
+/* a [..., M, K] @ b -> [..., M, N]. b is [K, N] (or [N, K] with trans_b), shared by every
+ * leading index of a; or b has a's leading dims too ([..., K, N] / [..., N, K]): batched. */
+cf_tensor *cf_matmul(cf_ctx *ctx, cf_tensor *a, cf_tensor *b, bool trans_b);
+/* x [..., IN] @ w[OUT, IN]^T + bias[OUT] -> [..., OUT]; bias may be NULL. Bias is fused into the
+ * GEMM (beta = 1 over a broadcast copy), its gradient is a column sum. */
+cf_tensor *cf_linear(cf_ctx *ctx, cf_tensor *x, cf_tensor *w, cf_tensor *bias);
+
+/* ---- elementwise, with broadcasting ----
+ * The output has a's shape. b's shape is right-aligned against a's; each of b's dims equals a's or
+ * is 1 (numpy rules, one-sided): bias [C] over [B, T, C], mask [B, 1, 1, S] over [B, H, T, S]. */
+cf_tensor *cf_add(cf_ctx *ctx, cf_tensor *a, cf_tensor *b);
+cf_tensor *cf_sub(cf_ctx *ctx, cf_tensor *a, cf_tensor *b);
+cf_tensor *cf_mul(cf_ctx *ctx, cf_tensor *a, cf_tensor *b);
+cf_tensor *cf_scale(cf_ctx *ctx, cf_tensor *x, double s);
+
+/* ---- activations ---- */
+typedef enum cf_gelu_kind { CF_GELU_ERF, CF_GELU_TANH } cf_gelu_kind;
+cf_tensor *cf_relu(cf_ctx *ctx, cf_tensor *x);
+cf_tensor *cf_gelu(cf_ctx *ctx, cf_tensor *x, cf_gelu_kind kind);
+cf_tensor *cf_silu(cf_ctx *ctx, cf_tensor *x);
+
+/* ---- over the last dim ---- */
+cf_tensor *cf_softmax(cf_ctx *ctx, cf_tensor *x);
+cf_tensor *cf_log_softmax(cf_ctx *ctx, cf_tensor *x);
+/* (x - mean) / sqrt(var + eps) * w + b, biased variance; w and b [C] may be NULL (no affine). */
+cf_tensor *cf_layernorm(cf_ctx *ctx, cf_tensor *x, cf_tensor *w, cf_tensor *b, double eps);
+/* x / sqrt(mean(x^2) + eps) * w; w [C] may be NULL. */
+cf_tensor *cf_rmsnorm(cf_ctx *ctx, cf_tensor *x, cf_tensor *w, double eps);
+
+/* ---- lookup ----
+ * weight [V, C]; ids has `ndim` dims of sizes `shape` -> [shape..., C]. Backward scatter-adds
+ * into weight's gradient (deterministically: each row of the gradient is owned by one thread). */
+cf_tensor *cf_embedding(cf_ctx *ctx, cf_tensor *weight, const int32_t *ids, int ndim, const int64_t *shape);
+
+/* ---- regularisation ----
+ * Zeroes each element with probability p and scales the rest by 1/(1-p); the keep mask is a pure
+ * function of (ctx->seed, ctx->step, call index within the step, element index). Identity when
+ * !ctx->training or p == 0. */
+cf_tensor *cf_dropout(cf_ctx *ctx, cf_tensor *x, double p);
+
+/* ---- shape ---- */
+/* Same data, new shape (numel must match). */
+cf_tensor *cf_reshape(cf_ctx *ctx, cf_tensor *x, int ndim, const int64_t *shape);
+/* out.shape[d] = x.shape[perm[d]]; materialised. */
+cf_tensor *cf_permute(cf_ctx *ctx, cf_tensor *x, const int *perm);
+cf_tensor *cf_transpose(cf_ctx *ctx, cf_tensor *x, int dim0, int dim1);
+/* Join n (<= CF_NODE_MAX_INPUTS) tensors along dim; all other dims equal. */
+cf_tensor *cf_concat(cf_ctx *ctx, cf_tensor *const *xs, int n, int dim);
+/* x[..., start:start+len, ...] along dim. */
+cf_tensor *cf_slice(cf_ctx *ctx, cf_tensor *x, int dim, int64_t start, int64_t len);
+/* n equal parts along dim into outs[0..n-1]. */
+void cf_split(cf_ctx *ctx, cf_tensor *x, int dim, int n, cf_tensor **outs);
+
+/* ---- reductions (to one element, accumulated in double in a fixed order) ---- */
+cf_tensor *cf_sum(cf_ctx *ctx, cf_tensor *x);
+cf_tensor *cf_mean(cf_ctx *ctx, cf_tensor *x);
+
+/* ---- masking ----
+ * out = value where mask != 0, else x; mask broadcasts against x like b in cf_add and is not
+ * differentiated. Use a large negative finite value (e.g. -1e9) before softmax. */
+cf_tensor *cf_masked_fill(cf_ctx *ctx, cf_tensor *x, const cf_tensor *mask, double value);
+
+/* ---- loss ----
+ * Fused log_softmax + cross-entropy with label smoothing (PyTorch semantics: the target
+ * distribution is (1 - ls) * onehot(y) + ls / V) and an ignore index. logits [..., V],
+ * targets [N] with N = rows of logits. Returns the mean over non-ignored rows ([1]); 0 when all
+ * rows are ignored. stats (may be NULL) receives the unsmoothed NLL sum and the token count. */
+typedef struct cf_ce_stats {
+    double nll_sum;             /* sum over counted rows of -log p(target) */
+    int64_t n_tokens;           /* rows not ignored */
+} cf_ce_stats;
+cf_tensor *cf_cross_entropy(cf_ctx *ctx, cf_tensor *logits, const int32_t *targets,
+                            double label_smoothing, int32_t ignore_index, cf_ce_stats *stats);
+
+#endif

@@ -1,0 +1,82 @@
+/* core/tensor.c - tensor and parameter construction. */
+#include "core/tensor.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/autograd.h"
+
+int64_t cf_shape_numel(int ndim, const int64_t *shape) {
+    int64_t n = 1;
+    for (int d = 0; d < ndim; d++) n *= shape[d];
+    return n;
+}
+
+static void set_shape(cf_tensor *t, int ndim, const int64_t *shape) {
+    CF_ASSERT(ndim >= 1 && ndim <= CF_MAX_DIMS, "ndim %d", ndim);
+    t->ndim = ndim;
+    for (int d = 0; d < CF_MAX_DIMS; d++) t->shape[d] = d < ndim ? shape[d] : 1;
+    for (int d = 0; d < ndim; d++) CF_ASSERT(shape[d] >= 0, "negative size %lld", (long long)shape[d]);
+    t->numel = cf_shape_numel(ndim, shape);
+}
+
+cf_tensor *cf_param_new(const char *name, int ndim, const int64_t *shape) {
+    cf_tensor *p = cf_xcalloc(1, sizeof *p);
+    set_shape(p, ndim, shape);
+    p->data = cf_xalloc_aligned((size_t)p->numel * sizeof(cf_real));
+    p->grad = cf_xalloc_aligned((size_t)p->numel * sizeof(cf_real));
+    p->requires_grad = true;
+    p->is_param = true;
+    if (name) {
+        p->name = cf_xmalloc(strlen(name) + 1);
+        strcpy(p->name, name);
+    }
+    return p;
+}
+
+void cf_param_free(cf_tensor *p) {
+    if (!p) return;
+    CF_ASSERT(p->is_param);
+    free(p->data);
+    free(p->grad);
+    free(p->name);
+    free(p);
+}
+
+void cf_param_zero_grad(cf_tensor *p) { memset(p->grad, 0, (size_t)p->numel * sizeof(cf_real)); }
+
+cf_tensor *cf_tensor_view(cf_ctx *ctx, cf_real *data, int ndim, const int64_t *shape) {
+    cf_tensor *t = cf_arena_alloc(&ctx->arena, sizeof *t);
+    memset(t, 0, sizeof *t);
+    set_shape(t, ndim, shape);
+    t->data = data;
+    return t;
+}
+
+cf_tensor *cf_tensor_new(cf_ctx *ctx, int ndim, const int64_t *shape) {
+    cf_tensor *t = cf_tensor_view(ctx, NULL, ndim, shape);
+    t->data = cf_arena_alloc(&ctx->arena, (size_t)t->numel * sizeof(cf_real));
+    return t;
+}
+
+cf_tensor *cf_tensor_zeros(cf_ctx *ctx, int ndim, const int64_t *shape) {
+    cf_tensor *t = cf_tensor_new(ctx, ndim, shape);
+    memset(t->data, 0, (size_t)t->numel * sizeof(cf_real));
+    return t;
+}
+
+bool cf_shape_equal(const cf_tensor *a, const cf_tensor *b) {
+    if (a->ndim != b->ndim) return false;
+    for (int d = 0; d < a->ndim; d++)
+        if (a->shape[d] != b->shape[d]) return false;
+    return true;
+}
+
+const char *cf_shape_str(const cf_tensor *t, char *buf, size_t n) {
+    size_t off = (size_t)snprintf(buf, n, "[");
+    for (int d = 0; d < t->ndim && off < n; d++)
+        off += (size_t)snprintf(buf + off, n - off, d ? ", %lld" : "%lld", (long long)t->shape[d]);
+    if (off < n) snprintf(buf + off, n - off, "]");
+    return buf;
+}

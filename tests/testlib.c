@@ -1,0 +1,88 @@
+/* tests/testlib.c - see testlib.h. */
+#include "tests/testlib.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tests/test.h"
+
+const char *test_fixture_path(const char *name) {
+    static char buf[4096];
+    snprintf(buf, sizeof buf, "%s/tests/fixtures/%s", CF_SOURCE_DIR, name);
+    return buf;
+}
+
+const char *test_tmpdir(const char *tag) {
+    static char buf[256];
+    snprintf(buf, sizeof buf, "/tmp/cformer-test-%s-XXXXXX", tag);
+    if (!mkdtemp(buf)) {
+        perror("mkdtemp");
+        abort();
+    }
+    return buf;
+}
+
+void test_fill_uniform(cf_real *x, int64_t n, double lo, double hi, uint64_t seed) {
+    cf_rng r = cf_rng_init(seed, CF_RNG_STREAM_TEST);
+    for (int64_t i = 0; i < n; i++) x[i] = (cf_real)(lo + (hi - lo) * cf_rng_uniform_f64(&r));
+}
+
+cf_tensor *test_param_uniform(const char *name, int ndim, const int64_t *shape, double lo, double hi, uint64_t seed) {
+    cf_tensor *p = cf_param_new(name, ndim, shape);
+    test_fill_uniform(p->data, p->numel, lo, hi, seed);
+    return p;
+}
+
+double test_max_violation(const cf_real *a, const float *b, int64_t n, double atol, double rtol) {
+    double worst = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double v = fabs((double)a[i] - (double)b[i]) / (atol + rtol * fabs((double)b[i]));
+        if (!(v <= worst)) worst = v; /* NaN propagates as the worst */
+    }
+    return worst;
+}
+
+bool test_check_fixture(const cf_st_file *f, const char *name, const cf_real *a, int64_t n, double atol, double rtol,
+                        const char *file, int line) {
+    const cf_st_tensor *t = f ? cf_st_find(f, name) : NULL;
+    if (!t || t->dtype != CF_ST_F32 || t->numel != n) {
+        test_fail(file, line, "fixture tensor '%s' missing, not F32 or has %lld elements (want %lld)", name,
+                  t ? (long long)t->numel : -1LL, (long long)n);
+        return false;
+    }
+    float *b = cf_xmalloc((size_t)(n ? n : 1) * sizeof *b);
+    memcpy(b, t->data, (size_t)n * sizeof *b);
+    int64_t worst_i = -1;
+    double worst = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double v = fabs((double)a[i] - (double)b[i]) / (atol + rtol * fabs((double)b[i]));
+        if (!(v <= worst)) {
+            worst = v;
+            worst_i = i;
+        }
+    }
+    bool ok = worst <= 1;
+    if (!ok)
+        test_fail(file, line, "'%s' differs from PyTorch at [%lld]: %.9g vs %.9g (atol %g, rtol %g)", name,
+                  (long long)worst_i, (double)a[worst_i], (double)b[worst_i], atol, rtol);
+    free(b);
+    return ok;
+}
+
+cf_tensor *test_fixture_param(const cf_st_file *f, const char *name) {
+    const cf_st_tensor *t = f ? cf_st_find(f, name) : NULL;
+    if (!t || t->ndim < 1 || t->ndim > CF_MAX_DIMS) {
+        test_fail(__FILE__, __LINE__, "fixture tensor '%s' missing or of unsupported rank", name);
+        return NULL;
+    }
+    cf_tensor *p = cf_param_new(name, t->ndim, t->shape);
+    if (cf_st_read_real(f, name, p->data, t->ndim, t->shape) != 0) {
+        test_fail(__FILE__, __LINE__, "%s", cf_error_message());
+        cf_param_free(p);
+        return NULL;
+    }
+    return p;
+}

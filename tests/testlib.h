@@ -1,0 +1,27 @@
+/* tests/testlib.h - helpers shared by test files: fixtures, random tensors, comparisons. */
+#ifndef CF_TESTLIB_H
+#define CF_TESTLIB_H
+
+#include "core/autograd.h"
+#include "core/rng.h"
+#include "core/safetensors.h"
+
+/* Absolute path of tests/fixtures/<name> (static buffer, valid until the next call). */
+const char *test_fixture_path(const char *name);
+/* A fresh empty temporary directory under /tmp (static buffer). */
+const char *test_tmpdir(const char *tag);
+/* Uniform values in [lo, hi) from a seeded generator. */
+void test_fill_uniform(cf_real *x, int64_t n, double lo, double hi, uint64_t seed);
+/* A parameter (persistent tensor) filled with uniform values. */
+cf_tensor *test_param_uniform(const char *name, int ndim, const int64_t *shape, double lo, double hi, uint64_t seed);
+/* max |a - b| / (atol + rtol * |b|) over n elements: <= 1 means within tolerance. */
+double test_max_violation(const cf_real *a, const float *b, int64_t n, double atol, double rtol);
+/* Compare n values against the F32 fixture tensor `name` of f; reports failures via CHECK. Returns
+ * true when present and within |a - b| <= atol + rtol * |b|. */
+bool test_check_fixture(const cf_st_file *f, const char *name, const cf_real *a, int64_t n, double atol, double rtol,
+                        const char *file, int line);
+#define CHECK_FIXTURE(f, name, a, n, atol, rtol) test_check_fixture((f), (name), (a), (n), (atol), (rtol), __FILE__, __LINE__)
+/* Copy fixture tensor `name` (F32/F64) into a new parameter; NULL (and a failed check) if absent. */
+cf_tensor *test_fixture_param(const cf_st_file *f, const char *name);
+
+#endif

@@ -1,0 +1,45 @@
+/* train/main.c - build/cformer: dispatch to subcommands. */
+#include <stdio.h>
+#include <string.h>
+
+#include "core/common.h"
+#include "core/threads.h"
+#include "train/cli.h"
+
+static int cmd_help(int argc, char **argv);
+
+static int cmd_version(int argc, char **argv) {
+    (void)argc;
+    (void)argv;
+    cf_threads_init(0);
+    printf("cformer %s (OpenBLAS %s threading, float32)\n", CF_VERSION, cf_threads_blas_model());
+    return 0;
+}
+
+/* One line per subcommand; `cformer help` prints this table. */
+static const cf_cli_command commands[] = {
+    {"help", cmd_help, "list the subcommands"},
+    {"version", cmd_version, "print the version and the linked BLAS threading model"},
+};
+enum { N_COMMANDS = sizeof commands / sizeof commands[0] };
+
+static int cmd_help(int argc, char **argv) {
+    (void)argc;
+    (void)argv;
+    printf("usage: cformer COMMAND [ARGS...]   (cformer COMMAND --help for details)\n\ncommands:\n");
+    for (int i = 0; i < N_COMMANDS; i++) printf("  %-10s %s\n", commands[i].name, commands[i].summary);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        cmd_help(0, NULL);
+        return 2;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) return cmd_help(0, NULL);
+    if (strcmp(argv[1], "--version") == 0) return cmd_version(0, NULL);
+    for (int i = 0; i < N_COMMANDS; i++)
+        if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc - 2, argv + 2);
+    fprintf(stderr, "cformer: unknown command '%s' (try 'cformer help')\n", argv[1]);
+    return 2;
+}
