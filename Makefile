@@ -87,9 +87,9 @@ bench: all $(BENCH_BIN)
 run: all
 	$(CLI) train configs/toy.json
 
-# Regenerate PyTorch golden fixtures (needs python3-torch; never run by CI).
+# Regenerate PyTorch golden fixtures (Debian python3-torch, hence /usr/bin/python3; never run by CI).
 fixtures:
-	@for f in tests/ref/*.py; do echo "python3 $$f"; python3 $$f || exit 1; done
+	@for f in tests/ref/*.py; do echo "/usr/bin/python3 $$f"; /usr/bin/python3 $$f || exit 1; done
 
 clean:
 	rm -rf build build-asan
