@@ -95,4 +95,25 @@ typedef struct cf_ce_stats {
 cf_tensor *cf_cross_entropy(cf_ctx *ctx, cf_tensor *logits, const int32_t *targets,
                             double label_smoothing, int32_t ignore_index, cf_ce_stats *stats);
 
+/* ---- attention ----
+ * Fused scaled-dot-product attention with grouped KV heads (one kernel: scores, mask, softmax,
+ * dropout, weighted sum; and one backward).
+ *   q [B, H, T, Dk], k [B, Hkv, S, Dk], v [B, Hkv, S, Dv], H % Hkv == 0 -> out [B, H, T, Dv].
+ *   Query head h reads KV head h / (H / Hkv): MHA is Hkv == H, MQA Hkv == 1, GQA in between; K/V
+ *   are never copied per query head. Dv may differ from Dk (MLA).
+ * Masks (all optional; a masked score is excluded exactly, as if -inf):
+ *   causal:   query i sees key j iff j <= i + (S - T)   (S - T > 0 when keys include a KV cache)
+ *   key_lens: keys j >= key_lens[b] are padding
+ *   window:   if > 0, query i also cannot see j < i + (S - T) - window + 1 (sliding window)
+ * A query row that sees no key outputs zeros. Dropout (training only) drops attention weights
+ * with the counter-based RNG like cf_dropout. */
+typedef struct cf_attn_opts {
+    double scale;               /* usually 1 / sqrt(Dk) */
+    bool causal;
+    const int32_t *key_lens;    /* [B] or NULL */
+    int64_t window;             /* 0: unlimited */
+    double dropout;             /* probability on the attention weights */
+} cf_attn_opts;
+cf_tensor *cf_attention(cf_ctx *ctx, cf_tensor *q, cf_tensor *k, cf_tensor *v, const cf_attn_opts *opts);
+
 #endif
