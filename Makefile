@@ -42,34 +42,42 @@ deps-if-missing:
 
 $(BUILD)/obj/%.o: %.c | deps-if-missing
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+	@echo "CC    $<"
+	@$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/obj64/%.o: %.c | deps-if-missing
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -DCF_REAL_DOUBLE -MMD -MP -c $< -o $@
+	@echo "CC64  $<"
+	@$(CC) $(CFLAGS) -DCF_REAL_DOUBLE -MMD -MP -c $< -o $@
 
 $(LIB): $(call obj,$(LIB_SRC))
 	@mkdir -p $(dir $@)
-	rm -f $@ && ar rcs $@ $^
+	@echo "AR    $@"
+	@rm -f $@ && ar rcs $@ $^
 
 $(LIB_F64): $(call obj_f64,$(F64_SRC))
 	@mkdir -p $(dir $@)
-	rm -f $@ && ar rcs $@ $^
+	@echo "AR    $@"
+	@rm -f $@ && ar rcs $@ $^
 
 $(CLI): $(call obj,train/main.c) $(LIB)
-	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+	@echo "LD    $@"
+	@$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 $(UNIT_BIN): $(call obj,$(UNIT_SRC)) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+	@echo "LD    $@"
+	@$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 $(GRAD_BIN): $(call obj_f64,$(GRAD_SRC)) $(LIB_F64)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+	@echo "LD    $@"
+	@$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 $(BENCH_BIN): $(call obj,$(BENCH_SRC)) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+	@echo "LD    $@"
+	@$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 # Unit tests (float32 library) and gradient checks (float64 build); the last line sums both.
 test: all $(UNIT_BIN) $(GRAD_BIN)

@@ -95,6 +95,12 @@ typedef struct cf_ce_stats {
 cf_tensor *cf_cross_entropy(cf_ctx *ctx, cf_tensor *logits, const int32_t *targets,
                             double label_smoothing, int32_t ignore_index, cf_ce_stats *stats);
 
+/* ---- rotary position embedding ----
+ * x [..., T, D] (D even), position of row t = pos_offset + t. Rotates pairs (i, i + D/2) (the
+ * "rotate half" layout) by angle pos * base^(-2i/D):
+ *   out[i] = x[i] cos - x[i + D/2] sin,   out[i + D/2] = x[i + D/2] cos + x[i] sin. */
+cf_tensor *cf_rope(cf_ctx *ctx, cf_tensor *x, int64_t pos_offset, double base);
+
 /* ---- attention ----
  * Fused scaled-dot-product attention with grouped KV heads (one kernel: scores, mask, softmax,
  * dropout, weighted sum; and one backward).
