@@ -1,0 +1,244 @@
+/* nn/attention.c - MHA/GQA/MQA/MLA projections around the fused cf_attention kernel, and the KV cache. */
+#include "nn/attention.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void cf_mla_dims(const cf_model_config *c, int64_t *kv_lora_rank, int64_t *qk_nope, int64_t *qk_rope, int64_t *v_dim) {
+    int64_t hd = cf_model_head_dim(c);
+    *kv_lora_rank = c->kv_lora_rank ? c->kv_lora_rank : c->d_model / 2;
+    *qk_nope = c->qk_nope_dim ? c->qk_nope_dim : hd;
+    *qk_rope = c->qk_rope_dim ? c->qk_rope_dim : hd / 2;
+    *v_dim = c->v_head_dim ? c->v_head_dim : hd;
+}
+
+static void linear_at(cf_nn_linear *l, cf_params *ps, cf_rng *r, int64_t in, int64_t out, bool bias, const char *prefix,
+                      const char *name) {
+    char full[256];
+    snprintf(full, sizeof full, "%s.%s", prefix, name);
+    cf_nn_linear_init(l, ps, r, in, out, bias, full);
+}
+
+void cf_nn_attention_init(cf_nn_attention *a, cf_params *ps, cf_rng *r, const cf_model_config *cfg, const char *prefix,
+                          bool self_attn) {
+    memset(a, 0, sizeof *a);
+    a->kind = cfg->attention;
+    a->d_model = cfg->d_model;
+    a->n_heads = cfg->n_heads;
+    a->rope_base = cfg->rope_base;
+    a->attn_dropout = cfg->attn_dropout;
+    a->window = self_attn ? cfg->window : 0;
+    int64_t d = cfg->d_model, h = cfg->n_heads, hd = cf_model_head_dim(cfg);
+    bool bias = cfg->bias;
+    if (a->kind == CF_ATTN_MLA) {
+        cf_mla_dims(cfg, &a->kv_lora_rank, &a->qk_nope_dim, &a->qk_rope_dim, &a->v_dim);
+        a->q_lora_rank = cfg->q_lora_rank;
+        a->n_kv_heads = h;
+        a->qk_dim = a->qk_nope_dim + a->qk_rope_dim;
+        a->rope = a->qk_rope_dim > 0;
+        char name[256];
+        if (a->q_lora_rank > 0) {
+            linear_at(&a->q_a_proj, ps, r, d, a->q_lora_rank, bias, prefix, "q_a_proj");
+            snprintf(name, sizeof name, "%s.q_a_norm", prefix);
+            cf_nn_norm_init(&a->q_a_norm, ps, CF_NORM_RMSNORM, a->q_lora_rank, 1e-6, name);
+            linear_at(&a->q_b_proj, ps, r, a->q_lora_rank, h * a->qk_dim, bias, prefix, "q_b_proj");
+        } else {
+            linear_at(&a->q_proj, ps, r, d, h * a->qk_dim, bias, prefix, "q_proj");
+        }
+        linear_at(&a->kv_a_proj, ps, r, d, a->kv_lora_rank + a->qk_rope_dim, bias, prefix, "kv_a_proj");
+        snprintf(name, sizeof name, "%s.kv_a_norm", prefix);
+        cf_nn_norm_init(&a->kv_a_norm, ps, CF_NORM_RMSNORM, a->kv_lora_rank, 1e-6, name);
+        linear_at(&a->kv_b_proj, ps, r, a->kv_lora_rank, h * (a->qk_nope_dim + a->v_dim), bias, prefix, "kv_b_proj");
+        linear_at(&a->out_proj, ps, r, h * a->v_dim, d, bias, prefix, "out_proj");
+        return;
+    }
+    a->n_kv_heads = a->kind == CF_ATTN_MQA ? 1 : a->kind == CF_ATTN_GQA ? cfg->n_kv_heads : h;
+    a->qk_dim = a->v_dim = hd;
+    a->rope = self_attn && cfg->pos_encoding == CF_POS_ROPE;
+    linear_at(&a->q_proj, ps, r, d, h * hd, bias, prefix, "q_proj");
+    linear_at(&a->k_proj, ps, r, d, a->n_kv_heads * hd, bias, prefix, "k_proj");
+    linear_at(&a->v_proj, ps, r, d, a->n_kv_heads * hd, bias, prefix, "v_proj");
+    linear_at(&a->out_proj, ps, r, h * hd, d, bias, prefix, "out_proj");
+}
+
+/* [B, T, H*D] -> [B, H, T, D] */
+static cf_tensor *split_heads(cf_ctx *ctx, cf_tensor *x, int64_t heads, int64_t dim) {
+    cf_tensor *r = cf_reshape(ctx, x, 4, (int64_t[]){x->shape[0], x->shape[1], heads, dim});
+    return cf_permute(ctx, r, (int[]){0, 2, 1, 3});
+}
+
+/* [B, H, T, D] -> [B, T, H*D] */
+static cf_tensor *merge_heads(cf_ctx *ctx, cf_tensor *x) {
+    cf_tensor *p = cf_permute(ctx, x, (int[]){0, 2, 1, 3});
+    return cf_reshape(ctx, p, 3, (int64_t[]){p->shape[0], p->shape[1], p->shape[2] * p->shape[3]});
+}
+
+/* Queries [B, H, T, qk_dim], rotated where this variant uses RoPE. */
+static cf_tensor *project_q(cf_ctx *ctx, const cf_nn_attention *a, cf_tensor *xq, int64_t offset) {
+    if (a->kind != CF_ATTN_MLA) {
+        cf_tensor *q = split_heads(ctx, cf_nn_linear_forward(ctx, &a->q_proj, xq), a->n_heads, a->qk_dim);
+        return a->rope ? cf_rope(ctx, q, offset, a->rope_base) : q;
+    }
+    cf_tensor *q = a->q_lora_rank > 0
+                       ? cf_nn_linear_forward(ctx, &a->q_b_proj,
+                                              cf_nn_norm_forward(ctx, &a->q_a_norm,
+                                                                 cf_nn_linear_forward(ctx, &a->q_a_proj, xq)))
+                       : cf_nn_linear_forward(ctx, &a->q_proj, xq);
+    q = split_heads(ctx, q, a->n_heads, a->qk_dim);
+    if (a->qk_rope_dim == 0) return q;
+    cf_tensor *q_rope = cf_rope(ctx, cf_slice(ctx, q, 3, a->qk_nope_dim, a->qk_rope_dim), offset, a->rope_base);
+    if (a->qk_nope_dim == 0) return q_rope;
+    return cf_concat(ctx, (cf_tensor *[]){cf_slice(ctx, q, 3, 0, a->qk_nope_dim), q_rope}, 2, 3);
+}
+
+/* MLA: latent c [B, S, r] (normed) and the shared rotated key k_r [B, 1, S, dr] from x [B, S, d]. */
+static void mla_latent(cf_ctx *ctx, const cf_nn_attention *a, cf_tensor *x, int64_t offset, cf_tensor **c,
+                       cf_tensor **k_rope) {
+    cf_tensor *kv_a = cf_nn_linear_forward(ctx, &a->kv_a_proj, x);
+    *c = cf_nn_norm_forward(ctx, &a->kv_a_norm, a->qk_rope_dim ? cf_slice(ctx, kv_a, 2, 0, a->kv_lora_rank) : kv_a);
+    *k_rope = NULL;
+    if (a->qk_rope_dim) {
+        cf_tensor *kr = cf_slice(ctx, kv_a, 2, a->kv_lora_rank, a->qk_rope_dim);
+        kr = cf_reshape(ctx, kr, 4, (int64_t[]){x->shape[0], 1, x->shape[1], a->qk_rope_dim});
+        *k_rope = cf_rope(ctx, kr, offset, a->rope_base);
+    }
+}
+
+/* MLA: per-head keys [B, H, S, dn+dr] and values [B, H, S, dv] from the latent and the shared RoPE key. */
+static void mla_expand(cf_ctx *ctx, const cf_nn_attention *a, cf_tensor *c, cf_tensor *k_rope, cf_tensor **k,
+                       cf_tensor **v) {
+    cf_tensor *kv = split_heads(ctx, cf_nn_linear_forward(ctx, &a->kv_b_proj, c), a->n_heads, a->qk_nope_dim + a->v_dim);
+    *v = cf_slice(ctx, kv, 3, a->qk_nope_dim, a->v_dim);
+    if (!k_rope) {
+        *k = cf_slice(ctx, kv, 3, 0, a->qk_nope_dim);
+        return;
+    }
+    /* The RoPE key is shared by all heads: broadcast it (its gradient sums over heads). */
+    cf_tensor *zeros = cf_tensor_zeros(ctx, 4, (int64_t[]){c->shape[0], a->n_heads, c->shape[1], a->qk_rope_dim});
+    cf_tensor *kr = cf_add(ctx, zeros, k_rope);
+    if (a->qk_nope_dim == 0) {
+        *k = kr;
+        return;
+    }
+    *k = cf_concat(ctx, (cf_tensor *[]){cf_slice(ctx, kv, 3, 0, a->qk_nope_dim), kr}, 2, 3);
+}
+
+/* ---- KV cache ---- */
+
+cf_kv_cache *cf_kv_cache_new(const cf_nn_attention *a, int64_t batch, int64_t cap) {
+    cf_kv_cache *c = cf_xcalloc(1, sizeof *c);
+    c->batch = batch;
+    c->cap = cap;
+    if (a->kind == CF_ATTN_MLA) {
+        c->groups_a = 1, c->width_a = a->kv_lora_rank;
+        c->groups_b = 1, c->width_b = a->qk_rope_dim;
+    } else {
+        c->groups_a = c->groups_b = a->n_kv_heads;
+        c->width_a = a->qk_dim;
+        c->width_b = a->v_dim;
+    }
+    c->a = cf_xalloc_aligned((size_t)(batch * c->groups_a * cap * c->width_a) * sizeof(cf_real));
+    c->b = cf_xalloc_aligned((size_t)(batch * c->groups_b * cap * c->width_b) * sizeof(cf_real));
+    return c;
+}
+
+void cf_kv_cache_free(cf_kv_cache *c) {
+    if (!c) return;
+    free(c->a);
+    free(c->b);
+    free(c);
+}
+
+int64_t cf_kv_cache_bytes_per_token(const cf_nn_attention *a) {
+    if (a->kind == CF_ATTN_MLA) return (a->kv_lora_rank + a->qk_rope_dim) * 4;
+    return a->n_kv_heads * (a->qk_dim + a->v_dim) * 4;
+}
+
+/* block [B, G, cap, W] <- t [B, G, n, W] at positions pos.. */
+static void cache_write(cf_real *block, int64_t groups, int64_t cap, int64_t width, int64_t pos, const cf_tensor *t) {
+    int64_t batch = t->shape[0], n = t->shape[2];
+    for (int64_t bg = 0; bg < batch * groups; bg++)
+        memcpy(block + (bg * cap + pos) * width, t->data + bg * n * width, (size_t)(n * width) * sizeof(cf_real));
+}
+
+/* [B, G, len, W] copy of the filled part of a block (what the attention kernel reads). */
+static cf_tensor *cache_read(cf_ctx *ctx, const cf_real *block, int64_t batch, int64_t groups, int64_t cap,
+                             int64_t width, int64_t len) {
+    cf_tensor *t = cf_tensor_new(ctx, 4, (int64_t[]){batch, groups, len, width});
+    for (int64_t bg = 0; bg < batch * groups; bg++)
+        memcpy(t->data + bg * len * width, block + bg * cap * width, (size_t)(len * width) * sizeof(cf_real));
+    return t;
+}
+
+static void reorder_block(cf_real *block, int64_t row_elems, const int32_t *order, int64_t n, int64_t batch) {
+    /* rows are gathered into a temporary copy: beam search calls this once per step, outside training */
+    cf_real *copy = cf_xmalloc((size_t)(batch * row_elems) * sizeof(cf_real));
+    memcpy(copy, block, (size_t)(batch * row_elems) * sizeof(cf_real));
+    for (int64_t i = 0; i < n; i++) {
+        CF_ASSERT(order[i] >= 0 && order[i] < batch, "cache reorder index %d", order[i]);
+        memcpy(block + i * row_elems, copy + order[i] * row_elems, (size_t)row_elems * sizeof(cf_real));
+    }
+    free(copy);
+}
+
+void cf_kv_cache_reorder(cf_kv_cache *c, const int32_t *order, int64_t n) {
+    reorder_block(c->a, c->groups_a * c->cap * c->width_a, order, n, c->batch);
+    reorder_block(c->b, c->groups_b * c->cap * c->width_b, order, n, c->batch);
+}
+
+/* ---- forward ---- */
+
+cf_tensor *cf_nn_attention_forward(cf_ctx *ctx, const cf_nn_attention *a, cf_tensor *xq, cf_tensor *xkv,
+                                   const cf_nn_attn_mask *mask, cf_kv_cache *cache, int64_t q_offset) {
+    int64_t batch = xq->shape[0];
+    int64_t kv_offset = cache ? cache->len : 0;
+    CF_ASSERT(xkv || (cache && cache->len > 0), "attention: no keys (xkv NULL and cache empty)");
+    cf_tensor *q = project_q(ctx, a, xq, q_offset);
+    cf_tensor *k = NULL, *v = NULL, *blk_a = NULL, *blk_b = NULL;
+    if (a->kind != CF_ATTN_MLA) {
+        if (xkv) {
+            blk_a = split_heads(ctx, cf_nn_linear_forward(ctx, &a->k_proj, xkv), a->n_kv_heads, a->qk_dim);
+            if (a->rope) blk_a = cf_rope(ctx, blk_a, kv_offset, a->rope_base);
+            blk_b = split_heads(ctx, cf_nn_linear_forward(ctx, &a->v_proj, xkv), a->n_kv_heads, a->v_dim);
+        }
+    } else if (xkv) {
+        cf_tensor *c, *kr;
+        mla_latent(ctx, a, xkv, kv_offset, &c, &kr);
+        blk_a = cf_reshape(ctx, c, 4, (int64_t[]){batch, 1, c->shape[1], a->kv_lora_rank});
+        blk_b = kr;
+    }
+    if (cache) {
+        if (xkv) {
+            int64_t n = blk_a->shape[2];
+            CF_ASSERT(cache->len + n <= cache->cap, "KV cache full: %lld + %lld > %lld", (long long)cache->len,
+                      (long long)n, (long long)cache->cap);
+            CF_ASSERT(blk_a->shape[0] == cache->batch, "KV cache batch %lld, input %lld", (long long)cache->batch,
+                      (long long)blk_a->shape[0]);
+            cache_write(cache->a, cache->groups_a, cache->cap, cache->width_a, cache->len, blk_a);
+            if (blk_b) cache_write(cache->b, cache->groups_b, cache->cap, cache->width_b, cache->len, blk_b);
+            cache->len += n;
+        }
+        blk_a = cache_read(ctx, cache->a, batch, cache->groups_a, cache->cap, cache->width_a, cache->len);
+        blk_b = cache->width_b
+                    ? cache_read(ctx, cache->b, batch, cache->groups_b, cache->cap, cache->width_b, cache->len)
+                    : NULL;
+    }
+    if (a->kind != CF_ATTN_MLA) {
+        k = blk_a;
+        v = blk_b;
+    } else {
+        cf_tensor *c = cf_reshape(ctx, blk_a, 3, (int64_t[]){batch, blk_a->shape[2], a->kv_lora_rank});
+        mla_expand(ctx, a, c, blk_b, &k, &v);
+    }
+    cf_attn_opts opts = {
+        .scale = 1.0 / sqrt((double)a->qk_dim),
+        .causal = mask && mask->causal,
+        .key_lens = mask ? mask->key_lens : NULL,
+        .window = a->window,
+        .dropout = ctx->training ? a->attn_dropout : 0.0,
+    };
+    cf_tensor *o = cf_attention(ctx, q, k, v, &opts); /* [B, H, T, dv] */
+    return cf_nn_linear_forward(ctx, &a->out_proj, merge_heads(ctx, o));
+}

@@ -1,0 +1,61 @@
+/* nn/params.c - parameter registry and initialisers. */
+#include "nn/params.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+cf_tensor *cf_params_new(cf_params *ps, int ndim, const int64_t *shape, const char *fmt, ...) {
+    char name[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    CF_ASSERT(!cf_params_find(ps, name), "parameter '%s' registered twice", name);
+    if (ps->n == ps->cap) {
+        ps->cap = ps->cap ? 2 * ps->cap : 64;
+        ps->items = realloc(ps->items, (size_t)ps->cap * sizeof *ps->items);
+        CF_ASSERT(ps->items != NULL);
+    }
+    cf_tensor *p = cf_param_new(name, ndim, shape);
+    ps->items[ps->n++] = p;
+    return p;
+}
+
+cf_tensor *cf_params_find(const cf_params *ps, const char *name) {
+    for (int i = 0; i < ps->n; i++)
+        if (strcmp(ps->items[i]->name, name) == 0) return ps->items[i];
+    return NULL;
+}
+
+int64_t cf_params_numel(const cf_params *ps) {
+    int64_t n = 0;
+    for (int i = 0; i < ps->n; i++) n += ps->items[i]->numel;
+    return n;
+}
+
+void cf_params_zero_grad(cf_params *ps) {
+    for (int i = 0; i < ps->n; i++) cf_param_zero_grad(ps->items[i]);
+}
+
+void cf_params_free(cf_params *ps) {
+    for (int i = 0; i < ps->n; i++) cf_param_free(ps->items[i]);
+    free(ps->items);
+    memset(ps, 0, sizeof *ps);
+}
+
+void cf_init_xavier_uniform(cf_tensor *w, cf_rng *r) {
+    CF_ASSERT(w->ndim == 2, "xavier init needs a matrix: %s", w->name);
+    double a = sqrt(6.0 / (double)(w->shape[0] + w->shape[1]));
+    for (int64_t i = 0; i < w->numel; i++) w->data[i] = (cf_real)(a * (2 * cf_rng_uniform_f64(r) - 1));
+}
+
+void cf_init_normal(cf_tensor *w, double std, cf_rng *r) {
+    for (int64_t i = 0; i < w->numel; i++) w->data[i] = (cf_real)(std * cf_rng_normal(r));
+}
+
+void cf_init_const(cf_tensor *w, double value) {
+    for (int64_t i = 0; i < w->numel; i++) w->data[i] = (cf_real)value;
+}

@@ -1,0 +1,36 @@
+/* nn/params.h - a model's named parameters, in registration order.
+ *
+ * Usage:
+ *     cf_params ps = {0};
+ *     cf_tensor *w = cf_params_new(&ps, 2, (int64_t[]){512, 128}, "encoder.layers.%d.ffn.fc1.weight", i);
+ *     cf_params_init_xavier(w, &rng);          // or _zeros / _ones / _normal
+ *     ... cf_params_find(&ps, "encoder.layers.0.ffn.fc1.weight") ...
+ *     cf_params_free(&ps);                      // frees the tensors too
+ *
+ * Names follow PyTorch's state_dict conventions so that checkpoints load into an equivalent
+ * PyTorch module (docs/model.md lists every name and shape).
+ */
+#ifndef CF_PARAMS_H
+#define CF_PARAMS_H
+
+#include "core/rng.h"
+#include "core/tensor.h"
+
+typedef struct cf_params {
+    cf_tensor **items;
+    int n, cap;
+} cf_params;
+
+cf_tensor *cf_params_new(cf_params *ps, int ndim, const int64_t *shape, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+cf_tensor *cf_params_find(const cf_params *ps, const char *name);
+int64_t cf_params_numel(const cf_params *ps);
+void cf_params_zero_grad(cf_params *ps);
+void cf_params_free(cf_params *ps);
+
+/* Initialisers (draws come from r in element order: deterministic for a seed). */
+void cf_init_xavier_uniform(cf_tensor *w, cf_rng *r);   /* U(+-sqrt(6 / (fan_in + fan_out))) for [out, in] */
+void cf_init_normal(cf_tensor *w, double std, cf_rng *r);
+void cf_init_const(cf_tensor *w, double value);
+
+#endif

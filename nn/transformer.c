@@ -1,0 +1,245 @@
+/* nn/transformer.c - encoder, decoder, loss, incremental decoding. */
+#include "nn/transformer.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void encoder_layer_init(cf_nn_encoder_layer *l, cf_params *ps, cf_rng *r, const cf_model_config *c, int i) {
+    char p[256];
+    snprintf(p, sizeof p, "encoder.layers.%d.self_attn_norm", i);
+    cf_nn_norm_init(&l->self_attn_norm, ps, c->norm, c->d_model, c->norm_eps, p);
+    snprintf(p, sizeof p, "encoder.layers.%d.self_attn", i);
+    cf_nn_attention_init(&l->self_attn, ps, r, c, p, true);
+    snprintf(p, sizeof p, "encoder.layers.%d.ffn_norm", i);
+    cf_nn_norm_init(&l->ffn_norm, ps, c->norm, c->d_model, c->norm_eps, p);
+    snprintf(p, sizeof p, "encoder.layers.%d.ffn", i);
+    cf_nn_ffn_init(&l->ffn, ps, r, c->activation, c->d_model, c->d_ff, c->bias, c->dropout, p);
+}
+
+static void decoder_layer_init(cf_nn_decoder_layer *l, cf_params *ps, cf_rng *r, const cf_model_config *c, int i) {
+    char p[256];
+    snprintf(p, sizeof p, "decoder.layers.%d.self_attn_norm", i);
+    cf_nn_norm_init(&l->self_attn_norm, ps, c->norm, c->d_model, c->norm_eps, p);
+    snprintf(p, sizeof p, "decoder.layers.%d.self_attn", i);
+    cf_nn_attention_init(&l->self_attn, ps, r, c, p, true);
+    snprintf(p, sizeof p, "decoder.layers.%d.cross_attn_norm", i);
+    cf_nn_norm_init(&l->cross_attn_norm, ps, c->norm, c->d_model, c->norm_eps, p);
+    snprintf(p, sizeof p, "decoder.layers.%d.cross_attn", i);
+    cf_nn_attention_init(&l->cross_attn, ps, r, c, p, false);
+    snprintf(p, sizeof p, "decoder.layers.%d.ffn_norm", i);
+    cf_nn_norm_init(&l->ffn_norm, ps, c->norm, c->d_model, c->norm_eps, p);
+    snprintf(p, sizeof p, "decoder.layers.%d.ffn", i);
+    cf_nn_ffn_init(&l->ffn, ps, r, c->activation, c->d_model, c->d_ff, c->bias, c->dropout, p);
+}
+
+cf_transformer *cf_transformer_new(const cf_model_config *cfg, uint64_t seed) {
+    if (cf_model_config_check(cfg) != 0) return NULL;
+    if (cfg->src_vocab <= 4 || cfg->tgt_vocab <= 4) {
+        cf_error_set("model vocabulary sizes must be set (source %lld, target %lld)", (long long)cfg->src_vocab,
+                     (long long)cfg->tgt_vocab);
+        return NULL;
+    }
+    cf_transformer *m = cf_xcalloc(1, sizeof *m);
+    m->cfg = *cfg;
+    const cf_model_config *c = &m->cfg;
+    cf_params *ps = &m->params;
+    cf_rng r = cf_rng_init(seed, CF_RNG_STREAM_INIT);
+    int64_t d = c->d_model;
+
+    /* Xavier-uniform like every other matrix (the embedding is [V, d]). */
+    m->src_embed = cf_params_new(ps, 2, (int64_t[]){c->src_vocab, d}, "encoder.embed_tokens.weight");
+    cf_init_xavier_uniform(m->src_embed, &r);
+    if (c->share_embeddings) {
+        m->tgt_embed = m->src_embed;
+    } else {
+        m->tgt_embed = cf_params_new(ps, 2, (int64_t[]){c->tgt_vocab, d}, "decoder.embed_tokens.weight");
+        cf_init_xavier_uniform(m->tgt_embed, &r);
+    }
+    cf_nn_positions_init(&m->enc_pos, ps, &r, c->pos_encoding, c->max_len, d, "encoder.embed_positions");
+    cf_nn_positions_init(&m->dec_pos, ps, &r, c->pos_encoding, c->max_len, d, "decoder.embed_positions");
+
+    m->enc = cf_xcalloc((size_t)(c->enc_layers ? c->enc_layers : 1), sizeof *m->enc);
+    m->dec = cf_xcalloc((size_t)c->dec_layers, sizeof *m->dec);
+    for (int i = 0; i < c->enc_layers; i++) encoder_layer_init(&m->enc[i], ps, &r, c, i);
+    if (c->pre_norm) cf_nn_norm_init(&m->enc_norm, ps, c->norm, d, c->norm_eps, "encoder.norm");
+    for (int i = 0; i < c->dec_layers; i++) decoder_layer_init(&m->dec[i], ps, &r, c, i);
+    if (c->pre_norm) cf_nn_norm_init(&m->dec_norm, ps, c->norm, d, c->norm_eps, "decoder.norm");
+
+    if (c->tie_output) {
+        m->output_proj = m->tgt_embed;
+    } else {
+        m->output_proj = cf_params_new(ps, 2, (int64_t[]){c->tgt_vocab, d}, "output_proj.weight");
+        cf_init_xavier_uniform(m->output_proj, &r);
+    }
+    return m;
+}
+
+void cf_transformer_free(cf_transformer *m) {
+    if (!m) return;
+    cf_nn_positions_free(&m->enc_pos);
+    cf_nn_positions_free(&m->dec_pos);
+    cf_params_free(&m->params);
+    free(m->enc);
+    free(m->dec);
+    free(m);
+}
+
+int64_t cf_transformer_num_params(const cf_transformer *m) { return cf_params_numel(&m->params); }
+
+/* token embedding (scaled) + absolute positions, then dropout: [B, T, d] */
+static cf_tensor *embed(cf_ctx *ctx, const cf_transformer *m, cf_tensor *table, const cf_nn_positions *pos,
+                        const int32_t *ids, int64_t batch, int64_t len, int64_t offset) {
+    cf_tensor *x = cf_embedding(ctx, table, ids, 2, (int64_t[]){batch, len});
+    if (m->cfg.scale_embedding) x = cf_scale(ctx, x, sqrt((double)m->cfg.d_model));
+    x = cf_nn_positions_add(ctx, pos, x, offset);
+    return cf_dropout(ctx, x, m->cfg.dropout);
+}
+
+/* One residual sub-layer: pre-LN  x + drop(f(norm(x)));  post-LN  norm(x + drop(f(x))). */
+typedef cf_tensor *(*sublayer_fn)(cf_ctx *ctx, const void *module, cf_tensor *x, const void *arg);
+
+static cf_tensor *residual(cf_ctx *ctx, const cf_transformer *m, const cf_nn_norm *norm, sublayer_fn f,
+                           const void *module, cf_tensor *x, const void *arg) {
+    if (m->cfg.pre_norm) {
+        cf_tensor *y = f(ctx, module, cf_nn_norm_forward(ctx, norm, x), arg);
+        return cf_add(ctx, x, cf_dropout(ctx, y, m->cfg.dropout));
+    }
+    cf_tensor *y = f(ctx, module, x, arg);
+    return cf_nn_norm_forward(ctx, norm, cf_add(ctx, x, cf_dropout(ctx, y, m->cfg.dropout)));
+}
+
+typedef struct attn_arg {
+    cf_tensor *kv;              /* NULL: self-attention on the sub-layer input */
+    cf_nn_attn_mask mask;
+    cf_kv_cache *cache;
+    int64_t q_offset;
+    bool kv_from_input;         /* self-attention: keys come from the (normed) input */
+} attn_arg;
+
+static cf_tensor *attn_sublayer(cf_ctx *ctx, const void *module, cf_tensor *x, const void *argp) {
+    const attn_arg *arg = argp;
+    cf_tensor *kv = arg->kv_from_input ? x : arg->kv;
+    return cf_nn_attention_forward(ctx, module, x, kv, &arg->mask, arg->cache, arg->q_offset);
+}
+
+static cf_tensor *ffn_sublayer(cf_ctx *ctx, const void *module, cf_tensor *x, const void *arg) {
+    (void)arg;
+    return cf_nn_ffn_forward(ctx, module, x);
+}
+
+cf_tensor *cf_transformer_encode(cf_ctx *ctx, const cf_transformer *m, const int32_t *src, int64_t batch,
+                                 int64_t src_len, const int32_t *src_lens) {
+    cf_tensor *x = embed(ctx, m, m->src_embed, &m->enc_pos, src, batch, src_len, 0);
+    for (int i = 0; i < m->cfg.enc_layers; i++) {
+        const cf_nn_encoder_layer *l = &m->enc[i];
+        attn_arg a = {.mask = {.causal = false, .key_lens = src_lens}, .kv_from_input = true};
+        x = residual(ctx, m, &l->self_attn_norm, attn_sublayer, &l->self_attn, x, &a);
+        x = residual(ctx, m, &l->ffn_norm, ffn_sublayer, &l->ffn, x, NULL);
+    }
+    return m->cfg.pre_norm ? cf_nn_norm_forward(ctx, &m->enc_norm, x) : x;
+}
+
+/* Decoder stack over x [B, T, d]; caches NULL for full teacher forcing. */
+static cf_tensor *decoder_stack(cf_ctx *ctx, const cf_transformer *m, cf_tensor *x, cf_tensor *memory,
+                                const int32_t *src_lens, cf_decode_state *st) {
+    int64_t offset = st ? st->pos : 0;
+    for (int i = 0; i < m->cfg.dec_layers; i++) {
+        const cf_nn_decoder_layer *l = &m->dec[i];
+        attn_arg self = {.mask = {.causal = true}, .cache = st ? st->self_cache[i] : NULL, .q_offset = offset,
+                         .kv_from_input = true};
+        x = residual(ctx, m, &l->self_attn_norm, attn_sublayer, &l->self_attn, x, &self);
+        cf_kv_cache *cc = st ? st->cross_cache[i] : NULL;
+        attn_arg cross = {.kv = (cc && cc->len > 0) ? NULL : memory, .mask = {.key_lens = src_lens}, .cache = cc,
+                          .q_offset = offset};
+        x = residual(ctx, m, &l->cross_attn_norm, attn_sublayer, &l->cross_attn, x, &cross);
+        x = residual(ctx, m, &l->ffn_norm, ffn_sublayer, &l->ffn, x, NULL);
+    }
+    if (m->cfg.pre_norm) x = cf_nn_norm_forward(ctx, &m->dec_norm, x);
+    return cf_linear(ctx, x, m->output_proj, NULL); /* [B, T, V] */
+}
+
+cf_tensor *cf_transformer_decode(cf_ctx *ctx, const cf_transformer *m, cf_tensor *memory, const int32_t *src_lens,
+                                 const int32_t *tgt_in, int64_t tgt_len) {
+    int64_t batch = memory->shape[0];
+    cf_tensor *x = embed(ctx, m, m->tgt_embed, &m->dec_pos, tgt_in, batch, tgt_len, 0);
+    return decoder_stack(ctx, m, x, memory, src_lens, NULL);
+}
+
+cf_tensor *cf_transformer_loss(cf_ctx *ctx, const cf_transformer *m, const cf_seq_batch *b, double label_smoothing,
+                               cf_ce_stats *stats) {
+    cf_tensor *memory = cf_transformer_encode(ctx, m, b->src, b->batch, b->src_len, b->src_lens);
+    cf_tensor *logits = cf_transformer_decode(ctx, m, memory, b->src_lens, b->tgt_in, b->tgt_len);
+    return cf_cross_entropy(ctx, logits, b->tgt_out, label_smoothing, b->pad_id, stats);
+}
+
+/* ---- incremental decoding ---- */
+
+cf_decode_state *cf_decode_state_new(const cf_transformer *m, int64_t batch, int64_t max_len, int64_t src_len) {
+    cf_decode_state *st = cf_xcalloc(1, sizeof *st);
+    st->batch = batch;
+    st->cap = max_len;
+    st->n_layers = (int)m->cfg.dec_layers;
+    st->self_cache = cf_xcalloc((size_t)st->n_layers, sizeof *st->self_cache);
+    st->cross_cache = cf_xcalloc((size_t)st->n_layers, sizeof *st->cross_cache);
+    for (int i = 0; i < st->n_layers; i++) {
+        st->self_cache[i] = cf_kv_cache_new(&m->dec[i].self_attn, batch, max_len);
+        st->cross_cache[i] = cf_kv_cache_new(&m->dec[i].cross_attn, batch, src_len);
+    }
+    return st;
+}
+
+void cf_decode_state_free(cf_decode_state *st) {
+    if (!st) return;
+    for (int i = 0; i < st->n_layers; i++) {
+        cf_kv_cache_free(st->self_cache[i]);
+        cf_kv_cache_free(st->cross_cache[i]);
+    }
+    free(st->self_cache);
+    free(st->cross_cache);
+    free(st);
+}
+
+cf_tensor *cf_transformer_decode_step(cf_ctx *ctx, const cf_transformer *m, cf_decode_state *st, cf_tensor *memory,
+                                      const int32_t *src_lens, const int32_t *ids) {
+    cf_tensor *x = embed(ctx, m, m->tgt_embed, &m->dec_pos, ids, st->batch, 1, st->pos);
+    cf_tensor *logits = decoder_stack(ctx, m, x, memory, src_lens, st);
+    st->pos++;
+    return logits;
+}
+
+void cf_decode_state_reorder(cf_decode_state *st, const int32_t *order, int64_t n) {
+    for (int i = 0; i < st->n_layers; i++) {
+        cf_kv_cache_reorder(st->self_cache[i], order, n);
+        cf_kv_cache_reorder(st->cross_cache[i], order, n);
+    }
+}
+
+/* ---- FLOPs ---- */
+
+static double linear_flops(const cf_nn_linear *l, int64_t rows) {
+    return l->weight ? 2.0 * (double)rows * (double)l->weight->numel : 0;
+}
+
+static double attn_flops(const cf_nn_attention *a, int64_t t, int64_t s) {
+    double f = linear_flops(&a->q_proj, t) + linear_flops(&a->k_proj, s) + linear_flops(&a->v_proj, s) +
+               linear_flops(&a->out_proj, t) + linear_flops(&a->q_a_proj, t) + linear_flops(&a->q_b_proj, t) +
+               linear_flops(&a->kv_a_proj, s) + linear_flops(&a->kv_b_proj, s);
+    /* scores q k^T and the weighted sum P v */
+    return f + 2.0 * (double)a->n_heads * (double)t * (double)s * (double)(a->qk_dim + a->v_dim);
+}
+
+static double ffn_flops(const cf_nn_ffn *f, int64_t t) {
+    return linear_flops(&f->fc1, t) + linear_flops(&f->fc2, t) + linear_flops(&f->gate, t);
+}
+
+double cf_transformer_flops(const cf_transformer *m, int64_t src_len, int64_t tgt_len) {
+    double f = 0;
+    for (int i = 0; i < m->cfg.enc_layers; i++)
+        f += attn_flops(&m->enc[i].self_attn, src_len, src_len) + ffn_flops(&m->enc[i].ffn, src_len);
+    for (int i = 0; i < m->cfg.dec_layers; i++)
+        f += attn_flops(&m->dec[i].self_attn, tgt_len, tgt_len) + attn_flops(&m->dec[i].cross_attn, tgt_len, src_len) +
+             ffn_flops(&m->dec[i].ffn, tgt_len);
+    return f + 2.0 * (double)tgt_len * (double)m->output_proj->numel;
+}
