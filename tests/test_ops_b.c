@@ -107,7 +107,7 @@ TEST(ops_b_torch_concat_slice) {
     cf_st_file *f = open_fixture();
     if (!f) return;
     for (int dim = 0; dim <= 2; dim += 2) {
-        char c[32], xn[16];
+        char c[32], xn[32];
         snprintf(c, sizeof c, "concat%d", dim);
         cf_tensor *xs[3];
         bool ok = true;
