@@ -518,3 +518,19 @@ TEST(ops_b_bit_identical_across_threads) {
     cf_param_free(y);
     cf_param_free(z);
 }
+
+/* PyTorch returns NaN (0 / 0) when every target is ignored; our contract is 0 and zero gradients. */
+TEST(cross_entropy_all_ignored) {
+    cf_tensor *logits = test_param_uniform("logits", 2, (int64_t[]){3, 5}, -1, 1, 1);
+    cf_param_zero_grad(logits);
+    cf_ctx *ctx = cf_ctx_new(1);
+    cf_ce_stats st = {-1, -1};
+    cf_tensor *loss = cf_cross_entropy(ctx, logits, (int32_t[]){0, 0, 0}, 0.1, 0, &st);
+    CHECK(loss->data[0] == 0 && st.nll_sum == 0 && st.n_tokens == 0);
+    cf_backward(ctx, loss);
+    int64_t nonzero = 0;
+    for (int64_t i = 0; i < logits->numel; i++) nonzero += logits->grad[i] != 0;
+    CHECK(nonzero == 0);
+    cf_ctx_free(ctx);
+    cf_param_free(logits);
+}
