@@ -1,0 +1,158 @@
+/* core/ops_loss.c - fused log_softmax + cross-entropy with label smoothing and an ignore index.
+ *
+ * PyTorch's F.cross_entropy(logits, y, ignore_index, label_smoothing=ls, reduction='mean'): with
+ * lse = logsumexp(logits[r]) and -logp[v] = lse - logits[r, v], a counted row contributes
+ *     loss_r = (1 - ls) * (lse - logits[r, y]) + ls * (lse - mean_v logits[r, v])
+ * and the result is sum_r loss_r / n_tokens over the rows whose target is not ignore_index (0 when
+ * none is counted). The forward saves lse per row, so backward is one pass:
+ *     dlogits[r, v] += g / n_tokens * (exp(logits[r, v] - lse) - ls / V - (1 - ls) * [v == y]).
+ * Rows run in parallel; the loss is summed from per-row values in row order, so it is bit-identical
+ * for any thread count.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "core/kernel.h"
+#include "core/ops.h"
+
+#define LANES 16 /* independent accumulators: vectorisable reductions in a fixed order */
+
+#ifdef CF_REAL_DOUBLE
+static inline cf_real exp_r(cf_real x) { return exp(x); }
+static inline cf_real log_r(cf_real x) { return log(x); }
+#else
+/* expf that gcc can vectorise (libm's expf is only vectorised under -ffast-math): x = n ln2 + r
+ * with |r| <= ln2 / 2 (Cody-Waite split of ln2), e^r by its degree-7 Taylor polynomial (relative
+ * error < 1e-8 there), 2^n by building the float's exponent bits. Inputs are clamped to
+ * [-87, 88], so results stay normal floats (e^-87 ~ 1.6e-38 stands in for smaller values). */
+static inline float exp_r(float x) {
+    x = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x;
+    float n = (x * 1.44269504f + 12582912.0f) - 12582912.0f; /* round(x / ln2) via 1.5 * 2^23 */
+    float r = x - n * 0.693359375f;                             /* ln2 = 0.693359375 - 2.12194440e-4 */
+    r = r + n * 2.12194440e-4f;
+    float p = 1.0f + r * (1.0f + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720 + r * (1.0f / 5040)))))));
+    int32_t bits = ((int32_t)n + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+}
+static inline cf_real log_r(cf_real x) { return logf(x); }
+#endif
+
+typedef struct ce_saved {
+    int32_t *targets;           /* [N] copy */
+    cf_real *lse;               /* [N] logsumexp of each row */
+    int64_t n_tokens;
+} ce_saved;
+
+/* max over a row, LANES accumulators then combined in lane order */
+static cf_real row_max(const cf_real *x, int64_t V) {
+    cf_real lane[LANES];
+    for (int j = 0; j < LANES; j++) lane[j] = -INFINITY;
+    int64_t v = 0;
+    for (; v + LANES <= V; v += LANES)
+        for (int j = 0; j < LANES; j++) lane[j] = x[v + j] > lane[j] ? x[v + j] : lane[j];
+    cf_real m = -INFINITY;
+    for (; v < V; v++) m = x[v] > m ? x[v] : m;
+    for (int j = 0; j < LANES; j++) m = lane[j] > m ? lane[j] : m;
+    return m;
+}
+
+/* sum_v exp(x[v] - m) and sum_v x[v] */
+static void row_sums(const cf_real *x, int64_t V, cf_real m, cf_real *sum_exp, cf_real *sum_x) {
+    cf_real le[LANES] = {0}, lx[LANES] = {0};
+    int64_t v = 0;
+    for (; v + LANES <= V; v += LANES)
+        for (int j = 0; j < LANES; j++) {
+            le[j] += exp_r(x[v + j] - m);
+            lx[j] += x[v + j];
+        }
+    cf_real se = 0, sx = 0;
+    for (int j = 0; j < LANES; j++) {
+        se += le[j];
+        sx += lx[j];
+    }
+    for (; v < V; v++) {
+        se += exp_r(x[v] - m);
+        sx += x[v];
+    }
+    *sum_exp = se;
+    *sum_x = sx;
+}
+
+static void cross_entropy_backward(cf_ctx *ctx, cf_node *node) {
+    cf_tensor *logits = node->in[0];
+    const ce_saved *s = node->saved;
+    if (s->n_tokens == 0) return; /* every row ignored: zero gradient */
+    int64_t N = cf_rows(logits), V = cf_cols(logits);
+    double ls = node->f[0];
+    int32_t ignore = (int32_t)node->i[0];
+    cf_real coef = (cf_real)(node->out->grad[0] / (double)s->n_tokens);
+    cf_real smooth = (cf_real)(ls / (double)V), hit = (cf_real)(1 - ls);
+    cf_real *dl = cf_grad(ctx, logits); /* [N, V] */
+#pragma omp parallel for schedule(static) if (N * V > CF_PAR_MIN_WORK)
+    for (int64_t r = 0; r < N; r++) {
+        int32_t y = s->targets[r];
+        if (y == ignore) continue;
+        const cf_real *x = logits->data + r * V;
+        cf_real *d = dl + r * V, lse = s->lse[r];
+        for (int64_t v = 0; v < V; v++) d[v] += coef * (exp_r(x[v] - lse) - smooth);
+        d[y] -= coef * hit;
+    }
+}
+
+cf_tensor *cf_cross_entropy(cf_ctx *ctx, cf_tensor *logits, const int32_t *targets, double label_smoothing,
+                            int32_t ignore_index, cf_ce_stats *stats) {
+    CF_ASSERT(label_smoothing >= 0 && label_smoothing <= 1, "cross_entropy: label_smoothing %g", label_smoothing);
+    int64_t N = cf_rows(logits), V = cf_cols(logits);
+    ce_saved *s = cf_scratch(ctx, sizeof *s);
+    s->targets = cf_scratch(ctx, (size_t)(N ? N : 1) * sizeof *s->targets); /* [N] */
+    s->lse = cf_scratch(ctx, (size_t)(N ? N : 1) * sizeof *s->lse);         /* [N] */
+    double *row_loss = cf_scratch(ctx, (size_t)(N ? N : 1) * sizeof *row_loss); /* [N] smoothed */
+    double *row_nll = cf_scratch(ctx, (size_t)(N ? N : 1) * sizeof *row_nll);   /* [N] unsmoothed */
+    memcpy(s->targets, targets, (size_t)N * sizeof *targets);
+    s->n_tokens = 0;
+    for (int64_t r = 0; r < N; r++) {
+        int32_t y = targets[r];
+        if (y == ignore_index) continue;
+        CF_ASSERT(y >= 0 && y < V, "cross_entropy: target %d of row %lld is outside [0, %lld)", (int)y, (long long)r,
+                  (long long)V);
+        s->n_tokens++;
+    }
+    double ls = label_smoothing;
+#pragma omp parallel for schedule(static) if (N * V > CF_PAR_MIN_WORK)
+    for (int64_t r = 0; r < N; r++) {
+        int32_t y = targets[r];
+        if (y == ignore_index) {
+            s->lse[r] = 0;
+            row_loss[r] = row_nll[r] = 0;
+            continue;
+        }
+        const cf_real *x = logits->data + r * V;
+        cf_real m = row_max(x, V), sum_exp, sum_x;
+        row_sums(x, V, m, &sum_exp, &sum_x);
+        cf_real lse = m + log_r(sum_exp);
+        s->lse[r] = lse;
+        double nll = (double)lse - (double)x[y];
+        row_nll[r] = nll;
+        row_loss[r] = (1 - ls) * nll + ls * ((double)lse - (double)sum_x / (double)V);
+    }
+    double loss = 0, nll_sum = 0;
+    for (int64_t r = 0; r < N; r++) {
+        loss += row_loss[r];
+        nll_sum += row_nll[r];
+    }
+    if (stats) {
+        stats->nll_sum = nll_sum;
+        stats->n_tokens = s->n_tokens;
+    }
+    cf_tensor *out = cf_tensor_new(ctx, 1, (int64_t[]){1});
+    out->data[0] = s->n_tokens ? (cf_real)(loss / (double)s->n_tokens) : 0;
+    cf_node *node = cf_tape_record(ctx, "cross_entropy", cross_entropy_backward, out, 1, (cf_tensor *[]){logits});
+    if (node) {
+        node->saved = s;
+        node->f[0] = ls;
+        node->i[0] = ignore_index;
+    }
+    return out;
+}
