@@ -48,38 +48,22 @@ static void norm_forward(const cf_real *x, const cf_real *w, const cf_real *b, i
     }
 }
 
-/* s1 = sum_c dh, s2 = sum_c dh * xh for one row, dh = g * w (w NULL: 1), xh = (x - m) * rs. */
-static void row_dh_sums(const cf_real *x, const cf_real *g, const cf_real *w, cf_real m, cf_real rs, int64_t n,
-                        double *s1, double *s2) {
-    double a1[CF_LANES] = {0}, a2[CF_LANES] = {0};
+/* sum_c dh * xh for one row, dh = g * w (w NULL: 1), xh = (x - m) * rs. Kept apart from the
+ * sum of dh: gcc vectorizes each lane loop alone but not the two fused (4x slower measured). */
+static double row_dh_xh_sum(const cf_real *x, const cf_real *g, const cf_real *w, cf_real m, cf_real rs,
+                            int64_t n) {
+    double acc[CF_LANES] = {0};
     int64_t c = 0;
     if (w) {
         for (; c + CF_LANES <= n; c += CF_LANES)
-            for (int j = 0; j < CF_LANES; j++) {
-                cf_real dh = g[c + j] * w[c + j], xh = (x[c + j] - m) * rs;
-                a1[j] += (double)dh;
-                a2[j] += (double)(dh * xh);
-            }
-        for (int j = 0; c + j < n; j++) {
-            cf_real dh = g[c + j] * w[c + j], xh = (x[c + j] - m) * rs;
-            a1[j] += (double)dh;
-            a2[j] += (double)(dh * xh);
-        }
+            for (int j = 0; j < CF_LANES; j++) acc[j] += (double)(g[c + j] * w[c + j] * ((x[c + j] - m) * rs));
+        for (int j = 0; c + j < n; j++) acc[j] += (double)(g[c + j] * w[c + j] * ((x[c + j] - m) * rs));
     } else {
         for (; c + CF_LANES <= n; c += CF_LANES)
-            for (int j = 0; j < CF_LANES; j++) {
-                cf_real dh = g[c + j], xh = (x[c + j] - m) * rs;
-                a1[j] += (double)dh;
-                a2[j] += (double)(dh * xh);
-            }
-        for (int j = 0; c + j < n; j++) {
-            cf_real dh = g[c + j], xh = (x[c + j] - m) * rs;
-            a1[j] += (double)dh;
-            a2[j] += (double)(dh * xh);
-        }
+            for (int j = 0; j < CF_LANES; j++) acc[j] += (double)(g[c + j] * ((x[c + j] - m) * rs));
+        for (int j = 0; c + j < n; j++) acc[j] += (double)(g[c + j] * ((x[c + j] - m) * rs));
     }
-    *s1 = cf_lanes_sum_d(a1);
-    *s2 = cf_lanes_sum_d(a2);
+    return cf_lanes_sum_d(acc);
 }
 
 /* dst[c] += sum_k part[k * stride + c] for k = 0..nblk-1 in order, in double. */
@@ -122,9 +106,9 @@ static void norm_backward(cf_ctx *ctx, cf_node *node) {
             if (need_b)
                 for (int64_t c = 0; c < cols; c++) pb[c] += gr[c];
             if (!need_x) continue;
-            double s1, s2;
-            row_dh_sums(xr, gr, wd, m, rs, cols, &s1, &s2);
-            cf_real a = sv->mean ? (cf_real)(s1 * inv_c) : (cf_real)0, bb = (cf_real)(s2 * inv_c);
+            /* a = mean(dh) (layernorm only), bb = mean(dh * xh) */
+            double s1 = !sv->mean ? 0.0 : wd ? cf_row_dot_d(gr, wd, cols) : cf_row_sum_d(gr, cols);
+            cf_real a = (cf_real)(s1 * inv_c), bb = (cf_real)(row_dh_xh_sum(xr, gr, wd, m, rs, cols) * inv_c);
             cf_real *d = dx + r * cols;
             if (wd)
                 for (int64_t c = 0; c < cols; c++) d[c] += rs * (gr[c] * wd[c] - a - (xr[c] - m) * rs * bb);
