@@ -22,9 +22,9 @@ static void relu_backward(cf_ctx *ctx, cf_node *node) {
     const cf_real *xd = x->data, *g = node->out->grad; /* [numel] */
     cf_real *dx = cf_grad(ctx, x);
     int64_t n = x->numel;
-    /* PyTorch: the gradient at exactly 0 is 0. */
+    /* PyTorch's threshold_backward: 0 where x <= 0 (so exactly at 0 too), g elsewhere (NaN too). */
 #pragma omp parallel for schedule(static) if (n > CF_PAR_MIN_WORK)
-    for (int64_t i = 0; i < n; i++) dx[i] += xd[i] > 0 ? g[i] : (cf_real)0;
+    for (int64_t i = 0; i < n; i++) dx[i] += xd[i] <= 0 ? (cf_real)0 : g[i];
 }
 
 cf_tensor *cf_relu(cf_ctx *ctx, cf_tensor *x) {
@@ -32,8 +32,9 @@ cf_tensor *cf_relu(cf_ctx *ctx, cf_tensor *x) {
     const cf_real *xd = x->data;
     cf_real *o = out->data;
     int64_t n = x->numel;
+    /* written so that NaN propagates (as in PyTorch) instead of being hidden as 0 */
 #pragma omp parallel for schedule(static) if (n > CF_PAR_MIN_WORK)
-    for (int64_t i = 0; i < n; i++) o[i] = xd[i] > 0 ? xd[i] : (cf_real)0;
+    for (int64_t i = 0; i < n; i++) o[i] = xd[i] < 0 ? (cf_real)0 : xd[i];
     cf_tape_record(ctx, "relu", relu_backward, out, 1, (cf_tensor *[]){x});
     return out;
 }
