@@ -101,9 +101,14 @@ static void norm_backward(cf_ctx *ctx, cf_node *node) {
         for (int64_t r = k * NORM_ROWBLK; r < r1; r++) {
             const cf_real *xr = xd + r * cols, *gr = g + r * cols;
             cf_real m = sv->mean ? sv->mean[r] : (cf_real)0, rs = sv->rstd[r];
-            if (need_w)
+            if (need_w && need_b)
+                for (int64_t c = 0; c < cols; c++) {
+                    pw[c] += gr[c] * ((xr[c] - m) * rs);
+                    pb[c] += gr[c];
+                }
+            else if (need_w)
                 for (int64_t c = 0; c < cols; c++) pw[c] += gr[c] * ((xr[c] - m) * rs);
-            if (need_b)
+            else if (need_b)
                 for (int64_t c = 0; c < cols; c++) pb[c] += gr[c];
             if (!need_x) continue;
             /* a = mean(dh) (layernorm only), bb = mean(dh * xh) */
