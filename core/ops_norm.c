@@ -128,8 +128,9 @@ static void norm_backward(cf_ctx *ctx, cf_node *node) {
 static cf_tensor *norm(cf_ctx *ctx, const char *name, cf_tensor *x, cf_tensor *w, cf_tensor *b, double eps,
                        bool center) {
     char sx[64], sp[64];
-    int64_t rows = cf_rows(x), cols = cf_cols(x);
+    int64_t cols = cf_cols(x);
     CF_ASSERT(cols > 0, "%s: empty last dim in %s", name, cf_shape_str(x, sx, 64));
+    int64_t rows = cf_rows(x);
     CF_ASSERT(!w || (w->ndim == 1 && w->shape[0] == cols), "%s: weight %s for x %s", name,
               cf_shape_str(w, sp, 64), cf_shape_str(x, sx, 64));
     CF_ASSERT(!b || (b->ndim == 1 && b->shape[0] == cols), "%s: bias %s for x %s", name,
