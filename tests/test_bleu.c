@@ -21,8 +21,7 @@ typedef struct record {
 } record;
 
 static record *records;
-static int64_t n_records;
-static char **record_lines;
+static int64_t n_records; /* loaded once, kept until exit */
 
 static bool load_expected(void) {
     if (records) return true;
@@ -42,7 +41,7 @@ static bool load_expected(void) {
         *a = *b = 0;
         records[n_records++] = (record){lines[i], a + 1, b + 1};
     }
-    record_lines = lines;
+    free(lines); /* the strings stay, owned by records[] */
     return true;
 }
 
