@@ -121,7 +121,7 @@ TEST(bleu_corpus_lines_equal_sacrebleu) {
     CHECK_MSG(cases >= 39, "only %d fixture cases", cases);
 }
 
-TEST(bleu_sentence_lines_equal_sacrebleu) {
+TEST(bleu_chrf_sentence_lines_equal_sacrebleu) {
     if (!load_expected()) return;
     int checked = 0;
     for (int64_t i = 0; i < n_records; i++) {
@@ -141,6 +141,12 @@ TEST(bleu_sentence_lines_equal_sacrebleu) {
             char line[CF_BLEU_LINE_MAX];
             cf_bleu_format(&s, line, sizeof line);
             const char *want = expected(name, "sent", (int)l);
+            CHECK_MSG(want && strcmp(line, want) == 0, "%s segment %lld:\n      ours      %s\n      sacrebleu %s", name,
+                      (long long)l + 1, line, want ? want : "(missing)");
+            cf_chrf_stats ch = {0};
+            CHECK(cf_chrf_stats_add(&ch, c.hyps[l], refs, c.n_refs));
+            cf_chrf_format(cf_chrf_compute(&ch), line, sizeof line);
+            want = expected(name, "sentchrf", (int)l);
             CHECK_MSG(want && strcmp(line, want) == 0, "%s segment %lld:\n      ours      %s\n      sacrebleu %s", name,
                       (long long)l + 1, line, want ? want : "(missing)");
             checked++;
@@ -352,6 +358,8 @@ TEST(bleu_cli_end_to_end) {
     snprintf(want, sizeof want, "%s\n%s", expected("multi_ref", "bleu", 0), expected("multi_ref", "chrf", 0));
     CHECK(run_cli("-r multi_ref.ref0 --ref=multi_ref.ref1 -i multi_ref.hyp --chrf", out, sizeof out) == 0);
     CHECK_STR(out, want);
+    CHECK(run_cli("-r clipping.ref0 -r clipping.ref1 -i clipping.hyp --sentence -m chrf", out, sizeof out) == 0);
+    CHECK_STR(out, expected("clipping", "sentchrf", 0));
     CHECK(run_cli("-r crlf.ref0 -i crlf.hyp --metrics chrf", out, sizeof out) == 0);
     CHECK_STR(out, expected("crlf", "chrf", 0));
     CHECK(run_cli("-r apostrophes.ref0 -i apostrophes.hyp --sentence", out, sizeof out) == 0);

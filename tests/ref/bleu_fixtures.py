@@ -21,6 +21,7 @@ What it writes (all under tests/fixtures/bleu/):
                    bleu    str(BLEU().corpus_score(hyps, refs))         (API defaults: 13a, exp)
                    chrf    str(CHRF().corpus_score(hyps, refs))          (chrF2, char order 6)
                    sent    str(BLEU(effective_order=True).sentence_score(h, rs)), one per segment
+                   sentchrf  str(CHRF().sentence_score(h, rs)), one per segment
                    stdin   the BLEU line of the sacrebleu CLI with the hypotheses on stdin, or
                            "error: exit N" when it refuses them
   tok13a.json    [{"in": s, "out": Tokenizer13a()(s)}, ...] on hostile strings
@@ -278,6 +279,8 @@ def main():
             sent_metric = BLEU(effective_order=True)
             for i, h in enumerate(hyps):
                 records.append((name, "sent", str(sent_metric.sentence_score(h, [r[i] for r in refs]))))
+            for i, h in enumerate(hyps):
+                records.append((name, "sentchrf", str(CHRF().sentence_score(h, [r[i] for r in refs]))))
         if name in stdin_cases:
             records.append((name, "stdin", cli_line(path, "bleu", ref_paths, stdin_path=hyp_path)))
         print(f"{name:26s} {bleu}")
