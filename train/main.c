@@ -5,6 +5,7 @@
 #include "core/common.h"
 #include "core/threads.h"
 #include "train/cli.h"
+#include "train/cmd_bleu.h"
 
 static int cmd_help(int argc, char **argv);
 
@@ -20,6 +21,7 @@ static int cmd_version(int argc, char **argv) {
 static const cf_cli_command commands[] = {
     {"help", cmd_help, "list the subcommands"},
     {"version", cmd_version, "print the version and the linked BLAS threading model"},
+    {"bleu", cf_cmd_bleu, "corpus BLEU exactly as sacrebleu computes it"},
 };
 enum { N_COMMANDS = sizeof commands / sizeof commands[0] };
 
