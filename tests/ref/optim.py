@@ -95,6 +95,9 @@ CASES = {
                ["enc.fc.weight", "src_embed.weight"], lambda t: 0.05),
     "sgd_nesterov": (torch.optim.SGD, dict(momentum=0.9, weight_decay=0.01, nesterov=True),
                      ["enc.fc.weight"], lambda t: 0.05 + 0.01 * t),
+    # Dampening: the first update still copies d_p into the buffer undamped.
+    "sgd_dampening": (torch.optim.SGD, dict(momentum=0.9, dampening=0.1, weight_decay=0.0),
+                      [], lambda t: 0.1),
 }
 
 for case, (cls, kw, decay_names, lr_of) in CASES.items():
