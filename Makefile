@@ -8,7 +8,7 @@ BLAS_INC := /usr/include/$(MULTIARCH)/openblas-openmp
 CC      := gcc
 BUILD   ?= build
 OPT     ?= -O3 -march=native
-CFLAGS  := -std=c11 $(OPT) -g -Wall -Wextra -Wshadow -fopenmp -D_GNU_SOURCE -I. -I$(BLAS_INC) \
+CFLAGS  := -std=c11 $(OPT) -fno-math-errno -g -Wall -Wextra -Wshadow -fopenmp -D_GNU_SOURCE -I. -I$(BLAS_INC) \
            -DCF_SOURCE_DIR='"$(CURDIR)"' $(EXTRA_CFLAGS)
 LDFLAGS := -fopenmp $(EXTRA_LDFLAGS)
 LDLIBS  := -L$(BLAS_LIB) -Wl,-rpath,$(BLAS_LIB) -lopenblas -lcjson -lz -lm
