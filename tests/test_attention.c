@@ -137,17 +137,20 @@ static void check_against_reference(const attn_case *c, uint64_t seed) {
         if (getenv("CF_TEST_VERBOSE")) printf("     %-18s %-3s max abs err %.3g\n", c->name, cmp[t].what, err);
     }
 
-    /* Without grad mode (P not saved) the output is bit-identical. */
+    /* Without grad mode (P not saved) the output is bit-identical (y's memory is reused at reset). */
+    cf_real *y1 = malloc((size_t)no * sizeof *y1);
+    memcpy(y1, y->data, (size_t)no * sizeof *y1);
     cf_ctx_reset(ctx);
     cf_ctx_begin_step(ctx, STEP);
     ctx->dropout_calls = 5;
     cf_ctx_set_grad(ctx, false);
     cf_tensor *y2 = attn_run(ctx, c, q, k, v);
-    CHECK_MSG(memcmp(y2->data, y->data, (size_t)no * sizeof(cf_real)) == 0, "%s: no-grad output differs", c->name);
+    CHECK_MSG(memcmp(y2->data, y1, (size_t)no * sizeof(cf_real)) == 0, "%s: no-grad output differs", c->name);
     CHECK(!y2->requires_grad);
 
     cf_ctx_free(ctx);
     free(r);
+    free(y1);
     free(out);
     free(dq);
     free(dk);
@@ -282,19 +285,26 @@ TEST(attention_deterministic_across_threads) {
 }
 
 TEST(attention_steady_state_allocates_nothing) {
-    attn_case c = {"arena", 4, 4, 2, 24, 24, 16, 16, true, 0, NULL, 0.1};
-    cf_tensor *q = test_param_uniform("q", 4, (int64_t[]){4, 4, 24, 16}, -1, 1, 1);
-    cf_tensor *k = test_param_uniform("k", 4, (int64_t[]){4, 2, 24, 16}, -1, 1, 2);
-    cf_tensor *v = test_param_uniform("v", 4, (int64_t[]){4, 2, 24, 16}, -1, 1, 3);
+    /* big enough (P alone 1.2 MB) that the arena's 1 MB minimum chunk cannot hide a growing demand */
+    attn_case c = {"arena", 8, 8, 2, 48, 64, 32, 32, true, 0, NULL, 0.1};
+    cf_tensor *q = test_param_uniform("q", 4, (int64_t[]){8, 8, 48, 32}, -1, 1, 1);
+    cf_tensor *k = test_param_uniform("k", 4, (int64_t[]){8, 2, 64, 32}, -1, 1, 2);
+    cf_tensor *v = test_param_uniform("v", 4, (int64_t[]){8, 2, 64, 32}, -1, 1, 3);
     cf_ctx *ctx = cf_ctx_new(1);
-    size_t first = 0;
+    size_t first = 0, first_used = 0;
     for (int step = 0; step < 3; step++) {
         cf_ctx_begin_step(ctx, (uint64_t)step);
         cf_tensor *y = attn_run(ctx, &c, q, k, v);
         cf_backward(ctx, cf_sum(ctx, y));
+        size_t used = ctx->arena.used_total; /* bytes this step: a growing demand could hide in slack */
         cf_ctx_reset(ctx);
-        if (step == 0) first = ctx->arena.mallocs;
-        else CHECK_MSG(ctx->arena.mallocs == first, "step %d: %zu mallocs, first step %zu", step, ctx->arena.mallocs, first);
+        if (step == 0) {
+            first = ctx->arena.mallocs;
+            first_used = used;
+        } else {
+            CHECK_MSG(ctx->arena.mallocs == first, "step %d: %zu mallocs, first step %zu", step, ctx->arena.mallocs, first);
+            CHECK_MSG(used == first_used, "step %d: %zu arena bytes, first step %zu", step, used, first_used);
+        }
     }
     cf_ctx_free(ctx);
     cf_param_free(q);
