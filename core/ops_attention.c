@@ -34,9 +34,28 @@
 #include "core/rng.h"
 
 #ifdef CF_REAL_DOUBLE
-#define attn_exp exp
+static inline double attn_exp(double x) { return exp(x); }
 #else
-#define attn_exp expf
+/* e^x for x <= 0, vectorisable (libm's expf is a scalar call per score here, and the softmax
+ * would cost more than the GEMMs): x = n ln2 + r with |r| <= ln2/2, e^r by its degree-7 Taylor
+ * polynomial (truncation < 6e-9, below float rounding), 2^n through the exponent bits. */
+static inline float attn_exp(float x) {
+    x = x < -87.0f ? -87.0f : x;                         /* e^-87 ~ 1.6e-38: still a normal float */
+    float t = x * 1.44269504f + 12582912.0f;             /* 1.5 * 2^23: rounds to nearest integer */
+    float n = t - 12582912.0f;
+    float r = fmaf(n, -0.693145752f, x);                 /* ln 2 in two parts, so r is exact-ish */
+    r = fmaf(n, -1.42860677e-6f, r);
+    float p = 1.0f / 5040;
+    p = fmaf(p, r, 1.0f / 720);
+    p = fmaf(p, r, 1.0f / 120);
+    p = fmaf(p, r, 1.0f / 24);
+    p = fmaf(p, r, 1.0f / 6);
+    p = fmaf(p, r, 0.5f);
+    p = fmaf(p, r, 1.0f);
+    p = fmaf(p, r, 1.0f);
+    union { uint32_t u; float f; } scale = {.u = (uint32_t)((int32_t)n + 127) << 23};
+    return p * scale.f;
+}
 #endif
 
 /* Query rows per block: small enough that causal blocks skip most masked keys, big enough for
@@ -108,14 +127,17 @@ static void attn_dropout_row(const attn_cfg *c, uint64_t base, int64_t lo, int64
 
 /* Softmax of row p[lo, hi) in place (p already holds scaled scores); zero outside. */
 static void attn_softmax_row(cf_real *p, int64_t S, int64_t lo, int64_t hi) {
-    cf_real m = p[lo];
-    for (int64_t j = lo + 1; j < hi; j++) m = p[j] > m ? p[j] : m;
-    cf_real sum = 0;
+    /* omp simd: vector reductions in a fixed (compile-time) order, without -ffast-math */
+    cf_real m = p[lo], sum = 0;
+#pragma omp simd reduction(max : m)
+    for (int64_t j = lo; j < hi; j++) m = p[j] > m ? p[j] : m;
+#pragma omp simd reduction(+ : sum)
     for (int64_t j = lo; j < hi; j++) {
         p[j] = attn_exp(p[j] - m);
         sum += p[j];
     }
     cf_real inv = 1 / sum;
+#pragma omp simd
     for (int64_t j = lo; j < hi; j++) p[j] *= inv;
     memset(p, 0, (size_t)lo * sizeof *p);
     memset(p + hi, 0, (size_t)(S - hi) * sizeof *p);
