@@ -10,8 +10,10 @@
  *   out_blk = Pd v_vis
  * Saved for backward: P [B,H,T,S] itself (zero where masked) rather than the row logsumexp. At our
  * sizes (T, S <= 128, D 32-64) P is 2.4 MB per layer for B*H = 256, T = S = 48, while recomputing
- * it would cost backward one more GEMM plus an exp per score (the exp alone is about as slow as
- * the forward's two GEMMs here). A weight that dropout removed is stored negated (P >= 0
+ * it would cost backward one more GEMM (about +25% of backward's GEMM work) plus an exp per score
+ * and, with dropout, the RNG again (the softmax and RNG are ~40% of forward time here). The
+ * memory is a quarter of what the unfused ops keep (scores, P, mask, Pd). A weight that dropout
+ * removed is stored negated (P >= 0
  * otherwise), so the keep mask costs neither memory nor a second pass of the Philox RNG.
  *
  * Backward, one task per (b, kv head): for its G query heads in order, and their row blocks:
