@@ -13,8 +13,8 @@
  * it would cost backward one more GEMM (about +25% of backward's GEMM work) plus an exp per score
  * and, with dropout, the RNG again (the softmax and RNG are ~40% of forward time here). The
  * memory is a quarter of what the unfused ops keep (scores, P, mask, Pd). A weight that dropout
- * removed is stored negated (P >= 0
- * otherwise), so the keep mask costs neither memory nor a second pass of the Philox RNG.
+ * removed is stored negated (P >= 0 otherwise), so the keep mask costs neither memory nor a
+ * second pass of the Philox RNG.
  *
  * Backward, one task per (b, kv head): for its G query heads in order, and their row blocks:
  *   dPd = dO v^T;  dP = dPd * keep / (1 - p);  dS = P * (dP - rowsum(dP * P))
