@@ -1,0 +1,70 @@
+/* tests/grad_attention.c - finite-difference checks of the fused attention (w.r.t. q, k, v). */
+#include <math.h>
+
+#include "core/ops.h"
+#include "tests/gradcheck.h"
+#include "tests/test.h"
+#include "tests/testlib.h"
+
+typedef struct attn_case {
+    const char *name;
+    int64_t B, H, Hkv, T, S, Dk, Dv;
+    bool causal;
+    int64_t window;
+    const int32_t *key_lens;    /* [B] or NULL */
+    double dropout;
+} attn_case;
+
+static cf_tensor *f_attention(cf_ctx *ctx, cf_tensor **in, void *user) {
+    const attn_case *c = user;
+    cf_attn_opts o = {1 / sqrt((double)c->Dk), c->causal, c->key_lens, c->window, c->dropout};
+    return cf_attention(ctx, in[0], in[1], in[2], &o);
+}
+
+static void check_case(const attn_case *c, uint64_t seed) {
+    cf_tensor *q = test_param_uniform("q", 4, (int64_t[]){c->B, c->H, c->T, c->Dk}, -2, 2, seed);
+    cf_tensor *k = test_param_uniform("k", 4, (int64_t[]){c->B, c->Hkv, c->S, c->Dk}, -2, 2, seed + 1);
+    cf_tensor *v = test_param_uniform("v", 4, (int64_t[]){c->B, c->Hkv, c->S, c->Dv}, -1, 1, seed + 2);
+    gradcheck_opts o = {.training = c->dropout > 0};
+    GRADCHECK_OPTS(c->name, f_attention, ((cf_tensor *[]){q, k, v}), 3, (void *)c, &o);
+    cf_param_free(q);
+    cf_param_free(k);
+    cf_param_free(v);
+}
+
+static const int32_t lens3[3] = {5, 2, 0};   /* full, padded, everything hidden (zero rows) */
+static const int32_t lens2[2] = {6, 3};
+
+TEST(grad_attention_heads) {
+    const attn_case cases[] = {
+        {"mha", 2, 2, 2, 4, 5, 4, 4, false, 0, NULL, 0},
+        {"gqa", 2, 4, 2, 4, 5, 4, 4, false, 0, NULL, 0},
+        {"mqa", 2, 3, 1, 4, 5, 4, 4, false, 0, NULL, 0},
+        {"dv_ne_dk", 2, 4, 2, 4, 5, 4, 6, false, 0, NULL, 0},
+        {"odd", 1, 2, 1, 3, 5, 7, 7, false, 0, NULL, 0},
+        {"size1", 1, 1, 1, 1, 1, 1, 1, false, 0, NULL, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) check_case(&cases[i], 10 + 3 * i);
+}
+
+TEST(grad_attention_masks) {
+    const attn_case cases[] = {
+        {"causal_t_eq_s", 2, 4, 2, 5, 5, 4, 4, true, 0, NULL, 0},
+        {"causal_cache", 2, 2, 1, 3, 6, 4, 5, true, 0, NULL, 0},
+        {"causal_t_gt_s", 1, 2, 2, 5, 3, 4, 4, true, 0, NULL, 0},   /* first rows see no key */
+        {"key_lens", 3, 2, 1, 4, 5, 4, 4, false, 0, lens3, 0},
+        {"causal_key_lens", 2, 2, 2, 6, 6, 3, 4, true, 0, lens2, 0},
+        {"window", 1, 2, 1, 6, 6, 4, 4, true, 2, NULL, 0},
+        {"window_cache", 2, 4, 2, 3, 6, 4, 4, true, 3, lens2, 0},
+        {"window_row_block", 1, 1, 1, 20, 20, 3, 2, true, 5, NULL, 0},   /* spans two row blocks */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) check_case(&cases[i], 40 + 3 * i);
+}
+
+TEST(grad_attention_dropout) {
+    const attn_case cases[] = {
+        {"dropout", 2, 4, 2, 5, 6, 4, 3, false, 0, NULL, 0.3},
+        {"dropout_causal_pad", 2, 2, 1, 6, 6, 4, 4, true, 0, lens2, 0.3},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) check_case(&cases[i], 80 + 3 * i);
+}

@@ -1,0 +1,92 @@
+"""Golden fixtures for cf_attention: tests/fixtures/attention.safetensors.
+
+Run with Debian's python3 (torch 1.13): /usr/bin/python3 tests/ref/attention.py
+For each case: inputs q, k, v, the upstream gradient R, and out = attention(q, k, v) with
+dq, dk, dv of loss = (out * R).sum(), computed in float64 and stored as F32 (key_lens as I32).
+Grouped KV heads are expanded with repeat_interleave here (the C kernel never copies them).
+The safetensors file is written by hand (no safetensors package needed).
+"""
+import json
+import math
+import os
+import struct
+
+import torch
+
+# name, B, H, Hkv, T, S, Dk, Dv, causal, window, key_lens  (mirrored by tests/test_attention.c)
+CASES = [
+    ("mha", 2, 4, 4, 7, 9, 16, 16, False, 0, None),
+    ("gqa", 2, 8, 2, 12, 12, 16, 16, False, 0, None),
+    ("mqa_causal", 2, 4, 1, 10, 10, 8, 8, True, 0, None),
+    ("causal_pad", 3, 2, 2, 20, 20, 16, 16, True, 0, [20, 13, 5]),
+    ("window_cache", 2, 4, 2, 5, 24, 16, 16, True, 4, None),
+    ("dv_ne_dk", 2, 4, 2, 9, 11, 16, 24, False, 0, [11, 6]),
+    ("decode", 2, 4, 2, 1, 10, 16, 16, True, 0, [10, 7]),
+]
+
+
+def reference(q, k, v, causal, window, key_lens):
+    B, H, T, Dk = q.shape
+    Hkv, S = k.shape[1], k.shape[2]
+    k = k.repeat_interleave(H // Hkv, dim=1)
+    v = v.repeat_interleave(H // Hkv, dim=1)
+    scores = q @ k.transpose(-1, -2) / math.sqrt(Dk)
+    i = torch.arange(T).view(T, 1)
+    j = torch.arange(S).view(1, S)
+    off = S - T
+    visible = torch.ones(B, 1, T, S, dtype=torch.bool)
+    if causal:
+        visible &= (j <= i + off).view(1, 1, T, S)
+    if window > 0:
+        visible &= (j >= i + off - window + 1).view(1, 1, T, S)
+    if key_lens is not None:
+        visible &= (j.view(1, S) < torch.tensor(key_lens).view(B, 1)).view(B, 1, 1, S)
+    scores = scores.masked_fill(~visible, float("-inf"))
+    p = torch.softmax(scores, dim=-1)
+    p = torch.nan_to_num(p, nan=0.0)  # rows that see no key output zeros
+    return p @ v
+
+
+def write_safetensors(path, tensors):
+    header, blobs, offset = {}, [], 0
+    for name, t in tensors.items():
+        if t.dtype == torch.int32:
+            dtype, raw = "I32", t.contiguous().numpy().astype("<i4").tobytes()
+        else:
+            dtype, raw = "F32", t.to(torch.float32).contiguous().numpy().astype("<f4").tobytes()
+        header[name] = {"dtype": dtype, "shape": list(t.shape), "data_offsets": [offset, offset + len(raw)]}
+        blobs.append(raw)
+        offset += len(raw)
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)  # keep the data 8-byte aligned
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)))
+        f.write(text)
+        for raw in blobs:
+            f.write(raw)
+
+
+def main():
+    torch.manual_seed(1234)
+    out = {}
+    for name, B, H, Hkv, T, S, Dk, Dv, causal, window, key_lens in CASES:
+        # rounded to float32 first, so that C (reading F32) sees exactly the same inputs
+        q = (torch.rand(B, H, T, Dk) * 4 - 2).double().requires_grad_()
+        k = (torch.rand(B, Hkv, S, Dk) * 4 - 2).double().requires_grad_()
+        v = (torch.rand(B, Hkv, S, Dv) * 2 - 1).double().requires_grad_()
+        r = (torch.rand(B, H, T, Dv) * 2 - 1).double()
+        o = reference(q, k, v, causal, window, key_lens)
+        (o * r).sum().backward()
+        for tag, t in (("q", q), ("k", k), ("v", v), ("R", r), ("out", o)):
+            out[f"{name}.{tag}"] = t.detach()
+        for tag, t in (("dq", q), ("dk", k), ("dv", v)):
+            out[f"{name}.{tag}"] = t.grad
+        if key_lens is not None:
+            out[f"{name}.key_lens"] = torch.tensor(key_lens, dtype=torch.int32)
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "attention.safetensors")
+    write_safetensors(os.path.normpath(path), out)
+    print(f"wrote {os.path.normpath(path)} ({os.path.getsize(path)} bytes, {len(out)} tensors)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,313 @@
+/* tests/test_attention.c - cf_attention against a naive double-precision reference, PyTorch golden
+ * fixtures, thread-count determinism and the allocation-free steady state. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/ops.h"
+#include "core/rng.h"
+#include "core/threads.h"
+#include "tests/test.h"
+#include "tests/testlib.h"
+
+typedef struct attn_case {
+    const char *name;
+    int64_t B, H, Hkv, T, S, Dk, Dv;
+    bool causal;
+    int64_t window;
+    const int32_t *key_lens;
+    double dropout;
+} attn_case;
+
+/* ---- naive reference: triple loops in double, straight from the contract in core/ops.h ---- */
+
+static bool ref_visible(const attn_case *c, int64_t b, int64_t i, int64_t j) {
+    int64_t off = c->S - c->T;
+    if (c->key_lens && j >= c->key_lens[b]) return false;
+    if (c->causal && j > i + off) return false;
+    if (c->window > 0 && j < i + off - c->window + 1) return false;
+    return true;
+}
+
+/* out [B,H,T,Dv] and, given dout, dq/dk/dv (zeroed here). Dropout draws like the contract says. */
+static void ref_attention(const attn_case *c, const float *q, const float *k, const float *v, const float *dout,
+                          uint64_t seed, uint64_t step, uint64_t call, double *out, double *dq, double *dk,
+                          double *dv) {
+    int64_t B = c->B, H = c->H, G = c->H / c->Hkv, T = c->T, S = c->S, Dk = c->Dk, Dv = c->Dv;
+    double scale = 1 / sqrt((double)Dk), keep = 1 / (1 - c->dropout);
+    double *p = malloc((size_t)S * sizeof *p), *pd = malloc((size_t)S * sizeof *pd), *dp = malloc((size_t)S * sizeof *dp);
+    bool *kept = malloc((size_t)S * sizeof *kept);
+    memset(dq, 0, (size_t)(B * H * T * Dk) * sizeof *dq);
+    memset(dk, 0, (size_t)(B * c->Hkv * S * Dk) * sizeof *dk);
+    memset(dv, 0, (size_t)(B * c->Hkv * S * Dv) * sizeof *dv);
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t h = 0; h < H; h++)
+            for (int64_t i = 0; i < T; i++) {
+                int64_t bh = b * H + h, kv = b * c->Hkv + h / G;
+                const float *qi = q + (bh * T + i) * Dk, *doi = dout + (bh * T + i) * Dv;
+                double m = -INFINITY, sum = 0;
+                for (int64_t j = 0; j < S; j++) {
+                    double s = 0;
+                    for (int64_t d = 0; d < Dk; d++) s += (double)qi[d] * k[(kv * S + j) * Dk + d];
+                    p[j] = ref_visible(c, b, i, j) ? s * scale : -INFINITY;
+                    if (p[j] > m) m = p[j];
+                }
+                for (int64_t j = 0; j < S; j++) sum += p[j] = m == -INFINITY ? 0 : exp(p[j] - m);
+                for (int64_t j = 0; j < S; j++) {
+                    p[j] = sum > 0 ? p[j] / sum : 0;
+                    kept[j] = !(c->dropout > 0) ||
+                              cf_rng_uniform_at(seed, step, call, (uint64_t)((bh * T + i) * S + j)) >= c->dropout;
+                    pd[j] = kept[j] ? p[j] * keep : 0;
+                }
+                double *o = out + (bh * T + i) * Dv, rowdot = 0;
+                for (int64_t d = 0; d < Dv; d++) {
+                    o[d] = 0;
+                    for (int64_t j = 0; j < S; j++) o[d] += pd[j] * v[(kv * S + j) * Dv + d];
+                }
+                for (int64_t j = 0; j < S; j++) {
+                    double g = 0;
+                    for (int64_t d = 0; d < Dv; d++) g += (double)doi[d] * v[(kv * S + j) * Dv + d];
+                    dp[j] = kept[j] ? g * keep : 0; /* d out / d p[j] */
+                    rowdot += dp[j] * p[j];
+                    for (int64_t d = 0; d < Dv; d++) dv[(kv * S + j) * Dv + d] += pd[j] * doi[d];
+                }
+                for (int64_t j = 0; j < S; j++) {
+                    double ds = p[j] * (dp[j] - rowdot) * scale;
+                    for (int64_t d = 0; d < Dk; d++) {
+                        dq[(bh * T + i) * Dk + d] += ds * k[(kv * S + j) * Dk + d];
+                        dk[(kv * S + j) * Dk + d] += ds * qi[d];
+                    }
+                }
+            }
+    free(p);
+    free(pd);
+    free(dp);
+    free(kept);
+}
+
+/* Worst |a - b| / (atol + rtol |b|); *abs_err receives the worst |a - b|. */
+static double violation(const float *a, const double *b, int64_t n, double atol, double rtol, double *abs_err) {
+    double worst = 0;
+    *abs_err = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double e = fabs((double)a[i] - b[i]), w = e / (atol + rtol * fabs(b[i]));
+        if (!(w <= worst)) worst = w;
+        if (!(e <= *abs_err)) *abs_err = e;
+    }
+    return worst;
+}
+
+static cf_tensor *attn_run(cf_ctx *ctx, const attn_case *c, cf_tensor *q, cf_tensor *k, cf_tensor *v) {
+    cf_attn_opts o = {1 / sqrt((double)c->Dk), c->causal, c->key_lens, c->window, c->dropout};
+    return cf_attention(ctx, q, k, v, &o);
+}
+
+static void check_against_reference(const attn_case *c, uint64_t seed) {
+    enum { STEP = 3 };
+    cf_tensor *q = test_param_uniform("q", 4, (int64_t[]){c->B, c->H, c->T, c->Dk}, -2, 2, seed);
+    cf_tensor *k = test_param_uniform("k", 4, (int64_t[]){c->B, c->Hkv, c->S, c->Dk}, -2, 2, seed + 1);
+    cf_tensor *v = test_param_uniform("v", 4, (int64_t[]){c->B, c->Hkv, c->S, c->Dv}, -1, 1, seed + 2);
+    int64_t no = c->B * c->H * c->T * c->Dv;
+    cf_real *r = malloc((size_t)no * sizeof *r);
+    test_fill_uniform(r, no, -1, 1, seed + 3);
+    double *out = malloc((size_t)no * sizeof *out), *dq = malloc((size_t)q->numel * sizeof *dq);
+    double *dk = malloc((size_t)k->numel * sizeof *dk), *dv = malloc((size_t)v->numel * sizeof *dv);
+
+    cf_ctx *ctx = cf_ctx_new(42);
+    cf_ctx_begin_step(ctx, STEP);
+    ctx->dropout_calls = 5; /* the call id must come from the counter, not be 0 by luck */
+    cf_param_zero_grad(q);
+    cf_param_zero_grad(k);
+    cf_param_zero_grad(v);
+    cf_tensor *y = attn_run(ctx, c, q, k, v);
+    CHECK(ctx->dropout_calls == (c->dropout > 0 ? 6u : 5u));
+    cf_backward_seeded(ctx, y, r);
+    ref_attention(c, q->data, k->data, v->data, r, 42, STEP, 5, out, dq, dk, dv);
+
+    /* float32 kernels, sums over <= 64 terms of O(1) values */
+    const double atol = 5e-6, rtol = 5e-5; /* worst seen: ~7e-7 absolute */
+    const struct { const char *what; const float *a; const double *b; int64_t n; } cmp[] = {
+        {"out", y->data, out, no}, {"dq", q->grad, dq, q->numel}, {"dk", k->grad, dk, k->numel},
+        {"dv", v->grad, dv, v->numel},
+    };
+    for (int t = 0; t < 4; t++) {
+        double err, w = violation(cmp[t].a, cmp[t].b, cmp[t].n, atol, rtol, &err);
+        CHECK_MSG(w <= 1, "%s: %s differs from the naive reference: max abs error %.3g (atol %g, rtol %g)", c->name,
+                  cmp[t].what, err, atol, rtol);
+        if (getenv("CF_TEST_VERBOSE")) printf("     %-18s %-3s max abs err %.3g\n", c->name, cmp[t].what, err);
+    }
+
+    /* Without grad mode (P not saved) the output is bit-identical (y's memory is reused at reset). */
+    cf_real *y1 = malloc((size_t)no * sizeof *y1);
+    memcpy(y1, y->data, (size_t)no * sizeof *y1);
+    cf_ctx_reset(ctx);
+    cf_ctx_begin_step(ctx, STEP);
+    ctx->dropout_calls = 5;
+    cf_ctx_set_grad(ctx, false);
+    cf_tensor *y2 = attn_run(ctx, c, q, k, v);
+    CHECK_MSG(memcmp(y2->data, y1, (size_t)no * sizeof(cf_real)) == 0, "%s: no-grad output differs", c->name);
+    CHECK(!y2->requires_grad);
+
+    cf_ctx_free(ctx);
+    free(r);
+    free(y1);
+    free(out);
+    free(dq);
+    free(dk);
+    free(dv);
+    cf_param_free(q);
+    cf_param_free(k);
+    cf_param_free(v);
+}
+
+static const int32_t lens4[4] = {40, 17, 0, 64};
+static const int32_t lens2[2] = {48, 9};
+
+TEST(attention_matches_naive_reference) {
+    const attn_case cases[] = {
+        {"mha", 2, 4, 4, 9, 11, 16, 16, false, 0, NULL, 0},
+        {"gqa_causal", 2, 8, 2, 40, 40, 32, 32, true, 0, NULL, 0},
+        {"mqa_cache", 2, 4, 1, 7, 40, 16, 24, true, 0, lens4, 0},
+        {"pad_window", 4, 2, 1, 37, 40, 8, 8, true, 6, lens4, 0},
+        {"t_gt_s_causal", 1, 2, 2, 20, 6, 8, 8, true, 0, NULL, 0},
+        {"decode", 4, 4, 2, 1, 40, 32, 32, true, 0, lens4, 0},
+        {"dropout", 2, 4, 2, 48, 48, 32, 32, false, 0, lens2, 0.25},
+        {"dropout_causal", 2, 4, 2, 33, 40, 16, 16, true, 9, lens2, 0.5},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) check_against_reference(&cases[i], 100 + 4 * i);
+}
+
+/* ---- PyTorch golden fixtures (tests/ref/attention.py) ---- */
+
+TEST(attention_matches_pytorch) {
+    /* name, causal, window: mirrors CASES in tests/ref/attention.py (shapes come from the file) */
+    const struct { const char *name; bool causal; int64_t window; } cases[] = {
+        {"mha", false, 0}, {"gqa", false, 0}, {"mqa_causal", true, 0}, {"causal_pad", true, 0},
+        {"window_cache", true, 4}, {"dv_ne_dk", false, 0}, {"decode", true, 0},
+    };
+    cf_st_file *f = cf_st_open(test_fixture_path("attention.safetensors"));
+    CHECK_MSG(f, "%s", cf_error_message());
+    if (!f) return;
+    cf_ctx *ctx = cf_ctx_new(1);
+    char name[128];
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        cf_tensor *in[4];
+        const char *tags[4] = {"q", "k", "v", "R"};
+        for (int t = 0; t < 4; t++) {
+            snprintf(name, sizeof name, "%s.%s", cases[c].name, tags[t]);
+            in[t] = test_fixture_param(f, name);
+        }
+        if (!in[0] || !in[1] || !in[2] || !in[3]) break;
+        int32_t lens[16];
+        snprintf(name, sizeof name, "%s.key_lens", cases[c].name);
+        const cf_st_tensor *kl = cf_st_find(f, name);
+        if (kl) {
+            CHECK(kl->dtype == CF_ST_I32 && kl->numel == in[0]->shape[0] && kl->numel <= 16);
+            memcpy(lens, kl->data, (size_t)kl->numel * sizeof *lens);
+        }
+        for (int t = 0; t < 3; t++) cf_param_zero_grad(in[t]);
+        cf_attn_opts o = {1 / sqrt((double)in[0]->shape[3]), cases[c].causal, kl ? lens : NULL, cases[c].window, 0};
+        cf_ctx_begin_step(ctx, 0);
+        cf_tensor *y = cf_attention(ctx, in[0], in[1], in[2], &o);
+        cf_backward_seeded(ctx, y, in[3]->data);
+        /* float32 against float64 PyTorch: inputs in [-2, 2], D <= 24 */
+        const double atol = 5e-6, rtol = 5e-5; /* worst seen: ~7e-7 absolute */
+        const cf_real *got[4] = {y->data, in[0]->grad, in[1]->grad, in[2]->grad};
+        const int64_t n[4] = {y->numel, in[0]->numel, in[1]->numel, in[2]->numel};
+        const char *outs[4] = {"out", "dq", "dk", "dv"};
+        for (int t = 0; t < 4; t++) {
+            snprintf(name, sizeof name, "%s.%s", cases[c].name, outs[t]);
+            CHECK_FIXTURE(f, name, got[t], n[t], atol, rtol);
+            const cf_st_tensor *want = cf_st_find(f, name);
+            if (getenv("CF_TEST_VERBOSE") && want && want->numel == n[t])
+                printf("     %-18s %-3s max abs err %.3g\n", cases[c].name, outs[t],
+                       test_max_violation(got[t], want->data, n[t], 1, 0));
+        }
+        cf_ctx_reset(ctx);
+        for (int t = 0; t < 4; t++) cf_param_free(in[t]);
+    }
+    cf_ctx_free(ctx);
+    cf_st_close(f);
+}
+
+/* ---- determinism and memory ---- */
+
+typedef struct attn_result {
+    cf_real *out, *dq, *dk, *dv;
+    int64_t n_out;
+} attn_result;
+
+static const int32_t det_lens[8] = {48, 40, 31, 48, 12, 47, 48, 1};
+
+static void run_big(cf_tensor *q, cf_tensor *k, cf_tensor *v, const cf_real *r, attn_result *res) {
+    attn_case c = {"det", 8, 8, 2, 48, 48, 32, 32, true, 0, det_lens, 0.1};
+    cf_ctx *ctx = cf_ctx_new(7);
+    cf_ctx_begin_step(ctx, 11);
+    cf_param_zero_grad(q);
+    cf_param_zero_grad(k);
+    cf_param_zero_grad(v);
+    cf_tensor *y = attn_run(ctx, &c, q, k, v);
+    cf_backward_seeded(ctx, y, r);
+    res->n_out = y->numel;
+    res->out = malloc((size_t)y->numel * sizeof(cf_real));
+    memcpy(res->out, y->data, (size_t)y->numel * sizeof(cf_real));
+    cf_real **dst[3] = {&res->dq, &res->dk, &res->dv};
+    cf_tensor *src[3] = {q, k, v};
+    for (int t = 0; t < 3; t++) {
+        *dst[t] = malloc((size_t)src[t]->numel * sizeof(cf_real));
+        memcpy(*dst[t], src[t]->grad, (size_t)src[t]->numel * sizeof(cf_real));
+    }
+    cf_ctx_free(ctx);
+}
+
+TEST(attention_deterministic_across_threads) {
+    cf_tensor *q = test_param_uniform("q", 4, (int64_t[]){8, 8, 48, 32}, -2, 2, 1);
+    cf_tensor *k = test_param_uniform("k", 4, (int64_t[]){8, 2, 48, 32}, -2, 2, 2);
+    cf_tensor *v = test_param_uniform("v", 4, (int64_t[]){8, 2, 48, 32}, -1, 1, 3);
+    cf_real *r = malloc((size_t)q->numel * sizeof *r);
+    test_fill_uniform(r, q->numel, -1, 1, 4);
+    attn_result one, two;
+    cf_threads_init(1);
+    run_big(q, k, v, r, &one);
+    cf_threads_init(2);
+    run_big(q, k, v, r, &two);
+    cf_threads_init(0);
+    CHECK(memcmp(one.out, two.out, (size_t)one.n_out * sizeof(cf_real)) == 0);
+    CHECK(memcmp(one.dq, two.dq, (size_t)q->numel * sizeof(cf_real)) == 0);
+    CHECK(memcmp(one.dk, two.dk, (size_t)k->numel * sizeof(cf_real)) == 0);
+    CHECK(memcmp(one.dv, two.dv, (size_t)v->numel * sizeof(cf_real)) == 0);
+    cf_real *bufs[8] = {one.out, one.dq, one.dk, one.dv, two.out, two.dq, two.dk, two.dv};
+    for (int i = 0; i < 8; i++) free(bufs[i]);
+    free(r);
+    cf_param_free(q);
+    cf_param_free(k);
+    cf_param_free(v);
+}
+
+TEST(attention_steady_state_allocates_nothing) {
+    /* big enough (P alone 1.2 MB) that the arena's 1 MB minimum chunk cannot hide a growing demand */
+    attn_case c = {"arena", 8, 8, 2, 48, 64, 32, 32, true, 0, NULL, 0.1};
+    cf_tensor *q = test_param_uniform("q", 4, (int64_t[]){8, 8, 48, 32}, -1, 1, 1);
+    cf_tensor *k = test_param_uniform("k", 4, (int64_t[]){8, 2, 64, 32}, -1, 1, 2);
+    cf_tensor *v = test_param_uniform("v", 4, (int64_t[]){8, 2, 64, 32}, -1, 1, 3);
+    cf_ctx *ctx = cf_ctx_new(1);
+    size_t first = 0, first_used = 0;
+    for (int step = 0; step < 3; step++) {
+        cf_ctx_begin_step(ctx, (uint64_t)step);
+        cf_tensor *y = attn_run(ctx, &c, q, k, v);
+        cf_backward(ctx, cf_sum(ctx, y));
+        size_t used = ctx->arena.used_total; /* bytes this step: a growing demand could hide in slack */
+        cf_ctx_reset(ctx);
+        if (step == 0) {
+            first = ctx->arena.mallocs;
+            first_used = used;
+        } else {
+            CHECK_MSG(ctx->arena.mallocs == first, "step %d: %zu mallocs, first step %zu", step, ctx->arena.mallocs, first);
+            CHECK_MSG(used == first_used, "step %d: %zu arena bytes, first step %zu", step, used, first_used);
+        }
+    }
+    cf_ctx_free(ctx);
+    cf_param_free(q);
+    cf_param_free(k);
+    cf_param_free(v);
+}
