@@ -14,5 +14,6 @@ double bench_median(void (*fn)(void *), void *arg, int warmup, int n);
 cf_tensor *bench_param(int ndim, const int64_t *shape, uint64_t seed);
 
 int bench_matmul(void);
+int bench_attention(void);
 
 #endif

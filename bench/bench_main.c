@@ -11,6 +11,7 @@ static const struct {
     int (*run)(void);
 } benches[] = {
     {"matmul", bench_matmul},
+    {"attention", bench_attention},
 };
 
 int main(int argc, char **argv) {
