@@ -1,0 +1,58 @@
+/* train/metrics.h - DIR/metrics.jsonl and DIR/curves.svg.
+ *
+ * Usage:
+ *     cf_metrics m;
+ *     if (cf_metrics_open(&m, run_dir, resume_step) != 0) ...;   // -1: fresh run (truncates)
+ *     cf_metrics_log_train(&m, &(cf_train_event){.step = 50, .loss = 3.2, ...});
+ *     cf_metrics_log_eval(&m, &(cf_eval_event){.step = 500, .valid_loss = 2.1, .bleu = 31.4});
+ *     cf_metrics_write_svg(&m);                                    // redrawn at each evaluation
+ *     cf_metrics_close(&m);
+ *
+ * One JSON object per line: {"event":"train","step":N,"loss":x,"lr":y,"tokens_per_s":z,...} and
+ * {"event":"eval","step":N,"valid_loss":x,"bleu":y,...}. On resume from step N, lines after N
+ * (written by the interrupted run past its last checkpoint) are dropped, so the file reads as if
+ * the run had never stopped.
+ */
+#ifndef CF_TRAIN_METRICS_H
+#define CF_TRAIN_METRICS_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+typedef struct cf_train_event {
+    int64_t step, epoch;
+    double loss, lr, grad_norm, tokens_per_s, elapsed_s;
+} cf_train_event;
+
+typedef struct cf_eval_event {
+    int64_t step;
+    double valid_loss, valid_ppl, bleu, elapsed_s;
+    int64_t n_sentences;
+} cf_eval_event;
+
+typedef struct cf_point {
+    double x, y;
+} cf_point;
+
+typedef struct cf_series {
+    cf_point *p;
+    int64_t n, cap;
+} cf_series;
+
+typedef struct cf_metrics {
+    FILE *fp;
+    char *path, *svg_path;
+    cf_series train_loss, valid_loss, valid_bleu;
+} cf_metrics;
+
+int cf_metrics_open(cf_metrics *m, const char *run_dir, int64_t resume_step);
+int cf_metrics_log_train(cf_metrics *m, const cf_train_event *e);
+int cf_metrics_log_eval(cf_metrics *m, const cf_eval_event *e);
+/* Rewrites curves.svg atomically (temp file + rename). */
+int cf_metrics_write_svg(const cf_metrics *m);
+void cf_metrics_close(cf_metrics *m);
+
+/* The SVG for given series (used by cf_metrics_write_svg; exposed for tests). malloc'ed text. */
+char *cf_curves_svg(const cf_series *train_loss, const cf_series *valid_loss, const cf_series *valid_bleu);
+
+#endif
