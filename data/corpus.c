@@ -26,7 +26,8 @@ cf_lines *cf_lines_open(const char *path) {
     size_t n = strlen(path);
     bool is_gz = n > 3 && strcmp(path + n - 3, ".gz") == 0;
     cf_lines *r = cf_xcalloc(1, sizeof *r);
-    if (is_gz) r->gz = gzopen(path, "rb");
+    if (strcmp(path, "-") == 0) r->f = stdin;
+    else if (is_gz) r->gz = gzopen(path, "rb");
     else r->f = fopen(path, "rb");
     if (!r->gz && !r->f) {
         cf_error_set("%s: cannot open: %s", path, strerror(errno));
@@ -34,7 +35,7 @@ cf_lines *cf_lines_open(const char *path) {
         return NULL;
     }
     if (r->gz) gzbuffer(r->gz, 1 << 17);
-    r->path = strdup(path);
+    r->path = strdup(r->f == stdin ? "<stdin>" : path);
     r->cap = 1 << 16;
     r->buf = cf_xmalloc(r->cap);
     return r;
@@ -107,7 +108,7 @@ int64_t cf_lines_lineno(const cf_lines *r) { return r->lineno; }
 void cf_lines_close(cf_lines *r) {
     if (!r) return;
     if (r->gz) gzclose(r->gz);
-    if (r->f) fclose(r->f);
+    if (r->f && r->f != stdin) fclose(r->f);
     free(r->path);
     free(r->buf);
     free(r);

@@ -32,7 +32,7 @@
 #include "data/tokenizer.h"
 
 typedef struct cf_lines cf_lines;
-cf_lines *cf_lines_open(const char *path);               /* NULL + error naming the file */
+cf_lines *cf_lines_open(const char *path);               /* "-" = stdin; NULL + error naming the file */
 /* 1 = a line (valid until the next call), 0 = end of file, -1 = read error (message names file:line). */
 int cf_lines_next(cf_lines *r, const char **line, size_t *len);
 int64_t cf_lines_lineno(const cf_lines *r);              /* 1-based number of the last line returned */

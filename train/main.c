@@ -5,6 +5,7 @@
 #include "core/common.h"
 #include "core/threads.h"
 #include "train/cli.h"
+#include "train/commands.h"
 
 static int cmd_help(int argc, char **argv);
 
@@ -20,6 +21,8 @@ static int cmd_version(int argc, char **argv) {
 static const cf_cli_command commands[] = {
     {"help", cmd_help, "list the subcommands"},
     {"version", cmd_version, "print the version and the linked BLAS threading model"},
+    {"tokenizer", cf_cmd_tokenizer, "train a BPE tokenizer, encode or decode text"},
+    {"data", cf_cmd_data, "generate the toy German -> English data set"},
 };
 enum { N_COMMANDS = sizeof commands / sizeof commands[0] };
 
