@@ -519,7 +519,7 @@ cf_bpe *cf_bpe_trainer_finish_ex(cf_bpe_trainer *tr, int vocab_size, int64_t min
     int32_t *sym = cf_xmalloc((tr->bytes_n ? tr->bytes_n : 1) * sizeof(int32_t));
     uint32_t *len = cf_xmalloc((nw ? nw : 1) * sizeof(uint32_t));
     for (size_t i = 0; i < tr->bytes_n; i++) sym[i] = CF_BPE_BYTE_BASE + (unsigned char)tr->bytes[i];
-    memcpy(len, tr->w_len, nw * sizeof(uint32_t));
+    if (nw) memcpy(len, tr->w_len, nw * sizeof(uint32_t));
 
     pair_table pt = {0};
     pt.mask = (1u << 14) - 1;
