@@ -12,6 +12,7 @@ static const struct {
 } benches[] = {
     {"matmul", bench_matmul},
     {"attention", bench_attention},
+    {"tokenizer", bench_tokenizer},
 };
 
 int main(int argc, char **argv) {

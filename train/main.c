@@ -6,6 +6,7 @@
 #include "core/threads.h"
 #include "train/cli.h"
 #include "train/cmd_bleu.h"
+#include "train/commands.h"
 
 static int cmd_help(int argc, char **argv);
 
@@ -22,6 +23,8 @@ static const cf_cli_command commands[] = {
     {"help", cmd_help, "list the subcommands"},
     {"version", cmd_version, "print the version and the linked BLAS threading model"},
     {"bleu", cf_cmd_bleu, "corpus BLEU exactly as sacrebleu computes it"},
+    {"tokenizer", cf_cmd_tokenizer, "train a BPE tokenizer, encode or decode text"},
+    {"data", cf_cmd_data, "generate the toy German -> English data set"},
 };
 enum { N_COMMANDS = sizeof commands / sizeof commands[0] };
 

@@ -1,0 +1,304 @@
+/* data/corpus.c - line reading (plain/gzip) and parallel corpus loading. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <zlib.h>
+
+#include "core/common.h"
+#include "data/corpus.h"
+
+/* ---------------------------------------------------------------- line reader */
+
+/* One chunked reader for both kinds of file: it splits on '\n' itself, so lines of any length and
+ * lines with NUL bytes come through intact (gzgets/fgets would truncate or hide them). */
+struct cf_lines {
+    char *path;
+    FILE *f;
+    gzFile gz;
+    char *buf;
+    size_t cap, start, end;
+    bool eof;
+    int64_t lineno;
+};
+
+cf_lines *cf_lines_open(const char *path) {
+    size_t n = strlen(path);
+    bool is_gz = n > 3 && strcmp(path + n - 3, ".gz") == 0;
+    cf_lines *r = cf_xcalloc(1, sizeof *r);
+    if (strcmp(path, "-") == 0) r->f = stdin;
+    else if (is_gz) r->gz = gzopen(path, "rb");
+    else r->f = fopen(path, "rb");
+    if (!r->gz && !r->f) {
+        cf_error_set("%s: cannot open: %s", path, strerror(errno));
+        free(r);
+        return NULL;
+    }
+    if (r->gz) gzbuffer(r->gz, 1 << 17);
+    r->path = strdup(r->f == stdin ? "<stdin>" : path);
+    r->cap = 1 << 16;
+    r->buf = cf_xmalloc(r->cap);
+    return r;
+}
+
+/* Read more bytes after buf[end]; returns -1 on error (message set). */
+static int fill(cf_lines *r) {
+    if (r->start > 0) { /* keep the partial line at the front */
+        memmove(r->buf, r->buf + r->start, r->end - r->start);
+        r->end -= r->start;
+        r->start = 0;
+    }
+    if (r->end + 1 >= r->cap) {
+        r->cap *= 2;
+        r->buf = realloc(r->buf, r->cap);
+        CF_ASSERT(r->buf != NULL, "out of memory");
+    }
+    size_t want = r->cap - 1 - r->end; /* one byte spare for the terminating NUL */
+    if (r->gz) {
+        int got = gzread(r->gz, r->buf + r->end, (unsigned)(want > (1u << 30) ? 1u << 30 : want));
+        int err;
+        const char *msg = gzerror(r->gz, &err);
+        if (got < 0 || (err != Z_OK && err != Z_STREAM_END)) {
+            cf_error_set("%s: gzip error near line %lld: %s", r->path, (long long)r->lineno + 1, msg);
+            return -1;
+        }
+        if (got == 0) r->eof = true;
+        r->end += (size_t)got;
+    } else {
+        size_t got = fread(r->buf + r->end, 1, want, r->f);
+        if (got < want) {
+            if (ferror(r->f)) {
+                cf_error_set("%s: read error near line %lld: %s", r->path, (long long)r->lineno + 1, strerror(errno));
+                return -1;
+            }
+            if (got == 0) r->eof = true;
+        }
+        r->end += got;
+    }
+    return 0;
+}
+
+int cf_lines_next(cf_lines *r, const char **line, size_t *len) {
+    for (;;) {
+        char *s = r->buf + r->start;
+        char *nl = memchr(s, '\n', r->end - r->start);
+        size_t n;
+        if (nl) {
+            n = (size_t)(nl - s);
+            r->start += n + 1;
+        } else if (r->eof) {
+            if (r->start == r->end) return 0;
+            n = r->end - r->start; /* the last line has no newline */
+            r->start = r->end;
+        } else {
+            if (fill(r) < 0) return -1;
+            continue;
+        }
+        if (n > 0 && s[n - 1] == '\r') n--;
+        s[n] = '\0';
+        r->lineno++;
+        *line = s;
+        *len = n;
+        return 1;
+    }
+}
+
+int64_t cf_lines_lineno(const cf_lines *r) { return r->lineno; }
+
+void cf_lines_close(cf_lines *r) {
+    if (!r) return;
+    if (r->gz) gzclose(r->gz);
+    if (r->f && r->f != stdin) fclose(r->f);
+    free(r->path);
+    free(r->buf);
+    free(r);
+}
+
+/* ---------------------------------------------------------------- corpus */
+
+static void *grow_to(void *p, int64_t *cap, int64_t need, size_t elem) {
+    if (need <= *cap) return p;
+    int64_t c = *cap ? *cap : 1024;
+    while (c < need) c *= 2;
+    p = realloc(p, (size_t)c * elem);
+    CF_ASSERT(p != NULL, "out of memory");
+    *cap = c;
+    return p;
+}
+
+cf_corpus *cf_corpus_new(void) {
+    cf_corpus *c = cf_xcalloc(1, sizeof *c);
+    c->src_off = cf_xcalloc(1, sizeof(int64_t));
+    c->tgt_off = cf_xcalloc(1, sizeof(int64_t));
+    return c;
+}
+
+void cf_corpus_add(cf_corpus *c, const int32_t *src, int64_t n_src, const int32_t *tgt, int64_t n_tgt) {
+    int64_t old = c->cap_pairs;
+    c->line = grow_to(c->line, &c->cap_pairs, c->n + 1, sizeof(int64_t));
+    if (c->cap_pairs != old) {
+        int64_t tmp = old;
+        c->src_off = grow_to(c->src_off, &tmp, c->cap_pairs + 1, sizeof(int64_t));
+        tmp = old;
+        c->tgt_off = grow_to(c->tgt_off, &tmp, c->cap_pairs + 1, sizeof(int64_t));
+        tmp = old;
+        c->src_text_off = grow_to(c->src_text_off, &tmp, c->cap_pairs, sizeof(int64_t));
+        tmp = old;
+        c->tgt_text_off = grow_to(c->tgt_text_off, &tmp, c->cap_pairs, sizeof(int64_t));
+    }
+    int64_t s0 = c->src_off[c->n], t0 = c->tgt_off[c->n];
+    c->src_ids = grow_to(c->src_ids, &c->cap_src, s0 + n_src, sizeof(int32_t));
+    c->tgt_ids = grow_to(c->tgt_ids, &c->cap_tgt, t0 + n_tgt, sizeof(int32_t));
+    memcpy(c->src_ids + s0, src, (size_t)n_src * sizeof(int32_t));
+    memcpy(c->tgt_ids + t0, tgt, (size_t)n_tgt * sizeof(int32_t));
+    c->src_off[c->n + 1] = s0 + n_src;
+    c->tgt_off[c->n + 1] = t0 + n_tgt;
+    c->line[c->n] = c->n + 1;
+    c->n++;
+    c->stats.n_kept = c->n;
+    c->stats.src_tokens += n_src;
+    c->stats.tgt_tokens += n_tgt;
+    if (n_src > c->stats.max_src_len) c->stats.max_src_len = (int32_t)n_src;
+    if (n_tgt > c->stats.max_tgt_len) c->stats.max_tgt_len = (int32_t)n_tgt;
+}
+
+static void add_text(char **pool, int64_t *cap, int64_t *off_out, int64_t used_before, const char *s, size_t n) {
+    *pool = grow_to(*pool, cap, used_before + (int64_t)n + 1, 1);
+    memcpy(*pool + used_before, s, n);
+    (*pool)[used_before + (int64_t)n] = '\0';
+    *off_out = used_before;
+}
+
+void cf_corpus_free(cf_corpus *c) {
+    if (!c) return;
+    free(c->src_ids);
+    free(c->tgt_ids);
+    free(c->src_off);
+    free(c->tgt_off);
+    free(c->line);
+    free(c->src_text);
+    free(c->tgt_text);
+    free(c->src_text_off);
+    free(c->tgt_text_off);
+    free(c);
+}
+
+void cf_corpus_summary(const cf_corpus *c, int64_t max_len, char *buf, size_t size) {
+    const cf_corpus_stats *s = &c->stats;
+    int k = snprintf(buf, size, "%lld pairs read, %lld kept, %lld dropped as empty", (long long)s->n_lines,
+                     (long long)s->n_kept, (long long)s->n_empty);
+    if (k >= 0 && (size_t)k < size)
+        snprintf(buf + k, size - (size_t)k, max_len > 0 ? ", %lld dropped as longer than %lld tokens" : "",
+                 (long long)s->n_too_long, (long long)max_len);
+}
+
+static bool all_space(const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!(s[i] == ' ' || (s[i] >= '\t' && s[i] <= '\r'))) return false;
+    return true;
+}
+
+/* Count the remaining lines of r (for the misalignment message); -1 on a read error. */
+static int64_t count_rest(cf_lines *r) {
+    const char *l;
+    size_t n;
+    int rc;
+    while ((rc = cf_lines_next(r, &l, &n)) > 0) {}
+    return rc < 0 ? -1 : cf_lines_lineno(r);
+}
+
+cf_corpus *cf_corpus_load(const cf_corpus_opts *o, cf_bpe *tok) {
+    bool tsv = o->tsv_path != NULL;
+    if (tsv == (o->src_path != NULL || o->tgt_path != NULL) || (!tsv && (!o->src_path || !o->tgt_path))) {
+        cf_error_set("corpus: give either a source and a target file, or one TSV file");
+        return NULL;
+    }
+    cf_lines *rs = cf_lines_open(tsv ? o->tsv_path : o->src_path);
+    if (!rs) return NULL;
+    cf_lines *rt = NULL;
+    if (!tsv && !(rt = cf_lines_open(o->tgt_path))) {
+        cf_lines_close(rs);
+        return NULL;
+    }
+    cf_corpus *c = cf_corpus_new();
+    cf_ids xs = {0}, ys = {0};
+    int64_t src_text_n = 0, tgt_text_n = 0;
+    bool ok = true;
+    for (;;) {
+        if (o->max_pairs > 0 && c->n >= o->max_pairs) break;
+        const char *a, *b;
+        size_t na, nb;
+        int ra = cf_lines_next(rs, &a, &na);
+        if (ra < 0) {
+            ok = false;
+            break;
+        }
+        if (tsv) {
+            if (ra == 0) break;
+            const char *tab = memchr(a, '\t', na);
+            if (!tab && na == 0) { /* a blank line is an empty pair, not a format error */
+                b = a, nb = 0;
+            } else if (!tab || memchr(tab + 1, '\t', na - (size_t)(tab + 1 - a))) {
+                cf_error_set("%s:%lld: expected one TAB between source and target, found %s", o->tsv_path,
+                             (long long)cf_lines_lineno(rs), tab ? "more than one" : "none");
+                ok = false;
+                break;
+            } else {
+                b = tab + 1;
+                nb = na - (size_t)(b - a);
+                na = (size_t)(tab - a);
+            }
+        } else {
+            int rb = cf_lines_next(rt, &b, &nb);
+            if (rb < 0) {
+                ok = false;
+                break;
+            }
+            if (ra != rb) {
+                int64_t ns = ra ? count_rest(rs) : cf_lines_lineno(rs);
+                int64_t nt = rb ? count_rest(rt) : cf_lines_lineno(rt);
+                if (ns >= 0 && nt >= 0)
+                    cf_error_set("misaligned corpus: %s has %lld lines but %s has %lld lines", o->src_path,
+                                 (long long)ns, o->tgt_path, (long long)nt);
+                ok = false;
+                break;
+            }
+            if (ra == 0) break;
+        }
+        c->stats.n_lines++;
+        if (all_space(a, na) || all_space(b, nb)) {
+            c->stats.n_empty++;
+            continue;
+        }
+        xs.n = ys.n = 0;
+        cf_bpe_encode(tok, a, na, &xs);
+        cf_bpe_encode(tok, b, nb, &ys);
+        if (o->max_len > 0 && (xs.n > o->max_len || ys.n > o->max_len)) {
+            c->stats.n_too_long++;
+            continue;
+        }
+        cf_corpus_add(c, xs.data, xs.n, ys.data, ys.n);
+        c->line[c->n - 1] = c->stats.n_lines;
+        if (o->keep_text) {
+            add_text(&c->src_text, &c->cap_src_text, &c->src_text_off[c->n - 1], src_text_n, a, na);
+            add_text(&c->tgt_text, &c->cap_tgt_text, &c->tgt_text_off[c->n - 1], tgt_text_n, b, nb);
+            src_text_n += (int64_t)na + 1;
+            tgt_text_n += (int64_t)nb + 1;
+        }
+    }
+    cf_ids_free(&xs);
+    cf_ids_free(&ys);
+    cf_lines_close(rs);
+    cf_lines_close(rt);
+    if (!ok) {
+        cf_corpus_free(c);
+        return NULL;
+    }
+    if (o->log) {
+        char line[256];
+        cf_corpus_summary(c, o->max_len, line, sizeof line);
+        if (tsv) fprintf(o->log, "corpus %s: %s\n", o->tsv_path, line);
+        else fprintf(o->log, "corpus %s + %s: %s\n", o->src_path, o->tgt_path, line);
+    }
+    return c;
+}
