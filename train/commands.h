@@ -1,7 +1,12 @@
-/* train/commands.h - subcommands provided by the data module's command-line front ends. */
-#ifndef CF_COMMANDS_DATA_H
-#define CF_COMMANDS_DATA_H
+/* train/commands.h - the subcommands of build/cformer (train/main.c lists them). Each takes the
+ * arguments after its name and returns the exit code: 0 ok, 1 runtime failure, 2 bad usage/input. */
+#ifndef CF_COMMANDS_H
+#define CF_COMMANDS_H
 
+int cf_cmd_train(int argc, char **argv);     /* cformer train CONFIG [--out DIR] [--resume] [--set k=v]... */
+int cf_cmd_eval(int argc, char **argv);      /* cformer eval RUN_DIR|CKPT_DIR [--split valid|test] [--beam N] */
+int cf_cmd_translate(int argc, char **argv); /* cformer translate RUN_DIR|CKPT_DIR [--beam N] < src > hyp */
+int cf_cmd_info(int argc, char **argv);      /* cformer info RUN_DIR|CKPT_DIR */
 int cf_cmd_tokenizer(int argc, char **argv); /* cformer tokenizer train|encode|decode ... */
 int cf_cmd_data(int argc, char **argv);      /* cformer data toy ... */
 

@@ -22,6 +22,10 @@ static int cmd_version(int argc, char **argv) {
 static const cf_cli_command commands[] = {
     {"help", cmd_help, "list the subcommands"},
     {"version", cmd_version, "print the version and the linked BLAS threading model"},
+    {"train", cf_cmd_train, "train a model from a JSON config (resumable)"},
+    {"eval", cf_cmd_eval, "loss, perplexity and BLEU of a run or checkpoint"},
+    {"translate", cf_cmd_translate, "translate stdin to stdout with a run or checkpoint"},
+    {"info", cf_cmd_info, "config, parameter count, step and best metric of a run"},
     {"bleu", cf_cmd_bleu, "corpus BLEU exactly as sacrebleu computes it"},
     {"tokenizer", cf_cmd_tokenizer, "train a BPE tokenizer, encode or decode text"},
     {"data", cf_cmd_data, "generate the toy German -> English data set"},

@@ -1,0 +1,225 @@
+/* train/cmd_model.c - `cformer eval`, `cformer translate` and `cformer info` on a trained run. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/threads.h"
+#include "train/commands.h"
+#include "train/evaluate.h"
+
+typedef struct model_args {
+    const char *path;
+    const char *split;
+    int64_t beam;               /* 0: the config's */
+    const char *hyp_out;
+    int threads;
+} model_args;
+
+/* Shared option parsing; returns -1 (printed usage, exit 0) for --help, 2 for errors, 0 ok. */
+static int parse(int argc, char **argv, const char *usage, bool allow_split, model_args *a) {
+    memset(a, 0, sizeof *a);
+    a->split = "valid";
+    for (int i = 0; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            fputs(usage, stdout);
+            return -1;
+        } else if (strcmp(arg, "--beam") == 0 && i + 1 < argc) {
+            char *end;
+            a->beam = strtoll(argv[++i], &end, 10);
+            if (*end || a->beam < 1) {
+                fprintf(stderr, "error: --beam needs a positive integer, got '%s'\n", argv[i]);
+                return 2;
+            }
+        } else if (strcmp(arg, "--threads") == 0 && i + 1 < argc) {
+            a->threads = atoi(argv[++i]);
+        } else if (allow_split && strcmp(arg, "--split") == 0 && i + 1 < argc) {
+            a->split = argv[++i];
+            if (strcmp(a->split, "valid") != 0 && strcmp(a->split, "test") != 0) {
+                fprintf(stderr, "error: --split must be valid or test, got '%s'\n", a->split);
+                return 2;
+            }
+        } else if (allow_split && strcmp(arg, "--hyp-out") == 0 && i + 1 < argc) {
+            a->hyp_out = argv[++i];
+        } else if (arg[0] == '-' || a->path) {
+            fprintf(stderr, "error: unexpected argument '%s'\n%s", arg, usage);
+            return 2;
+        } else {
+            a->path = arg;
+        }
+    }
+    if (!a->path) {
+        fprintf(stderr, "error: missing RUN_DIR or CKPT_DIR\n%s", usage);
+        return 2;
+    }
+    if (cf_threads_init(a->threads) != 0) {
+        fprintf(stderr, "error: %s\n", cf_error_message());
+        return 1;
+    }
+    return 0;
+}
+
+static const char *eval_usage =
+    "usage: cformer eval RUN_DIR|CKPT_DIR [--split valid|test] [--beam N] [--hyp-out FILE] [--threads N]\n"
+    "\n"
+    "Loss, perplexity and sacrebleu-exact BLEU of a checkpoint (a run directory means its latest) on\n"
+    "the run config's valid or test data. Hypotheses go to FILE (default CKPT_DIR/<split>.hyp).\n";
+
+int cf_cmd_eval(int argc, char **argv) {
+    model_args a;
+    int rc = parse(argc, argv, eval_usage, true, &a);
+    if (rc) return rc < 0 ? 0 : rc;
+    cf_run r;
+    if (cf_run_open(&r, a.path, NULL) != 0) {
+        fprintf(stderr, "error: %s\n", cf_error_message());
+        return 2;
+    }
+    const cf_data_config *d = &r.cfg.data;
+    bool test = strcmp(a.split, "test") == 0;
+    const char *src = test ? d->test_src : d->valid_src, *tgt = test ? d->test_tgt : d->valid_tgt,
+               *tsv = test ? d->test_tsv : d->valid_tsv;
+    if (!src && !tsv) {
+        fprintf(stderr, "error: the run's config has no %s data (data.%s_src / data.%s_tsv)\n", a.split, a.split,
+                a.split);
+        cf_run_close(&r);
+        return 2;
+    }
+    printf("%s: ", a.split);
+    cf_corpus *c = cf_run_load_corpus(&r.cfg, r.tok, src, tgt, tsv, true, stdout);
+    if (!c) {
+        fprintf(stderr, "error: %s\n", cf_error_message());
+        cf_run_close(&r);
+        return 2;
+    }
+    cf_eval_loss_result l;
+    cf_eval_loss(r.ctx, r.model, c, r.cfg.train.batch_tokens, &l);
+    cf_decode_opts o = cf_decode_opts_from_config(&r.cfg.decode);
+    if (a.beam) o.beam = a.beam;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    char **hyps = cf_translate_corpus(r.ctx, r.model, r.tok, c, 0, &o, r.cfg.decode.batch_size);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (!hyps) {
+        fprintf(stderr, "error: %s\n", cf_error_message());
+        cf_corpus_free(c);
+        cf_run_close(&r);
+        return 1;
+    }
+    cf_bleu_score b = cf_eval_bleu(c, hyps, c->n);
+    char line[CF_BLEU_LINE_MAX], *hyp_path = NULL;
+    cf_bleu_format(&b, line, sizeof line);
+    if (a.hyp_out) {
+        hyp_path = strdup(a.hyp_out);
+    } else {
+        char name[32];
+        snprintf(name, sizeof name, "%s.hyp", a.split);
+        hyp_path = cf_path_join(r.ckpt_dir, name);
+    }
+    FILE *fp = fopen(hyp_path, "w");
+    if (fp) {
+        for (int64_t i = 0; i < c->n; i++) fprintf(fp, "%s\n", hyps[i]);
+        fclose(fp);
+    } else {
+        fprintf(stderr, "warning: cannot write %s\n", hyp_path);
+    }
+    double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
+    printf("checkpoint: %s\n", r.ckpt_dir);
+    printf("loss %.4f | perplexity %.2f | %lld sentences, %lld target tokens\n", l.loss, l.ppl,
+           (long long)l.n_sentences, (long long)l.n_tokens);
+    printf("beam %lld, length penalty %.2f: %.1f sentences/s; hypotheses in %s\n", (long long)o.beam,
+           o.length_penalty, secs > 0 ? (double)c->n / secs : 0, hyp_path);
+    printf("%s\n", line);
+    free(hyp_path);
+    cf_strings_free(hyps, c->n);
+    cf_corpus_free(c);
+    cf_run_close(&r);
+    return 0;
+}
+
+static const char *translate_usage =
+    "usage: cformer translate RUN_DIR|CKPT_DIR [--beam N] [--threads N] < source.txt > translations.txt\n"
+    "\n"
+    "Translates stdin, one sentence per line, to stdout (detokenised, one line per input line).\n";
+
+int cf_cmd_translate(int argc, char **argv) {
+    model_args a;
+    int rc = parse(argc, argv, translate_usage, false, &a);
+    if (rc) return rc < 0 ? 0 : rc;
+    cf_run r;
+    if (cf_run_open(&r, a.path, NULL) != 0) {
+        fprintf(stderr, "error: %s\n", cf_error_message());
+        return 2;
+    }
+    cf_decode_opts o = cf_decode_opts_from_config(&r.cfg.decode);
+    if (a.beam) o.beam = a.beam;
+    /* Read all of stdin first: sentences are decoded in length-sorted batches. */
+    int64_t n = 0, cap = 256;
+    cf_ids *ids = cf_xcalloc((size_t)cap, sizeof *ids);
+    char *line = NULL;
+    size_t line_cap = 0;
+    ssize_t len;
+    while ((len = getline(&line, &line_cap, stdin)) >= 0) {
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
+        if (n == cap) {
+            ids = realloc(ids, (size_t)(cap *= 2) * sizeof *ids);
+            memset(ids + n, 0, (size_t)(cap - n) * sizeof *ids);
+        }
+        cf_bpe_encode(r.tok, line, (size_t)len, &ids[n++]);
+    }
+    free(line);
+    const int32_t **src = cf_xmalloc((size_t)(n ? n : 1) * sizeof *src);
+    int64_t *lens = cf_xmalloc((size_t)(n ? n : 1) * sizeof *lens);
+    for (int64_t i = 0; i < n; i++) {
+        src[i] = ids[i].data;
+        lens[i] = ids[i].n;
+    }
+    char **out = cf_translate_ids(r.ctx, r.model, r.tok, src, lens, n, &o, r.cfg.decode.batch_size);
+    rc = out ? 0 : 1;
+    if (!out) fprintf(stderr, "error: %s\n", cf_error_message());
+    for (int64_t i = 0; out && i < n; i++) printf("%s\n", out[i]);
+    cf_strings_free(out, n);
+    for (int64_t i = 0; i < n; i++) cf_ids_free(&ids[i]);
+    free(ids);
+    free(src);
+    free(lens);
+    cf_run_close(&r);
+    return rc;
+}
+
+static const char *info_usage = "usage: cformer info RUN_DIR|CKPT_DIR\n\nConfig, parameter count, step and best metric.\n";
+
+int cf_cmd_info(int argc, char **argv) {
+    model_args a;
+    int rc = parse(argc, argv, info_usage, false, &a);
+    if (rc) return rc < 0 ? 0 : rc;
+    cf_run r;
+    cJSON *state = NULL;
+    if (cf_run_open(&r, a.path, &state) != 0) {
+        fprintf(stderr, "error: %s\n", cf_error_message());
+        return 2;
+    }
+    const cf_model_config *m = &r.model->cfg;
+    const cJSON *step = cJSON_GetObjectItemCaseSensitive(state, "step");
+    const cJSON *best = cJSON_GetObjectItemCaseSensitive(state, "best_bleu");
+    const cJSON *best_step = cJSON_GetObjectItemCaseSensitive(state, "best_step");
+    printf("run:        %s\ncheckpoint: %s\nname:       %s\n", r.run_dir, r.ckpt_dir, r.cfg.name);
+    printf("step:       %lld\n", cJSON_IsNumber(step) ? (long long)step->valuedouble : -1LL);
+    if (cJSON_IsNumber(best) && best->valuedouble >= 0)
+        printf("best valid BLEU: %.2f (step %lld)\n", best->valuedouble,
+               cJSON_IsNumber(best_step) ? (long long)best_step->valuedouble : -1LL);
+    printf("model:      %s attention, d_model %lld, %lld heads (%lld kv), %lld+%lld layers, d_ff %lld, %s %s, %s\n",
+           cf_attn_kind_name(m->attention), (long long)m->d_model, (long long)m->n_heads,
+           (long long)r.model->dec[0].self_attn.n_kv_heads, (long long)m->enc_layers, (long long)m->dec_layers,
+           (long long)m->d_ff, m->pre_norm ? "pre" : "post", cf_norm_kind_name(m->norm), cf_pos_kind_name(m->pos_encoding));
+    printf("parameters: %lld (%.2fM)\nvocabulary: %lld tokens\n", (long long)cf_transformer_num_params(r.model),
+           (double)cf_transformer_num_params(r.model) / 1e6, (long long)m->tgt_vocab);
+    printf("KV cache:   %lld bytes per token per decoder layer (self-attention)\n",
+           (long long)cf_kv_cache_bytes_per_token(&r.model->dec[0].self_attn));
+    char *json = cf_config_to_json(&r.cfg);
+    printf("config:\n%s\n", json);
+    free(json);
+    cJSON_Delete(state);
+    cf_run_close(&r);
+    return 0;
+}

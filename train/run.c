@@ -1,0 +1,96 @@
+/* train/run.c - open a run directory or checkpoint for evaluation and decoding. */
+#include "train/run.h"
+
+#include <libgen.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "train/checkpoint.h"
+
+char *cf_path_join(const char *dir, const char *name) {
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = cf_xmalloc(n);
+    snprintf(p, n, "%s/%s", dir, name);
+    return p;
+}
+
+cf_model_config cf_run_model_config(const cf_config *cfg, const cf_bpe *tok) {
+    cf_model_config m = cfg->model;
+    m.src_vocab = m.tgt_vocab = cf_bpe_vocab_size(tok);
+    return m;
+}
+
+cf_corpus *cf_run_load_corpus(const cf_config *cfg, cf_bpe *tok, const char *src, const char *tgt, const char *tsv,
+                              bool keep_text, FILE *log) {
+    /* The source gets <eos> and the decoder input <bos>: one position each. */
+    int64_t limit = cfg->model.max_len - 1;
+    cf_corpus_opts o = {.src_path = src, .tgt_path = tgt, .tsv_path = tsv, .max_len = limit, .keep_text = keep_text,
+                        .log = log};
+    return cf_corpus_load(&o, tok);
+}
+
+int cf_run_open(cf_run *r, const char *path, cJSON **state) {
+    memset(r, 0, sizeof *r);
+    char *config_json = NULL;
+    cJSON *st = NULL;
+    r->ckpt_dir = cf_checkpoint_resolve(path);
+    if (!r->ckpt_dir) return -1;
+    /* step dir -> checkpoints/ -> run dir */
+    char *copy = strdup(r->ckpt_dir);
+    char *parent = strdup(dirname(copy));
+    free(copy);
+    copy = strdup(parent);
+    r->run_dir = strdup(dirname(copy));
+    free(copy);
+    free(parent);
+
+    /* First only the config (weights need a model of the right shape). */
+    char *model_path = cf_path_join(r->ckpt_dir, "model.safetensors");
+    cf_st_file *f = cf_st_open(model_path);
+    free(model_path);
+    if (!f) goto fail;
+    const char *meta = cf_st_metadata(f, "config");
+    if (!meta) {
+        cf_error_set("%s/model.safetensors: no \"config\" in __metadata__", r->ckpt_dir);
+        cf_st_close(f);
+        goto fail;
+    }
+    config_json = strdup(meta);
+    cf_st_close(f);
+    char *origin = cf_path_join(r->ckpt_dir, "model.safetensors");
+    int rc = cf_config_parse_opts(&r->cfg, config_json, origin, 0, NULL, &(cf_config_opts){.check_paths = false});
+    free(origin);
+    if (rc != 0) goto fail;
+
+    char *tok_path = cf_path_join(r->run_dir, "tokenizer.json");
+    r->tok = cf_bpe_load(tok_path);
+    free(tok_path);
+    if (!r->tok) goto fail;
+    cf_model_config mc = cf_run_model_config(&r->cfg, r->tok);
+    r->model = cf_transformer_new(&mc, r->cfg.seed);
+    if (!r->model) goto fail;
+    if (cf_checkpoint_load(r->ckpt_dir, &r->model->params, NULL, &st, NULL) != 0) goto fail;
+    r->ctx = cf_ctx_new(r->cfg.seed);
+    r->ctx->training = false;
+    cf_ctx_set_grad(r->ctx, false);
+    free(config_json);
+    if (state) *state = st;
+    else cJSON_Delete(st);
+    return 0;
+fail:
+    free(config_json);
+    cJSON_Delete(st);
+    cf_run_close(r);
+    return -1;
+}
+
+void cf_run_close(cf_run *r) {
+    cf_transformer_free(r->model);
+    if (r->tok) cf_bpe_free(r->tok);
+    cf_ctx_free(r->ctx);
+    if (r->cfg.name || r->cfg.source_path) cf_config_free(&r->cfg);
+    free(r->run_dir);
+    free(r->ckpt_dir);
+    memset(r, 0, sizeof *r);
+}

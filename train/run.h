@@ -1,0 +1,45 @@
+/* train/run.h - what train, eval, translate and info share: a config, its tokenizer, a model and
+ * a step context, opened from a run directory or one of its checkpoints.
+ *
+ * Usage:
+ *     cf_run r;
+ *     if (cf_run_open(&r, "runs/toy", &state) != 0) { puts(cf_error_message()); return 2; }
+ *     ... r.model, r.tok, r.cfg ...
+ *     cf_run_close(&r);
+ */
+#ifndef CF_TRAIN_RUN_H
+#define CF_TRAIN_RUN_H
+
+#include <cjson/cJSON.h>
+
+#include "core/autograd.h"
+#include "data/corpus.h"
+#include "data/tokenizer.h"
+#include "nn/transformer.h"
+#include "train/config.h"
+
+typedef struct cf_run {
+    cf_config cfg;
+    char *run_dir;          /* the run directory (parent of checkpoints/) */
+    char *ckpt_dir;         /* the checkpoint loaded, or NULL */
+    cf_bpe *tok;
+    cf_transformer *model;
+    cf_ctx *ctx;
+} cf_run;
+
+/* Open RUN_DIR (its latest checkpoint) or a checkpoint directory: config from the checkpoint,
+ * tokenizer from RUN_DIR/tokenizer.json, weights loaded. state (may be NULL) receives state.json. */
+int cf_run_open(cf_run *r, const char *path, cJSON **state);
+void cf_run_close(cf_run *r);
+
+/* Model config with the vocabulary sizes of the tokenizer filled in. */
+cf_model_config cf_run_model_config(const cf_config *cfg, const cf_bpe *tok);
+
+/* Load a corpus (pairs longer than the model can take are dropped and counted in the log line). */
+cf_corpus *cf_run_load_corpus(const cf_config *cfg, cf_bpe *tok, const char *src, const char *tgt, const char *tsv,
+                              bool keep_text, FILE *log);
+
+/* Join dir and name into a malloc'ed path. */
+char *cf_path_join(const char *dir, const char *name);
+
+#endif

@@ -1,0 +1,616 @@
+/* train/trainer.c - the training loop: batches, updates, logging, evaluation, checkpoints, resume. */
+#include "train/trainer.h"
+
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/ops.h"
+#include "core/threads.h"
+#include "data/batch.h"
+#include "optim/clip.h"
+#include "train/checkpoint.h"
+#include "train/evaluate.h"
+#include "train/metrics.h"
+#include "train/run.h"
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig) {
+    stop_requested = sig;
+    signal(sig, SIG_DFL); /* a second Ctrl-C kills at once (checkpoints are crash-safe anyway) */
+}
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+/* Sums since the last log line; kept in checkpoints so a resumed run logs the same losses. */
+typedef struct window {
+    double loss_sum, tokens, t0;
+    int64_t updates;
+} window;
+
+/* Everything a training run holds. */
+typedef struct trainer {
+    const cf_train_args *args;
+    cf_config cfg;
+    char *dir;
+    char *config_json;
+    cf_bpe *tok;
+    cf_corpus *train, *valid, *test;
+    cf_transformer *model;
+    cf_param_list plist;
+    cf_optimizer *opt;
+    cf_batcher *batches;
+    cf_ctx *ctx;
+    cf_metrics metrics;
+    cf_nan_guard guard;
+    int64_t step;               /* updates done */
+    double best_bleu;
+    int64_t best_step, evals_since_best;
+    double elapsed_before;      /* seconds trained before a resume */
+    double t_start;
+    window w;
+    bool tty;
+} trainer;
+
+static int mkdir_p(const char *path) {
+    char *p = strdup(path);
+    for (char *s = p + 1; *s; s++) {
+        if (*s != '/') continue;
+        *s = 0;
+        if (mkdir(p, 0755) != 0 && errno != EEXIST) goto fail;
+        *s = '/';
+    }
+    if (mkdir(p, 0755) != 0 && errno != EEXIST) goto fail;
+    free(p);
+    return 0;
+fail:
+    cf_error_set("%s: cannot create directory: %s", p, strerror(errno));
+    free(p);
+    return -1;
+}
+
+/* Write a small text file atomically (temp + fsync + rename). */
+static int write_file_atomic(const char *path, const char *text) {
+    size_t n = strlen(path) + 8;
+    char *tmp = cf_xmalloc(n);
+    snprintf(tmp, n, "%s.tmp", path);
+    FILE *fp = fopen(tmp, "w");
+    int rc = -1;
+    if (fp) {
+        rc = fputs(text, fp) >= 0 && fflush(fp) == 0 && fsync(fileno(fp)) == 0 ? 0 : -1;
+        if (fclose(fp) != 0) rc = -1;
+        if (rc == 0) rc = rename(tmp, path);
+    }
+    if (rc != 0) cf_error_set("%s: cannot write: %s", path, strerror(errno));
+    free(tmp);
+    return rc;
+}
+
+static void say(const trainer *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(const trainer *t, const char *fmt, ...) {
+    if (t->args->quiet) return;
+    va_list ap;
+    va_start(ap, fmt);
+    if (t->tty) fputs("\r\033[K", stdout);
+    vprintf(fmt, ap);
+    va_end(ap);
+    fflush(stdout);
+}
+
+/* ---- set-up ---- */
+
+static int setup_tokenizer(trainer *t, bool resume) {
+    char *path = cf_path_join(t->dir, "tokenizer.json");
+    int rc = -1;
+    if (resume) {
+        t->tok = cf_bpe_load(path);
+    } else if (t->cfg.data.tokenizer) {
+        t->tok = cf_bpe_load(t->cfg.data.tokenizer);
+        if (t->tok && cf_bpe_save(t->tok, path) != 0) goto out;
+    } else {
+        const char *files[2];
+        int n_files = 0;
+        if (t->cfg.data.train_tsv) {
+            files[n_files++] = t->cfg.data.train_tsv;
+        } else {
+            files[n_files++] = t->cfg.data.train_src;
+            files[n_files++] = t->cfg.data.train_tgt;
+        }
+        double t0 = now_s();
+        t->tok = cf_bpe_train_files(files, n_files, (int)t->cfg.data.vocab_size);
+        if (t->tok) {
+            say(t, "tokenizer: %d tokens (%d merges) trained in %.2f s\n", cf_bpe_vocab_size(t->tok),
+                cf_bpe_n_merges(t->tok), now_s() - t0);
+            if (cf_bpe_save(t->tok, path) != 0) goto out;
+        }
+    }
+    rc = t->tok ? 0 : -1;
+out:
+    free(path);
+    return rc;
+}
+
+static int setup_data(trainer *t) {
+    const cf_data_config *d = &t->cfg.data;
+    FILE *log = t->args->quiet ? NULL : stdout;
+    if (!t->args->quiet) printf("train: ");
+    t->train = cf_run_load_corpus(&t->cfg, t->tok, d->train_src, d->train_tgt, d->train_tsv, false, log);
+    if (!t->train) return -1;
+    if (!t->args->quiet) printf("valid: ");
+    t->valid = cf_run_load_corpus(&t->cfg, t->tok, d->valid_src, d->valid_tgt, d->valid_tsv, true, log);
+    if (!t->valid) return -1;
+    if (t->train->n == 0) {
+        cf_error_set("%s: no training pairs left after filtering", d->train_tsv ? d->train_tsv : d->train_src);
+        return -1;
+    }
+    t->batches = cf_batcher_new(t->train, &(cf_batch_opts){.batch_tokens = t->cfg.train.batch_tokens,
+                                                            .seed = t->cfg.seed, .shuffle = true});
+    return t->batches ? 0 : -1;
+}
+
+static int setup_model(trainer *t) {
+    cf_model_config mc = cf_run_model_config(&t->cfg, t->tok);
+    t->model = cf_transformer_new(&mc, t->cfg.seed);
+    if (!t->model) return -1;
+    cf_param_list_init(&t->plist);
+    for (int i = 0; i < t->model->params.n; i++)
+        if (cf_param_list_add_auto(&t->plist, t->model->params.items[i], t->cfg.train.exempt_embeddings) != 0) return -1;
+    t->opt = cf_optimizer_new(&t->plist, &t->cfg.optim);
+    if (!t->opt) return -1;
+    t->ctx = cf_ctx_new(t->cfg.seed);
+    return 0;
+}
+
+/* ---- checkpoint state ---- */
+
+static cJSON *state_to_json(const trainer *t, double elapsed) {
+    cJSON *s = cJSON_CreateObject();
+    char buf[32];
+    cJSON_AddNumberToObject(s, "step", (double)t->step);
+    cf_batch_state b = cf_batcher_state(t->batches);
+    cJSON_AddNumberToObject(s, "epoch", (double)b.epoch);
+    cJSON *data = cJSON_AddObjectToObject(s, "data");
+    /* 64-bit integers as strings: JSON numbers are doubles */
+    const struct { const char *k; uint64_t v; } fields[] = {{"epoch", b.epoch}, {"index", b.index},
+        {"rng_seed", b.rng_seed}, {"rng_stream", b.rng_stream}, {"rng_counter", b.rng_counter}};
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        snprintf(buf, sizeof buf, "%llu", (unsigned long long)fields[i].v);
+        cJSON_AddStringToObject(data, fields[i].k, buf);
+    }
+    cJSON_AddNumberToObject(s, "best_bleu", t->best_bleu);
+    cJSON_AddNumberToObject(s, "best_step", (double)t->best_step);
+    cJSON_AddNumberToObject(s, "evals_since_best", (double)t->evals_since_best);
+    cJSON_AddNumberToObject(s, "bad_steps_in_a_row", t->guard.consecutive);
+    cJSON_AddNumberToObject(s, "bad_steps_total", (double)t->guard.skipped);
+    cJSON *sched = cJSON_AddObjectToObject(s, "schedule");
+    cJSON_AddStringToObject(sched, "kind", cf_schedule_kind_name(t->cfg.schedule.kind));
+    cJSON_AddNumberToObject(sched, "next_lr", cf_schedule_lr(&t->cfg.schedule, t->step + 1));
+    cJSON_AddNumberToObject(s, "elapsed_s", elapsed);
+    cJSON *win = cJSON_AddObjectToObject(s, "log_window");
+    cJSON_AddNumberToObject(win, "loss_sum", t->w.loss_sum);
+    cJSON_AddNumberToObject(win, "tokens", t->w.tokens);
+    cJSON_AddNumberToObject(win, "updates", (double)t->w.updates);
+    cJSON_AddNumberToObject(s, "threads", cf_threads_count());
+    return s;
+}
+
+static int json_u64(const cJSON *obj, const char *key, uint64_t *out) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (cJSON_IsString(v)) {
+        char *end;
+        errno = 0;
+        unsigned long long x = strtoull(v->valuestring, &end, 10);
+        if (errno || *end) return -1;
+        *out = x;
+        return 0;
+    }
+    if (cJSON_IsNumber(v) && v->valuedouble >= 0) {
+        *out = (uint64_t)v->valuedouble;
+        return 0;
+    }
+    return -1;
+}
+
+static double json_num(const cJSON *obj, const char *key, double fallback) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    return cJSON_IsNumber(v) ? v->valuedouble : fallback;
+}
+
+static int state_from_json(trainer *t, const cJSON *s, const char *where) {
+    const cJSON *data = cJSON_GetObjectItemCaseSensitive(s, "data");
+    cf_batch_state b;
+    uint64_t step;
+    if (json_u64(s, "step", &step) || json_u64(data, "epoch", &b.epoch) || json_u64(data, "index", &b.index) ||
+        json_u64(data, "rng_seed", &b.rng_seed) || json_u64(data, "rng_stream", &b.rng_stream) ||
+        json_u64(data, "rng_counter", &b.rng_counter)) {
+        cf_error_set("%s/state.json: missing or malformed step or data position", where);
+        return -1;
+    }
+    if (cf_batcher_set_state(t->batches, &b) != 0) return -1;
+    t->step = (int64_t)step;
+    t->best_bleu = json_num(s, "best_bleu", -1);
+    t->best_step = (int64_t)json_num(s, "best_step", 0);
+    t->evals_since_best = (int64_t)json_num(s, "evals_since_best", 0);
+    t->guard.consecutive = (int)json_num(s, "bad_steps_in_a_row", 0);
+    t->guard.skipped = (int64_t)json_num(s, "bad_steps_total", 0);
+    t->elapsed_before = json_num(s, "elapsed_s", 0);
+    const cJSON *win = cJSON_GetObjectItemCaseSensitive(s, "log_window");
+    t->w.loss_sum = json_num(win, "loss_sum", 0);
+    t->w.tokens = json_num(win, "tokens", 0);
+    t->w.updates = (int64_t)json_num(win, "updates", 0);
+    return 0;
+}
+
+/* Keys whose change alters parameter or optimizer-state shapes: a resume cannot cross them. */
+static bool changes_shapes(const char *key) {
+    static const char *fixed[] = {"model.d_model", "model.n_heads", "model.n_kv_heads", "model.head_dim",
+        "model.attention", "model.kv_lora_rank", "model.q_lora_rank", "model.qk_nope_dim", "model.qk_rope_dim",
+        "model.v_head_dim", "model.enc_layers", "model.dec_layers", "model.d_ff", "model.activation", "model.norm",
+        "model.pre_norm", "model.pos_encoding", "model.max_len", "model.bias", "model.share_embeddings",
+        "model.tie_output", "data.vocab_size", "data.shared_vocab", "data.tokenizer", "optim.kind"};
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+        if (strcmp(key, fixed[i]) == 0) return true;
+    return false;
+}
+
+/* Compare the checkpoint's config with the one given now: refuse shape changes, report others. */
+static int check_resume_config(trainer *t, const char *saved_json, const char *ckpt) {
+    cf_config saved;
+    if (cf_config_parse_opts(&saved, saved_json, ckpt, 0, NULL, &(cf_config_opts){.check_paths = false}) != 0)
+        return -1;
+    int rc = 0;
+    cJSON *a = cJSON_Parse(saved_json);
+    char *now_json = cf_config_to_json(&t->cfg);
+    cJSON *b = cJSON_Parse(now_json);
+    for (const cJSON *sec = b ? b->child : NULL; sec; sec = sec->next) {
+        const cJSON *old_sec = cJSON_GetObjectItemCaseSensitive(a, sec->string);
+        const cJSON *items = cJSON_IsObject(sec) ? sec->child : sec;
+        for (const cJSON *it = items; it; it = cJSON_IsObject(sec) ? it->next : NULL) {
+            char key[128];
+            const cJSON *old = cJSON_IsObject(sec) ? cJSON_GetObjectItemCaseSensitive(old_sec, it->string) : old_sec;
+            snprintf(key, sizeof key, cJSON_IsObject(sec) ? "%s.%s" : "%s", sec->string, it->string);
+            if (old && cJSON_Compare(old, it, true)) continue;
+            char *was = old ? cJSON_PrintUnformatted(old) : strdup("(absent)");
+            char *is = cJSON_PrintUnformatted(it);
+            if (changes_shapes(key)) {
+                cf_error_set("cannot resume %s: %s changed from %s to %s (it changes parameter shapes)", t->dir, key,
+                             was, is);
+                rc = -1;
+            } else if (!t->args->quiet) {
+                printf("resume: %s changed from %s to %s\n", key, was, is);
+            }
+            free(was);
+            free(is);
+            if (rc) break;
+        }
+        if (rc) break;
+    }
+    cJSON_Delete(a);
+    cJSON_Delete(b);
+    free(now_json);
+    cf_config_free(&saved);
+    return rc;
+}
+
+static int resume_from_checkpoint(trainer *t, bool *resumed) {
+    *resumed = false;
+    char *ckpt = cf_checkpoint_resolve(t->dir);
+    if (!ckpt) {
+        say(t, "resume: no checkpoint in %s yet, starting from step 0\n", t->dir);
+        return 1; /* nothing to resume */
+    }
+    char *saved_config = NULL;
+    cJSON *state = NULL;
+    int rc = -1;
+    char *model_path = cf_path_join(ckpt, "model.safetensors");
+    cf_st_file *f = cf_st_open(model_path);
+    free(model_path);
+    if (!f) goto out;
+    const char *meta = cf_st_metadata(f, "config");
+    saved_config = meta ? strdup(meta) : NULL;
+    cf_st_close(f);
+    if (!saved_config) {
+        cf_error_set("%s/model.safetensors: no config in its metadata", ckpt);
+        goto out;
+    }
+    if (check_resume_config(t, saved_config, ckpt) != 0) goto out;
+    if (cf_checkpoint_load(ckpt, &t->model->params, t->opt, &state, NULL) != 0) goto out;
+    if (state_from_json(t, state, ckpt) != 0) goto out;
+    say(t, "resume: continuing from %s (step %lld)\n", ckpt, (long long)t->step);
+    *resumed = true;
+    rc = 0;
+out:
+    free(ckpt);
+    free(saved_config);
+    cJSON_Delete(state);
+    return rc;
+}
+
+/* ---- evaluation and saving ---- */
+
+static int evaluate(trainer *t, double elapsed) {
+    double t0 = now_s();
+    cf_eval_loss_result l;
+    if (cf_eval_loss(t->ctx, t->model, t->valid, t->cfg.train.batch_tokens, &l) != 0) return -1;
+    int64_t n = t->cfg.train.eval_max_sentences;
+    if (n <= 0 || n > t->valid->n) n = t->valid->n;
+    cf_decode_opts o = cf_decode_opts_from_config(&t->cfg.decode);
+    o.beam = t->cfg.decode.eval_beam;
+    char **hyps = cf_translate_corpus(t->ctx, t->model, t->tok, t->valid, n, &o, t->cfg.decode.batch_size);
+    if (!hyps) return -1;
+    cf_bleu_score b = cf_eval_bleu(t->valid, hyps, n);
+    cf_strings_free(hyps, n);
+    bool best = b.score > t->best_bleu;
+    if (best) {
+        t->best_bleu = b.score;
+        t->best_step = t->step;
+        t->evals_since_best = 0;
+    } else {
+        t->evals_since_best++;
+    }
+    cf_eval_event e = {.step = t->step, .valid_loss = l.loss, .valid_ppl = l.ppl, .bleu = b.score,
+                       .elapsed_s = elapsed, .n_sentences = n};
+    if (cf_metrics_log_eval(&t->metrics, &e) != 0 || cf_metrics_write_svg(&t->metrics) != 0) return -1;
+    say(t, "eval  step %6lld | valid loss %.4f ppl %.2f | BLEU %.2f on %lld sentences%s | %.1f s\n",
+        (long long)t->step, l.loss, l.ppl, b.score, (long long)n, best ? " (best)" : "", now_s() - t0);
+    return best ? 1 : 0;
+}
+
+static int save(trainer *t, bool is_best, double elapsed) {
+    cJSON *state = state_to_json(t, elapsed);
+    int rc = cf_checkpoint_save(t->dir, t->step, &t->model->params, t->opt, state, t->config_json, is_best,
+                                (int)t->cfg.train.keep_last);
+    cJSON_Delete(state);
+    if (rc == 0) say(t, "saved checkpoint step %lld%s\n", (long long)t->step, is_best ? " (best)" : "");
+    return rc;
+}
+
+/* ---- the loop ---- */
+
+static int train_loop(trainer *t) {
+    const cf_train_config *tc = &t->cfg.train;
+    cf_tensor **params = t->plist.params;
+    int n_params = t->plist.n;
+    window w = t->w;
+    w.t0 = now_s();
+    double grad_norm = 0;
+    bool saved_now = false;
+    while (t->step < tc->max_steps && !stop_requested) {
+        double loss_sum = 0, tokens = 0;
+        for (int64_t micro = 0; micro < tc->grad_accum; micro++) {
+            const cf_batch *b = cf_batcher_next(t->batches);
+            /* Dropout masks are keyed by the micro-batch number: distinct per micro-batch, and a
+             * pure function of the step, so a resumed run draws the same masks. */
+            cf_ctx_begin_step(t->ctx, (uint64_t)(t->step * tc->grad_accum + micro));
+            cf_seq_batch sb = {.batch = b->n, .src_len = b->S, .tgt_len = b->T, .src = b->src,
+                               .src_lens = b->src_len, .tgt_in = b->tgt_in, .tgt_out = b->tgt_out,
+                               .pad_id = CF_PAD_ID};
+            cf_ce_stats stats = {0};
+            cf_tensor *loss = cf_transformer_loss(t->ctx, t->model, &sb, tc->label_smoothing, &stats);
+            cf_backward(t->ctx, loss);
+            loss_sum += loss->data[0] * (double)stats.n_tokens;
+            tokens += (double)stats.n_tokens;
+            cf_ctx_reset(t->ctx);
+        }
+        if (tc->grad_accum > 1) cf_grads_scale(params, n_params, 1.0 / (double)tc->grad_accum);
+        grad_norm = tc->clip > 0 ? cf_clip_grad_norm(params, n_params, tc->clip) : cf_grad_norm(params, n_params);
+        double loss = tokens > 0 ? loss_sum / tokens : 0;
+        cf_guard_verdict v = cf_nan_guard_check(&t->guard, t->step + 1, loss, grad_norm);
+        double lr = cf_schedule_lr(&t->cfg.schedule, t->step + 1);
+        if (v == CF_GUARD_OK) {
+            cf_optimizer_step(t->opt, lr);
+        } else {
+            say(t, "step %lld: %s\n", (long long)(t->step + 1), t->guard.message);
+            if (v == CF_GUARD_STOP) {
+                cf_error_set("stopping: %d updates in a row had a non-finite loss or gradient", t->guard.consecutive);
+                return 1;
+            }
+        }
+        cf_optimizer_zero_grad(t->opt);
+        t->step++;
+        saved_now = false;
+        if (v == CF_GUARD_OK) {
+            w.loss_sum += loss_sum;
+            w.tokens += tokens;
+        }
+        w.updates++;
+
+        double elapsed = t->elapsed_before + now_s() - t->t_start;
+        if (t->step % tc->log_every == 0 || t->step == tc->max_steps) {
+            double dt = now_s() - w.t0, tps = dt > 0 ? w.tokens / dt : 0;
+            cf_train_event e = {.step = t->step, .epoch = (int64_t)cf_batcher_state(t->batches).epoch,
+                                .loss = w.tokens > 0 ? w.loss_sum / w.tokens : 0, .lr = lr, .grad_norm = grad_norm,
+                                .tokens_per_s = tps, .elapsed_s = elapsed};
+            if (cf_metrics_log_train(&t->metrics, &e) != 0) return 1;
+            double eta = dt / (double)w.updates * (double)(tc->max_steps - t->step);
+            if (!t->args->quiet) {
+                if (t->tty) printf("\r\033[K");
+                printf("step %6lld/%lld | epoch %lld | loss %.4f | lr %.2e | gnorm %.2f | %.0f tok/s | ETA %02d:%02d",
+                       (long long)t->step, (long long)tc->max_steps, (long long)e.epoch, e.loss, lr, grad_norm, tps,
+                       (int)(eta / 60), (int)eta % 60);
+                if (!t->tty) printf("\n");
+                fflush(stdout);
+            }
+            w = (window){0, 0, now_s(), 0};
+        }
+        t->w = w;
+        bool is_best = false;
+        if (t->step % tc->eval_every == 0 || t->step == tc->max_steps) {
+            if (t->tty && !t->args->quiet) printf("\n");
+            int r = evaluate(t, elapsed);
+            if (r < 0) return 1;
+            is_best = r == 1;
+            if (tc->patience > 0 && t->evals_since_best >= tc->patience) {
+                say(t, "early stop: no better BLEU in %lld evaluations (best %.2f at step %lld)\n",
+                    (long long)t->evals_since_best, t->best_bleu, (long long)t->best_step);
+                if (save(t, is_best, elapsed) != 0) return 1;
+                return 0;
+            }
+            w.t0 = now_s(); /* evaluation time is not training throughput */
+        }
+        if (t->step % tc->save_every == 0 || t->step == tc->max_steps || is_best) {
+            if (save(t, is_best, elapsed) != 0) return 1;
+            saved_now = true;
+        }
+    }
+    if (stop_requested && !saved_now) {
+        if (t->tty && !t->args->quiet) printf("\n");
+        say(t, "interrupted (signal %d): writing a checkpoint at step %lld\n", (int)stop_requested,
+            (long long)t->step);
+        if (save(t, false, t->elapsed_before + now_s() - t->t_start) != 0) return 1;
+    }
+    return 0;
+}
+
+static int final_test(trainer *t) {
+    const cf_data_config *d = &t->cfg.data;
+    if (!d->test_src && !d->test_tsv) return 0;
+    /* Evaluate the best checkpoint's weights, as `cformer eval RUN_DIR --split test` would. */
+    char *link = cf_path_join(t->dir, "checkpoints/best");
+    char *best = access(link, F_OK) == 0 ? cf_checkpoint_resolve(link) : NULL;
+    free(link);
+    if (best && cf_checkpoint_load(best, &t->model->params, NULL, NULL, NULL) != 0) {
+        free(best);
+        return -1;
+    }
+    free(best);
+    if (!t->args->quiet) printf("test: ");
+    t->test = cf_run_load_corpus(&t->cfg, t->tok, d->test_src, d->test_tgt, d->test_tsv, true,
+                                 t->args->quiet ? NULL : stdout);
+    if (!t->test) return -1;
+    cf_decode_opts o = cf_decode_opts_from_config(&t->cfg.decode);
+    double t0 = now_s();
+    char **hyps = cf_translate_corpus(t->ctx, t->model, t->tok, t->test, 0, &o, t->cfg.decode.batch_size);
+    if (!hyps) return -1;
+    cf_bleu_score b = cf_eval_bleu(t->test, hyps, t->test->n);
+    char line[CF_BLEU_LINE_MAX];
+    cf_bleu_format(&b, line, sizeof line);
+    char *path = cf_path_join(t->dir, "test.hyp");
+    FILE *fp = fopen(path, "w");
+    if (fp) {
+        for (int64_t i = 0; i < t->test->n; i++) fprintf(fp, "%s\n", hyps[i]);
+        fclose(fp);
+    }
+    cf_strings_free(hyps, t->test->n);
+    printf("test BLEU (best checkpoint, step %lld, beam %lld, %lld sentences, %.1f s): %s\n",
+           (long long)t->best_step, (long long)o.beam, (long long)t->test->n, now_s() - t0, line);
+    printf("hypotheses: %s\n", path);
+    free(path);
+    return 0;
+}
+
+static void trainer_free(trainer *t) {
+    cf_metrics_close(&t->metrics);
+    cf_batcher_free(t->batches);
+    cf_corpus_free(t->train);
+    cf_corpus_free(t->valid);
+    cf_corpus_free(t->test);
+    cf_optimizer_free(t->opt);
+    cf_param_list_free(&t->plist);
+    cf_transformer_free(t->model);
+    cf_ctx_free(t->ctx);
+    if (t->tok) cf_bpe_free(t->tok);
+    free(t->config_json);
+    free(t->dir);
+    if (t->cfg.source_path) cf_config_free(&t->cfg);
+}
+
+int cf_train(const cf_train_args *a) {
+    trainer t = {0};
+    t.args = a;
+    t.tty = isatty(STDOUT_FILENO);
+    t.best_bleu = -1;
+    int code = 2;
+    if (cf_config_load(&t.cfg, a->config_path, a->n_sets, a->sets) != 0) goto fail;
+    if (!t.cfg.data.shared_vocab) {
+        cf_error_set("%s: data.shared_vocab false is not supported yet (one tokenizer for both sides)",
+                     a->config_path);
+        goto fail;
+    }
+    if (a->out_dir) {
+        t.dir = strdup(a->out_dir);
+    } else {
+        t.dir = cf_xmalloc(strlen(t.cfg.name) + 8);
+        sprintf(t.dir, "runs/%s", t.cfg.name);
+    }
+    code = 1;
+    if (cf_threads_init((int)t.cfg.train.threads) != 0) goto fail;
+    char *latest = cf_path_join(t.dir, "checkpoints/latest");
+    bool has_ckpt = access(latest, F_OK) == 0;
+    free(latest);
+    if (has_ckpt && !a->resume) {
+        cf_error_set("%s already holds checkpoints: pass --resume to continue it, or --out for a new run", t.dir);
+        code = 2;
+        goto fail;
+    }
+    if (mkdir_p(t.dir) != 0) goto fail;
+    t.config_json = cf_config_to_json(&t.cfg);
+    code = 2;
+    if (setup_tokenizer(&t, a->resume && has_ckpt) != 0) goto fail;
+    if (setup_data(&t) != 0) goto fail;
+    if (setup_model(&t) != 0) goto fail;
+    code = 1;
+    bool resumed = false;
+    if (a->resume) {
+        int r = resume_from_checkpoint(&t, &resumed);
+        if (r < 0) {
+            code = 2;
+            goto fail;
+        }
+    }
+    char *cfg_path = cf_path_join(t.dir, "config.json");
+    int rc = write_file_atomic(cfg_path, t.config_json);
+    free(cfg_path);
+    if (rc != 0) goto fail;
+    if (cf_metrics_open(&t.metrics, t.dir, resumed ? t.step : -1) != 0) goto fail;
+    cf_nan_guard_init(&t.guard, (int)t.cfg.train.max_bad_steps);
+    if (!a->quiet) {
+        cf_model_config mc = t.model->cfg;
+        printf("model: %s attention, d_model %lld, %lld heads (%lld kv), %lld+%lld layers, d_ff %lld, vocab %lld: "
+               "%.2fM parameters\n", cf_attn_kind_name(mc.attention), (long long)mc.d_model, (long long)mc.n_heads,
+               (long long)t.model->dec[0].self_attn.n_kv_heads, (long long)mc.enc_layers, (long long)mc.dec_layers,
+               (long long)mc.d_ff, (long long)mc.tgt_vocab, (double)cf_transformer_num_params(t.model) / 1e6);
+        printf("run: %s | %d threads | %lld batches per epoch | max_steps %lld\n", t.dir, cf_threads_count(),
+               (long long)cf_batcher_n_batches(t.batches), (long long)t.cfg.train.max_steps);
+    }
+    stop_requested = 0;
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    t.t_start = now_s();
+    code = train_loop(&t);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    if (code != 0) goto fail;
+    if (stop_requested) {
+        printf("stopped at step %lld; continue with: cformer train %s --out %s --resume\n", (long long)t.step,
+               a->config_path, t.dir);
+        trainer_free(&t);
+        return 130;
+    }
+    double total = t.elapsed_before + now_s() - t.t_start;
+    if (!a->quiet)
+        printf("done: %lld steps in %.1f s (this session %.1f s); best valid BLEU %.2f at step %lld\n",
+               (long long)t.step, total, now_s() - t.t_start, t.best_bleu, (long long)t.best_step);
+    if (final_test(&t) != 0) {
+        code = 1;
+        goto fail;
+    }
+    trainer_free(&t);
+    return 0;
+fail:
+    fprintf(stderr, "error: %s\n", cf_error_message());
+    trainer_free(&t);
+    return code;
+}
