@@ -63,13 +63,13 @@ static const char *sched_name(int v) { return cf_schedule_kind_name((cf_schedule
 
 static const cf_config_key keys[] = {
     {.path = "name", .type = CF_CONFIG_STRING, .offset = OFF(name), .default_doc = "the file name without extension",
-     .doc = "run name; the trainer's default output directory is runs/<name>"},
+     .doc = "run name; the trainer's default output directory is `runs/NAME`"},
     {.path = "seed", .type = CF_CONFIG_U64, .offset = OFF(seed), .lo = 0, .hi = 9007199254740992.0,
      .doc = "seeds initialisation, dropout and data order"},
 
     K_PATH("data.train_src", data.train_src, "training source sentences, one a line (plain or .gz)"),
     K_PATH("data.train_tgt", data.train_tgt, "training target sentences, line-aligned with data.train_src"),
-    K_PATH("data.train_tsv", data.train_tsv, "instead of train_src/train_tgt: one \"source<TAB>target\" file"),
+    K_PATH("data.train_tsv", data.train_tsv, "instead of train_src/train_tgt: one file of `source<TAB>target` lines"),
     K_PATH("data.valid_src", data.valid_src, "validation source (required: valid_src+valid_tgt or valid_tsv)"),
     K_PATH("data.valid_tgt", data.valid_tgt, "validation target"),
     K_PATH("data.valid_tsv", data.valid_tsv, "validation pairs as one TSV file"),
@@ -123,7 +123,7 @@ static const cf_config_key keys[] = {
     K_GE("schedule.min_lr", schedule.min_lr, 0, "cosine/linear: final learning rate (<= lr)"),
     K_INT("schedule.warmup_steps", schedule.warmup_steps, 0, NO_LIMIT, "linear warmup updates (noam: >= 1)"),
     K_INT("schedule.total_steps", schedule.total_steps, 0, NO_LIMIT, "cosine/linear: decay ends here; 0: train.max_steps (written resolved)"),
-    K_GT("schedule.noam_factor", schedule.noam_factor, 0, "noam: factor * d_model^-0.5 * min(t^-0.5, t * warmup^-1.5)"),
+    K_GT("schedule.noam_factor", schedule.noam_factor, 0, "noam: lr = `factor * d_model^-0.5 * min(t^-0.5, t * warmup^-1.5)`"),
 
     K_INT("train.max_steps", train.max_steps, 1, NO_LIMIT, "optimizer updates to run"),
     K_INT("train.batch_tokens", train.batch_tokens, 1, NO_LIMIT, "token budget per micro-batch (padded source or target, whichever larger)"),
@@ -141,7 +141,7 @@ static const cf_config_key keys[] = {
     K_BOOL("train.exempt_embeddings", train.exempt_embeddings, "no weight decay on embedding tables"),
 
     K_INT("decode.beam", decode.beam, 1, 1024, "beam size; 1: greedy"),
-    K_GE("decode.length_penalty", decode.length_penalty, 0, "GNMT alpha: score / ((5 + len) / 6)^alpha"),
+    K_GE("decode.length_penalty", decode.length_penalty, 0, "GNMT alpha: hypotheses are ranked by `score / ((5 + len) / 6)^alpha`"),
     K_GE("decode.max_len_a", decode.max_len_a, 0, "output length limit = a * source length + b (capped by model.max_len)"),
     K_INT("decode.max_len_b", decode.max_len_b, 0, NO_LIMIT, "see max_len_a"),
     K_INT("decode.eval_beam", decode.eval_beam, 1, 1024, "beam size for validation BLEU during training"),
@@ -165,7 +165,7 @@ const cf_config_key *cf_config_key_find(const char *path) {
 static const struct {
     const char *group, *blurb;
 } groups[] = {
-    {"", "Top level."},
+    {"", "The run's identity."},
     {"data", "Corpora and tokenizer. Training data is `train_src` + `train_tgt` or `train_tsv` (exactly one); "
              "validation data is required the same way; test data is optional. Relative paths are resolved "
              "against the working directory; files must exist."},
@@ -196,6 +196,7 @@ static void print_range(FILE *f, const cf_config_key *k) {
     }
     if (k->type != CF_CONFIG_INT && k->type != CF_CONFIG_U64 && k->type != CF_CONFIG_DOUBLE) return;
     if (isinf(k->hi)) fprintf(f, "%s %.17g", k->lo_open ? ">" : ">=", k->lo);
+    else if (k->hi == 9007199254740992.0) fprintf(f, "[%.17g, 2^53]", k->lo); /* the seed: JSON's exact integers */
     else fprintf(f, "%s%.17g, %.17g%s", k->lo_open ? "(" : "[", k->lo, k->hi, k->hi_open ? ")" : "]");
 }
 

@@ -6,6 +6,7 @@
 #include "core/threads.h"
 #include "train/cli.h"
 #include "train/cmd_bleu.h"
+#include "train/cmd_config.h"
 
 static int cmd_help(int argc, char **argv);
 
@@ -22,6 +23,7 @@ static const cf_cli_command commands[] = {
     {"help", cmd_help, "list the subcommands"},
     {"version", cmd_version, "print the version and the linked BLAS threading model"},
     {"bleu", cf_cmd_bleu, "corpus BLEU exactly as sacrebleu computes it"},
+    {"config", cf_cmd_config, "validate a run config and print it with every default filled in"},
 };
 enum { N_COMMANDS = sizeof commands / sizeof commands[0] };
 
