@@ -208,6 +208,14 @@ static int parse_tree(cf_config *c, const cJSON *root, const char *origin) {
     const cJSON *top;
     cJSON_ArrayForEach(top, root) {
         const bool group = is_group(top->string);
+        for (const cJSON *before = root->child; group && before != top; before = before->next) {
+            if (strcmp(before->string, top->string) == 0) {
+                cf_error_set("%s: %s: key given twice", origin, top->string);
+                status = -1;
+                break;
+            }
+        }
+        if (status) break;
         if (group && !cJSON_IsObject(top)) {
             cf_error_set("%s: %s: expected an object, got %s", origin, top->string, show(top));
             status = -1;
@@ -342,9 +350,21 @@ static int validate(cf_config *c, const char *origin, const cf_config_opts *opts
             "%s: optim.nesterov: true needs optim.momentum > 0 and optim.dampening 0 (got %g, %g)", origin,
             c->optim.momentum, c->optim.dampening);
 
-    if (c->schedule.total_steps == 0) c->schedule.total_steps = c->train.max_steps;
-    c->schedule.d_model = c->model.d_model;
-    if (cf_schedule_check(&c->schedule) != 0) return prefix_error(origin, "schedule: ");
+    /* The two schedule mistakes a config makes most often, named by key; cf_schedule_check
+     * stays the authority for the rest. */
+    cf_schedule *s = &c->schedule;
+    const bool decays = s->kind == CF_SCHED_COSINE || s->kind == CF_SCHED_LINEAR;
+    REQUIRE(!decays || s->min_lr <= s->lr, "%s: schedule.min_lr: %g exceeds schedule.lr %g", origin, s->min_lr, s->lr);
+    if (s->total_steps == 0) {
+        REQUIRE(!decays || s->warmup_steps <= c->train.max_steps,
+                "%s: schedule.warmup_steps: %lld exceeds train.max_steps %lld (the end of the decay when "
+                "schedule.total_steps is 0)", origin, (long long)s->warmup_steps, (long long)c->train.max_steps);
+        s->total_steps = c->train.max_steps;
+    }
+    REQUIRE(!decays || s->warmup_steps <= s->total_steps, "%s: schedule.warmup_steps: %lld exceeds schedule.total_steps %lld",
+            origin, (long long)s->warmup_steps, (long long)s->total_steps);
+    s->d_model = c->model.d_model;
+    if (cf_schedule_check(s) != 0) return prefix_error(origin, "schedule: ");
 
     REQUIRE(c->decode.max_len_a > 0 || c->decode.max_len_b > 0,
             "%s: decode.max_len_a and decode.max_len_b are both 0: no output length allowed", origin);
