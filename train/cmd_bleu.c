@@ -1,5 +1,5 @@
 /* train/cmd_bleu.c - `cformer bleu`: sacrebleu's default corpus BLEU (and chrF) of text files. */
-#include "train/cmd_bleu.h"
+#include "train/commands.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -7,6 +7,8 @@ int cf_cmd_train(int argc, char **argv);     /* cformer train CONFIG [--out DIR]
 int cf_cmd_eval(int argc, char **argv);      /* cformer eval RUN_DIR|CKPT_DIR [--split valid|test] [--beam N] */
 int cf_cmd_translate(int argc, char **argv); /* cformer translate RUN_DIR|CKPT_DIR [--beam N] < src > hyp */
 int cf_cmd_info(int argc, char **argv);      /* cformer info RUN_DIR|CKPT_DIR */
+int cf_cmd_config(int argc, char **argv);    /* cformer config CONFIG [--set k=v]... | --doc */
+int cf_cmd_bleu(int argc, char **argv);      /* cformer bleu --ref FILE... [--hyp FILE] */
 int cf_cmd_tokenizer(int argc, char **argv); /* cformer tokenizer train|encode|decode ... */
 int cf_cmd_data(int argc, char **argv);      /* cformer data toy ... */
 

@@ -10,10 +10,18 @@
  *     cf_config_free(&cfg);
  *
  * overrides are "key.path=value" strings (--set); value is parsed as JSON when it parses
- * (numbers, true/false, quoted strings) and as a bare string otherwise.
+ * (numbers, true/false, null, quoted strings) and as a bare string otherwise.
+ *
+ * Every key is one row of a table (train/config_table.c): parsing, defaults, cf_config_to_json,
+ * the "did you mean" suggestions and docs/config.md (cformer config --doc) all read that table.
+ * Validation happens before any work: wrong types, out-of-range values, inconsistent dimensions,
+ * unknown keys and missing data files are one-line errors naming the file, the key path and the
+ * value. Relative data paths are resolved against the working directory and stored absolute.
  */
 #ifndef CF_TRAIN_CONFIG_H
 #define CF_TRAIN_CONFIG_H
+
+#include <stddef.h>
 
 #include "nn/config.h"
 #include "optim/optim.h"
@@ -66,14 +74,58 @@ typedef struct cf_config {
     char *source_path;              /* the file it was read from, for messages */
 } cf_config;
 
-/* Defaults for every key. */
+/* Defaults for every key (name stays NULL: parsing takes it from the file name). */
 void cf_config_defaults(cf_config *c);
-/* Read, apply overrides, validate. 0, or -1 with a message naming the file, key path and value. */
+/* Read, apply overrides, validate. 0, or -1 with a message naming the file, key path and value.
+ * On failure c holds nothing to free (cf_config_free is still safe). schedule.total_steps 0 is
+ * resolved to train.max_steps and schedule.d_model is set from model.d_model. */
 int cf_config_load(cf_config *c, const char *path, int n_overrides, char *const *overrides);
 /* Same from a JSON string (e.g. a run directory's config.json or a checkpoint's metadata). */
 int cf_config_parse(cf_config *c, const char *json, const char *origin, int n_overrides, char *const *overrides);
 /* The effective config as pretty JSON (malloc'ed); every key present, paths absolute. */
 char *cf_config_to_json(const cf_config *c);
 void cf_config_free(cf_config *c);
+
+typedef struct cf_config_opts {
+    bool check_paths;               /* data files must exist (true by default); false for linting configs */
+} cf_config_opts;
+int cf_config_load_opts(cf_config *c, const char *path, int n_overrides, char *const *overrides,
+                        const cf_config_opts *opts);
+int cf_config_parse_opts(cf_config *c, const char *json, const char *origin, int n_overrides,
+                         char *const *overrides, const cf_config_opts *opts);
+/* The first key path whose values differ ("model.d_model"), or NULL if every key is equal
+ * (e.g. to tell a resumed run what changed). */
+const char *cf_config_first_difference(const cf_config *a, const cf_config *b);
+
+/* ---- the key table ---- */
+
+typedef enum cf_config_type {
+    CF_CONFIG_INT,                  /* int64_t; the JSON number must be integral */
+    CF_CONFIG_U64,                  /* uint64_t (the seed); integral, 0 .. 2^53 */
+    CF_CONFIG_DOUBLE,
+    CF_CONFIG_BOOL,                 /* JSON true / false */
+    CF_CONFIG_STRING,               /* char *, never NULL after parsing */
+    CF_CONFIG_PATH,                 /* char *, NULL (JSON null or "") when unset; must exist */
+    CF_CONFIG_ENUM,                 /* an int-sized C enum, written as its name */
+} cf_config_type;
+
+typedef struct cf_config_key {
+    const char *path;               /* "model.d_model": the JSON key path */
+    cf_config_type type;
+    size_t offset;                  /* of the field in cf_config */
+    double lo, hi;                  /* numbers: allowed range ... */
+    bool lo_open, hi_open;          /* ... excluding lo / hi when set */
+    const char *(*enum_name)(int value);  /* ENUM: the name of value 0 .. n_enum-1 */
+    int n_enum;
+    const char *default_doc;        /* docs/config.md's default when it is computed; NULL: the value */
+    const char *doc;                /* one line for docs/config.md */
+} cf_config_key;
+
+/* The table, in docs/config.md's order. */
+const cf_config_key *cf_config_keys(int *n);
+/* The row for a key path, or NULL. */
+const cf_config_key *cf_config_key_find(const char *path);
+/* docs/config.md's text (malloc'ed). */
+char *cf_config_doc_markdown(void);
 
 #endif

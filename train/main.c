@@ -5,7 +5,6 @@
 #include "core/common.h"
 #include "core/threads.h"
 #include "train/cli.h"
-#include "train/cmd_bleu.h"
 #include "train/commands.h"
 
 static int cmd_help(int argc, char **argv);
@@ -27,6 +26,7 @@ static const cf_cli_command commands[] = {
     {"translate", cf_cmd_translate, "translate stdin to stdout with a run or checkpoint"},
     {"info", cf_cmd_info, "config, parameter count, step and best metric of a run"},
     {"bleu", cf_cmd_bleu, "corpus BLEU exactly as sacrebleu computes it"},
+    {"config", cf_cmd_config, "validate a run config and print it with every default filled in"},
     {"tokenizer", cf_cmd_tokenizer, "train a BPE tokenizer, encode or decode text"},
     {"data", cf_cmd_data, "generate the toy German -> English data set"},
 };
