@@ -8,16 +8,16 @@
  * parameters in by name (a missing or extra name, or a shape mismatch, fails), runs
  * cf_transformer_loss and cf_backward in float32, and compares.
  *
- * Tolerances, |ours - torch| <= atol + rtol * |torch|:
- *   loss: atol 0, rtol 1e-5. It is a mean of ~12 row losses of size ~4, each the end of 4 layers
- *     of float32 GEMMs (K <= 24) and norms; float32 rounding (6e-8 relative per op) accumulates to
- *     ~1e-6 relative, so 1e-5 leaves a 10x margin while a real mistake (a mask, a scale, a missing
- *     term) moves the loss by 1e-3 or more.
- *   gradients: atol 1e-5, rtol 1e-4. Gradients run back through all layers and through softmaxes,
- *     whose backward subtracts nearly equal products; entries are ~1e-3..1, so absolute float32
- *     noise is ~1e-7..1e-6 with relative noise up to ~1e-5 on the small ones. atol covers entries
- *     near zero (sums that cancel), rtol the large ones; both sit ~10x above the observed worst
- *     (see the report printed with CF_MODEL_REF_VERBOSE=1).
+ * Tolerances, |ours - torch| <= atol + rtol * |torch| (the reference is float64, rounded to float32):
+ *   loss: rtol 2e-6. A mean of 12 row losses of size ~4 after 4 layers of float32 GEMMs (K <= 24),
+ *     norms and softmaxes; observed relative error <= 6e-8 (mostly 0: both round to the same float).
+ *   gradients: atol 1e-6, rtol 1e-5. Entries are ~1e-4..0.5; float32 rounding through the backward
+ *     of every layer (softmax backward subtracts nearly equal products) gives absolute errors
+ *     <= 4e-7 and relative errors up to 6e-5 on small entries. The worst entry of any case uses
+ *     <= 11% of this tolerance, so thread counts or BLAS kernels that sum in another order leave a
+ *     wide margin, while it is tight enough to catch MLA's RMSNorm eps being 1e-5 instead of 1e-6
+ *     (a 1e-4 relative change in some gradients, which atol 1e-5 / rtol 1e-4 would have missed).
+ *   CF_MODEL_REF_VERBOSE=1 prints each case's errors.
  *
  * The second test pins the parameter counts and KV-cache bytes of docs/model.md's reference table.
  */
@@ -145,14 +145,15 @@ static bool load_params(const cf_st_file *f, cf_transformer *m, const char *what
 typedef struct diff_stats {
     double violation, max_abs, max_rel;
     int64_t at;
+    double got, want;           /* the values at `at` */
 } diff_stats;
 
 static diff_stats compare(const cf_real *a, const float *b, int64_t n, double atol, double rtol) {
-    diff_stats s = {0, 0, 0, -1};
+    diff_stats s = {0, 0, 0, -1, 0, 0};
     for (int64_t i = 0; i < n; i++) {
         double d = fabs((double)a[i] - (double)b[i]), ref = fabs((double)b[i]);
         double v = d / (atol + rtol * ref);
-        if (!(v <= s.violation)) s.violation = v, s.at = i; /* NaN counts as the worst */
+        if (!(v <= s.violation)) s.violation = v, s.at = i, s.got = (double)a[i], s.want = (double)b[i]; /* NaN: worst */
         s.max_abs = fmax(s.max_abs, d);
         if (ref > 1e-3) s.max_rel = fmax(s.max_rel, d / ref); /* relative error of entries that are not ~0 */
     }
@@ -199,7 +200,7 @@ static void run_case(const char *name, bool verbose) {
 
         /* Gradients: report the tensor with the largest violation (and where). */
         const char *worst_name = "-";
-        diff_stats worst = {0, 0, 0, -1};
+        diff_stats worst = {0, 0, 0, -1, 0, 0};
         double max_abs = 0, max_rel = 0;
         for (int i = 0; i < m->params.n; i++) {
             cf_tensor *p = m->params.items[i];
@@ -219,13 +220,12 @@ static void run_case(const char *name, bool verbose) {
             if (!(s.violation <= worst.violation)) {
                 worst = s;
                 worst_name = p->name;
-                if (s.violation > 1)
-                    test_fail(__FILE__, __LINE__, "%s: grad of %s differs from PyTorch at [%lld]: %.9g vs %.9g "
-                              "(atol %g, rtol %g)", what, p->name, (long long)s.at, (double)p->grad[s.at],
-                              (double)want_g[s.at], GRAD_ATOL, GRAD_RTOL);
             }
             free(want_g);
         }
+        CHECK_MSG(worst.violation <= 1, "%s: worst gradient is %s's, at [%lld]: %.9g vs PyTorch %.9g (%.3g x the "
+                  "tolerance atol %g + rtol %g)", what, worst_name, (long long)worst.at, worst.got, worst.want,
+                  worst.violation, GRAD_ATOL, GRAD_RTOL);
         if (verbose)
             printf("     %-14s loss %.7f rel err %.1e | grads: max abs err %.1e, max rel err %.1e (|g| > 1e-3), "
                    "worst/tol %.2f in %s\n", name, (double)loss->data[0],
