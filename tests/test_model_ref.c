@@ -316,3 +316,21 @@ TEST(model_ref_reference_table) {
         cf_params_free(&ps_cross);
     }
 }
+
+/* MLA's RoPE width defaults to head_dim / 2 (cf_mla_dims), which is odd for head dims like 6 or 30:
+ * the config check must reject that up front rather than let cf_rope abort in the first forward. */
+TEST(model_ref_mla_default_rope_dim_checked) {
+    cf_model_config c = cf_model_config_default();
+    c.src_vocab = c.tgt_vocab = 11;
+    c.attention = CF_ATTN_MLA;
+    c.d_model = 12;
+    c.n_heads = 2; /* head dim 6: default qk_rope_dim 3 */
+    cf_transformer *m = cf_transformer_new(&c, 1);
+    CHECK_MSG(m == NULL && strstr(cf_error_message(), "model.qk_rope_dim"),
+              "an odd default qk_rope_dim (3) was accepted");
+    cf_transformer_free(m);
+    c.qk_rope_dim = 2; /* stated explicitly: fine */
+    m = cf_transformer_new(&c, 1);
+    CHECK_MSG(m != NULL, "%s", cf_error_message());
+    cf_transformer_free(m);
+}
