@@ -73,7 +73,10 @@ int cf_model_config_check(const cf_model_config *c) {
         break;
     case CF_ATTN_MLA:
         REQUIRE(c->kv_lora_rank >= 0 && c->q_lora_rank >= 0, "model.kv_lora_rank and model.q_lora_rank must be >= 0");
-        REQUIRE(c->qk_rope_dim % 2 == 0, "model.qk_rope_dim must be even (got %lld)", (long long)c->qk_rope_dim);
+        /* 0 means head_dim / 2 (cf_mla_dims), which can be odd too: check the width actually used */
+        REQUIRE((c->qk_rope_dim ? c->qk_rope_dim : cf_model_head_dim(c) / 2) % 2 == 0,
+                "model.qk_rope_dim must be even (got %lld; 0 means head_dim / 2 = %lld)", (long long)c->qk_rope_dim,
+                (long long)(cf_model_head_dim(c) / 2));
         REQUIRE(c->qk_nope_dim >= 0 && c->v_head_dim >= 0, "model.qk_nope_dim and model.v_head_dim must be >= 0");
         break;
     }
