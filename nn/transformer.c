@@ -12,6 +12,9 @@ static void encoder_layer_init(cf_nn_encoder_layer *l, cf_params *ps, cf_rng *r,
     cf_nn_norm_init(&l->self_attn_norm, ps, c->norm, c->d_model, c->norm_eps, p);
     snprintf(p, sizeof p, "encoder.layers.%d.self_attn", i);
     cf_nn_attention_init(&l->self_attn, ps, r, c, p, true);
+    /* The sliding window is a causal (decoder) notion: the kernel's window bounds keys before the
+     * query only, which in the bidirectional encoder would be a lopsided mask. */
+    l->self_attn.window = 0;
     snprintf(p, sizeof p, "encoder.layers.%d.ffn_norm", i);
     cf_nn_norm_init(&l->ffn_norm, ps, c->norm, c->d_model, c->norm_eps, p);
     snprintf(p, sizeof p, "encoder.layers.%d.ffn", i);

@@ -251,6 +251,7 @@ class EncoderLayer(nn.Module):
         self.cfg = cfg
         self.self_attn_norm = make_norm(cfg, cfg.d_model)
         self.self_attn = make_attention(cfg, self_attn=True)
+        self.self_attn.window = 0  # the sliding window is for the causal decoder only
         self.ffn_norm = make_norm(cfg, cfg.d_model)
         self.ffn = FFN(cfg)
 
