@@ -379,11 +379,6 @@ static int update_link(const char *ckdir, const char *link, const char *target) 
 
 /* ---- saving ---- */
 
-static void json_set(cJSON *obj, const char *key, cJSON *item) {
-    cJSON_DeleteItemFromObjectCaseSensitive(obj, key);
-    cJSON_AddItemToObject(obj, key, item);
-}
-
 /* Records size and CRC32 of dir/name in files. */
 static int add_file_entry(cJSON *files, const char *dir, const char *name) {
     char *path = str_fmt("%s/%s", dir, name), hex[16];
@@ -408,7 +403,15 @@ static int write_checkpoint_files(const char *tmp, int64_t step, const cf_params
     }
     char *model = str_fmt("%s/" MODEL_FILE, tmp), *optim = str_fmt("%s/" OPTIM_FILE, tmp);
     char *state_path = str_fmt("%s/" STATE_FILE, tmp);
-    cJSON *root = state ? cJSON_Duplicate(state, true) : cJSON_CreateObject();
+    /* Our fields first (a person reading the file sees what it is), then the caller's; the
+     * caller cannot override format, version, step or files. */
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "format", CF_CHECKPOINT_FORMAT);
+    cJSON_AddStringToObject(root, "version", CF_VERSION);
+    cJSON_AddNumberToObject(root, "step", (double)step);
+    for (const cJSON *e = state ? state->child : NULL; e; e = e->next)
+        if (!cJSON_GetObjectItemCaseSensitive(root, e->string) && strcmp(e->string, "files") != 0)
+            cJSON_AddItemToObject(root, e->string, cJSON_Duplicate(e, true));
     char *text = NULL;
     int rc = cf_params_save(ps, model, config_json);
     if (rc == 0 && opt) {
@@ -422,10 +425,7 @@ static int write_checkpoint_files(const char *tmp, int64_t step, const cf_params
     cJSON *files = cJSON_CreateObject();
     if (rc == 0) rc = add_file_entry(files, tmp, MODEL_FILE);
     if (rc == 0 && opt) rc = add_file_entry(files, tmp, OPTIM_FILE);
-    json_set(root, "format", cJSON_CreateString(CF_CHECKPOINT_FORMAT));
-    json_set(root, "version", cJSON_CreateString(CF_VERSION));
-    json_set(root, "step", cJSON_CreateNumber((double)step));
-    json_set(root, "files", files);
+    cJSON_AddItemToObject(root, "files", files);
     if (rc == 0) {
         text = cJSON_Print(root);
         rc = write_file_synced(state_path, text, strlen(text));
