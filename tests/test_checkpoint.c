@@ -134,6 +134,18 @@ static bool no_tmp_entries(const char *dir) {
     return system(cmd) != 0;
 }
 
+/* Removes the test directory /tmp/cformer-test-*-XXXXXX that path lies in (nothing else). */
+static void remove_test_dir(const char *path) {
+    const char *prefix = "/tmp/cformer-test-";
+    if (strncmp(path, prefix, strlen(prefix)) != 0) return;
+    const char *end = strchr(path + strlen(prefix), '/');
+    size_t n = end ? (size_t)(end - path) : strlen(path);
+    char cmd[600];
+    if (n > 500 || memchr(path, '\'', n)) return;
+    snprintf(cmd, sizeof cmd, "rm -rf '%.*s'", (int)n, path);
+    CHECK(system(cmd) == 0);
+}
+
 #define CHECK_ERR(...)                                                                             \
     do {                                                                                           \
         const char *subs_[] = {__VA_ARGS__};                                                       \
@@ -154,7 +166,9 @@ static cJSON *make_state(void) {
 /* A run directory with one checkpoint of fixture seed 1 at step; returns the step directory. */
 static const char *save_one(const char *tag, int64_t step, fixture *saved) {
     static char dir[512];
-    const char *run = test_tmpdir(tag);
+    char full[64];
+    snprintf(full, sizeof full, "%s%s", strncmp(tag, "ckpt-", 5) ? "ckpt-" : "", tag);
+    const char *run = test_tmpdir(full);
     fx_init(saved, 1, 2);
     cJSON *st = make_state();
     CHECK_MSG(cf_checkpoint_save(run, step, &saved->ps, saved->opt, st, CONFIG_JSON, false, 3) == 0, "save: %s",
@@ -219,6 +233,7 @@ TEST(checkpoint_round_trip) {
     }
     fx_free(&a);
     fx_free(&b);
+    remove_test_dir(run);
 }
 
 TEST(checkpoint_resolve_refusals) {
@@ -238,6 +253,7 @@ TEST(checkpoint_resolve_refusals) {
     CHECK_ERR("checkpoints/latest", "not a checkpoint");
     CHECK(cf_checkpoint_resolve(path_of(empty, "missing")) == NULL);
     CHECK_ERR("missing", "No such file");
+    remove_test_dir(empty);
 }
 
 TEST(checkpoint_prune_keeps_last_and_best) {
@@ -268,6 +284,7 @@ TEST(checkpoint_prune_keeps_last_and_best) {
     free(steps);
     CHECK(cf_checkpoint_list(path_of(run, "nothing"), &steps, &n) == 0 && n == 0 && steps == NULL);
     fx_free(&a);
+    remove_test_dir(run);
 }
 
 /* Recomputes state.json's entry for file so the damage gets past the checksum (as if the
@@ -355,6 +372,7 @@ static void check_refused(const char *tag, damage_kind damage, bool extra, bool 
     if (getenv("CF_TEST_VERBOSE")) printf("    %s: %s\n", tag, cf_error_message());
     fx_free(&saved);
     fx_free(&dst);
+    remove_test_dir(dir);
 }
 
 TEST(checkpoint_refuses_damaged_files) {
@@ -399,6 +417,7 @@ TEST(checkpoint_refuses_other_model) {
     CHECK_ERR(model, "truncated");
     cf_params_free(&small.ps);
     fx_free(&saved);
+    remove_test_dir(dir);
 }
 
 TEST(checkpoint_survives_crash_leftovers) {
@@ -437,6 +456,7 @@ TEST(checkpoint_survives_crash_leftovers) {
     free(r);
     fx_free(&a);
     fx_free(&b);
+    remove_test_dir(run);
 }
 
 TEST(checkpoint_resave_same_step) {
@@ -459,6 +479,7 @@ TEST(checkpoint_resave_same_step) {
     fx_free(&a);
     fx_free(&b);
     fx_free(&c);
+    remove_test_dir(run);
 }
 
 TEST(checkpoint_model_file_layout) {
@@ -495,4 +516,5 @@ TEST(checkpoint_model_file_layout) {
         CHECK_MSG(strstr(out, "format cformer"), "unexpected output: %s", out);
     }
     fx_free(&a);
+    remove_test_dir(dir);
 }
