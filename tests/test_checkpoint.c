@@ -225,8 +225,9 @@ TEST(checkpoint_round_trip) {
     CHECK(link_is(path_of(run, "checkpoints/best"), "step-00000300"));
     const char *names[][2] = {{"", "step-00000400"}, {"checkpoints", "step-00000400"},
                               {"checkpoints/latest", "step-00000400"}, {"checkpoints/best", "step-00000300"},
-                              {"checkpoints/step-00000200", "step-00000200"}};
-    for (int i = 0; i < 5; i++) {
+                              {"checkpoints/step-00000200", "step-00000200"}, {"checkpoints/best/", "step-00000300"},
+                              {"checkpoints/", "step-00000400"}};
+    for (int i = 0; i < 7; i++) {
         char *r = cf_checkpoint_resolve(*names[i][0] ? path_of(run, names[i][0]) : run);
         CHECK_STR(r, path_of(run, path_of("checkpoints", names[i][1])));
         free(r);
@@ -517,4 +518,31 @@ TEST(checkpoint_model_file_layout) {
     }
     fx_free(&a);
     remove_test_dir(dir);
+}
+
+TEST(checkpoint_params_file_and_weights_only) {
+    fixture a, b;
+    fx_init(&a, 1, 0);
+    fx_init(&b, 2, 0);
+    const char *run = test_tmpdir("ckpt-params");
+    const char *file = path_of(run, "weights.safetensors");
+    CHECK(cf_params_save(&a.ps, file, NULL) == 0);
+    CHECK(cf_params_load(&b.ps, file) == 0);
+    CHECK(fx_same(&a, &b));
+    /* A checkpoint saved without an optimizer loads weights-only, and refuses a resume. */
+    CHECK(cf_checkpoint_save(run, 5, &a.ps, NULL, NULL, NULL, false, 1) == 0);
+    char *config = (char *)"sentinel";
+    CHECK(cf_checkpoint_load(path_of(run, "checkpoints/latest"), &b.ps, NULL, NULL, &config) == 0 && config == NULL);
+    CHECK(cf_checkpoint_load(path_of(run, "checkpoints/latest"), &b.ps, b.opt, NULL, NULL) == -1);
+    CHECK_ERR("state.json", "no optimizer state");
+    /* Another writer's safetensors (no cformer metadata) is refused by name. */
+    cf_st_writer *w = cf_st_writer_new();
+    cf_st_writer_add_real(w, "enc.fc.weight", 2, (int64_t[]){4, 3}, a.ps.items[0]->data);
+    CHECK(cf_st_writer_write(w, file) == 0);
+    cf_st_writer_free(w);
+    CHECK(cf_params_load(&b.ps, file) == -1);
+    CHECK_ERR(file, "not a cformer weights file");
+    fx_free(&a);
+    fx_free(&b);
+    remove_test_dir(run);
 }

@@ -460,11 +460,16 @@ static int install_dir(const char *tmp, const char *final) {
      * which final is missing; a crash there leaves it under a .tmp- name). */
     char *aside = str_fmt("%s-old", tmp);
     int rc = 0;
-    if (rename(final, aside) != 0 || rename(tmp, final) != 0) {
-        cf_error_set("%s: cannot replace: %s", final, strerror(errno));
+    if (rename(final, aside) != 0) {
+        cf_error_set("%s: cannot move aside: %s", final, strerror(errno));
         rc = -1;
+    } else if (rename(tmp, final) != 0) {
+        cf_error_set("%s: cannot replace: %s", final, strerror(errno));
+        rename(aside, final); /* put the old one back rather than lose it */
+        rc = -1;
+    } else {
+        remove_tree(aside);
     }
-    remove_tree(aside);
     free(aside);
     return rc;
 }
@@ -555,7 +560,7 @@ static char *resolve_ckdir(const char *ckdir, const char *what) {
     return dir;
 }
 
-char *cf_checkpoint_resolve(const char *path) {
+static char *resolve_path(const char *path) {
     struct stat sb;
     if (stat(path, &sb) != 0) {
         cf_error_set("%s: %s", path, strerror(errno));
@@ -576,6 +581,15 @@ char *cf_checkpoint_resolve(const char *path) {
     free(ckdir);
     free(latest);
     free(config);
+    return result;
+}
+
+char *cf_checkpoint_resolve(const char *path_in) {
+    /* "runs/x/" and "runs/x" name the same thing; a trailing slash would also stop readlink. */
+    char *path = str_dup(path_in), *result = NULL;
+    for (size_t n = strlen(path); n > 1 && path[n - 1] == '/'; n--) path[n - 1] = '\0';
+    result = resolve_path(path);
+    free(path);
     return result;
 }
 
