@@ -44,6 +44,15 @@ static cf_model_config random_config(cf_attn_kind kind) {
     return c;
 }
 
+/* Lower <eos>'s logit by `shift` nats (pre-LN, fresh norm weights of 1): with the final norm's bias
+ * set to 1, x = z + 1 with sum(z) = 0, so subtracting c from row <eos> of the (untied) output
+ * projection subtracts c * d from its logit only (every logit gains the constant sum of its row). */
+static void lower_eos(cf_transformer *m, double shift) {
+    int64_t d = m->cfg.d_model;
+    cf_init_const(cf_params_find(&m->params, "decoder.norm.bias"), 1);
+    for (int64_t j = 0; j < d; j++) m->output_proj->data[CF_EOS_ID * d + j] -= (cf_real)(shift / (double)d);
+}
+
 static cf_ctx *eval_ctx(void) {
     cf_ctx *ctx = cf_ctx_new(1);
     ctx->training = false;
@@ -200,11 +209,25 @@ TEST(decode_greedy_equals_naive_greedy) {
 
 /* ---- 4. beam search quality ---- */
 
+/* Exact log-prob of <bos> y <eos> under the full forward (pad/bos excluded like the decoder). */
+static double exact_logprob(const cf_transformer *m, cf_ctx *ctx, const int32_t *src, int32_t len, const int32_t *y,
+                            int64_t n) {
+    int64_t V = m->cfg.tgt_vocab;
+    int32_t in[64] = {CF_BOS_ID};
+    for (int64_t i = 0; i < n; i++) in[i + 1] = y[i];
+    cf_tensor *mem = cf_transformer_encode(ctx, m, src, 1, len, &len);
+    cf_tensor *logits = cf_transformer_decode(ctx, m, mem, &len, in, n + 1);
+    double lp = 0;
+    for (int64_t i = 0; i <= n; i++) lp += naive_logp(logits->data + i * V, V, i < n ? y[i] : CF_EOS_ID);
+    cf_ctx_reset(ctx);
+    return lp;
+}
+
 /* With alpha 0, beam 4's best log-prob is usually at least greedy's. Not a theorem (greedy's prefix
  * can fall out of the beam; about 1% of sentences on random tiny models), so the test allows one
  * loss in 16 sentences but wants most strictly better and the total better: a ranking bug breaks it. */
 TEST(decode_beam_beats_greedy) {
-    int64_t better = 0, worse = 0;
+    int64_t better = 0, worse = 0, long_outputs = 0;
     double sum_g = 0, sum_b = 0;
     int32_t src[NB * NS];
     for (uint64_t seed = 1; seed <= 4; seed++) {
@@ -218,6 +241,10 @@ TEST(decode_beam_beats_greedy) {
         CHECK(cf_decode_batch(m, ctx, src, four_lens, NB, NS, &ob, &b) == 0);
         for (int64_t i = 0; i < NB && g.n == NB && b.n == NB; i++) {
             CHECK_NEAR(b.score[i], b.logprob[i], 0); /* alpha 0 */
+            /* the reported log-prob is that of the reported tokens (catches cache reordering bugs) */
+            int64_t n = cf_decode_result_len(&b, i);
+            CHECK_NEAR(b.logprob[i], exact_logprob(m, ctx, src + i * NS, four_lens[i], b.tokens + b.offsets[i], n), 1e-4);
+            long_outputs += n >= 3;
             better += b.logprob[i] > g.logprob[i] + 1e-9;
             worse += b.logprob[i] < g.logprob[i] - 1e-9;
             sum_g += g.logprob[i];
@@ -230,61 +257,65 @@ TEST(decode_beam_beats_greedy) {
     }
     CHECK_MSG(worse <= 1 && better >= 8 && sum_b > sum_g, "beam 4 vs greedy: %lld better, %lld worse, sums %.4f vs %.4f",
               (long long)better, (long long)worse, sum_b, sum_g);
+    CHECK(long_outputs > 0);
 }
 
-/* Exact log-prob of <bos> y <eos> under the full forward (pad/bos excluded like the decoder). */
-static double exact_logprob(const cf_transformer *m, cf_ctx *ctx, const int32_t *src, int32_t len, const int32_t *y,
-                            int64_t n) {
-    int64_t V = m->cfg.tgt_vocab;
-    int32_t in[8] = {CF_BOS_ID};
-    for (int64_t i = 0; i < n; i++) in[i + 1] = y[i];
-    cf_tensor *mem = cf_transformer_encode(ctx, m, src, 1, len, &len);
-    cf_tensor *logits = cf_transformer_decode(ctx, m, mem, &len, in, n + 1);
-    double lp = 0;
-    for (int64_t i = 0; i <= n; i++) lp += naive_logp(logits->data + i * V, V, i < n ? y[i] : CF_EOS_ID);
-    cf_ctx_reset(ctx);
-    return lp;
-}
-
-/* V = 6 (outputs 1, 4, 5 and <eos>), at most 3 tokens: enumerate all 40 hypotheses; beam search with
- * K = V^3 keeps every prefix and must return the true best, with and without a length penalty. */
+/* V = 6 (outputs 1, 4, 5 and <eos>), at most 3 tokens: score all 40 hypotheses exactly with one
+ * batched full forward over the 27 three-token sequences (every shorter hypothesis is a prefix of
+ * one, and the decoder is causal); beam search with K = V^3 keeps every prefix and must return the
+ * true best, with and without a length penalty. */
 TEST(decode_beam_finds_exhaustive_best) {
+    enum { NSEQ = 27 };
     const int32_t alphabet[3] = {CF_UNK_ID, 4, 5};
     const int32_t lens[2] = {4, 2};
-    const double alphas[2] = {0.0, 1.0};
-    for (int ai = 0; ai < 2; ai++) {
-        cf_model_config c = random_config(ai ? CF_ATTN_MLA : CF_ATTN_MHA);
+    int64_t deep = 0;
+    for (int run = 0; run < 4; run++) {
+        double alpha = run % 2 ? 1.0 : 0.0;
+        cf_model_config c = random_config(run / 2 ? CF_ATTN_MLA : CF_ATTN_MHA);
         c.src_vocab = c.tgt_vocab = 6;
-        cf_transformer *m = cf_transformer_new(&c, 70 + (uint64_t)ai);
+        cf_transformer *m = cf_transformer_new(&c, 70 + (uint64_t)run);
+        lower_eos(m, 2.0); /* else the empty output mostly wins and the search depth goes untested */
         cf_ctx *ctx = eval_ctx();
         int32_t src[2 * 4];
-        make_sources(src, lens, 2, 4, 6, 80 + (uint64_t)ai);
-        cf_decode_opts o = opts(216, alphas[ai], 0, 3);
+        make_sources(src, lens, 2, 4, 6, 80 + (uint64_t)run);
+        cf_decode_opts o = opts(216, alpha, 0, 3);
         cf_decode_result r = {0};
         CHECK(cf_decode_beam(m, ctx, src, lens, 2, 4, &o, &r) == 0);
         for (int64_t b = 0; b < 2 && r.n == 2; b++) {
+            int32_t rep_src[NSEQ * 4], rep_lens[NSEQ], in[NSEQ * 4];
+            for (int64_t q = 0; q < NSEQ; q++) {
+                memcpy(rep_src + q * 4, src + b * 4, 4 * sizeof(int32_t));
+                rep_lens[q] = lens[b];
+                in[q * 4] = CF_BOS_ID;
+                for (int64_t i = 0, x = q; i < 3; i++, x /= 3) in[q * 4 + 1 + i] = alphabet[x % 3];
+            }
+            cf_tensor *mem = cf_transformer_encode(ctx, m, rep_src, NSEQ, 4, rep_lens);
+            cf_tensor *logits = cf_transformer_decode(ctx, m, mem, rep_lens, in, 4); /* [27, 4, 6] */
             double best = -INFINITY, best_lp = 0;
-            int32_t best_y[3] = {0}, y[3];
-            int64_t best_n = 0;
-            for (int64_t n = 0; n <= 3; n++) {
-                int64_t count = n == 0 ? 1 : n == 1 ? 3 : n == 2 ? 9 : 27;
-                for (int64_t code = 0; code < count; code++) {
-                    for (int64_t i = 0, x = code; i < n; i++, x /= 3) y[i] = alphabet[x % 3];
-                    double lp = exact_logprob(m, ctx, src + b * 4, lens[b], y, n);
-                    double s = lp / pow((5.0 + (double)n + 1) / 6.0, alphas[ai]);
-                    if (s > best) best = s, best_lp = lp, best_n = n, memcpy(best_y, y, sizeof y);
+            int64_t best_q = 0, best_n = 0;
+            for (int64_t q = 0; q < NSEQ; q++) {
+                double lp = 0; /* of y_1 .. y_n */
+                for (int64_t n = 0; n <= 3; n++) {
+                    const cf_real *x = logits->data + (q * 4 + n) * 6;
+                    double total = lp + naive_logp(x, 6, CF_EOS_ID);
+                    double s = total / pow((5.0 + (double)n + 1) / 6.0, alpha);
+                    if (s > best) best = s, best_lp = total, best_q = q, best_n = n;
+                    if (n < 3) lp += naive_logp(x, 6, in[q * 4 + 1 + n]);
                 }
             }
+            cf_ctx_reset(ctx);
             CHECK_MSG(cf_decode_result_len(&r, b) == best_n &&
-                          memcmp(r.tokens + r.offsets[b], best_y, (size_t)best_n * sizeof(int32_t)) == 0,
-                      "alpha %g sentence %lld: beam search missed the exhaustive best", alphas[ai], (long long)b);
+                          memcmp(r.tokens + r.offsets[b], in + best_q * 4 + 1, (size_t)best_n * sizeof(int32_t)) == 0,
+                      "run %d sentence %lld: beam search missed the exhaustive best", run, (long long)b);
             CHECK_NEAR(r.score[b], best, 1e-5);
             CHECK_NEAR(r.logprob[b], best_lp, 1e-5);
+            deep += best_n >= 2;
         }
         cf_decode_result_free(&r);
         cf_ctx_free(ctx);
         cf_transformer_free(m);
     }
+    CHECK_MSG(deep >= 2, "only %lld best hypotheses have 2+ tokens: the search depth goes untested", (long long)deep);
 }
 
 /* ---- 6. length and <eos> conventions ---- */
@@ -363,6 +394,30 @@ TEST(decode_length_rule_and_penalty) {
     CHECK_NEAR(cf_length_penalty(1, 0.6), 1.0, 1e-15);
     CHECK_NEAR(cf_length_penalty(7, 1.0), 2.0, 1e-15);
     CHECK_NEAR(cf_length_penalty(7, 0.0), 1.0, 0);
+    cf_transformer_free(m);
+}
+
+/* Exact ties go to the lower token id, then the lower beam index: tokens 4 and 5 always tie. */
+TEST(decode_ties_prefer_lower_token_and_beam) {
+    cf_transformer *m = constant_model(-2.0);
+    int64_t d = m->cfg.d_model;
+    for (int64_t j = 0; j < d; j++) m->output_proj->data[4 * d + j] = m->output_proj->data[5 * d + j] = 1.0f;
+    cf_ctx *ctx = eval_ctx();
+    int32_t src[NB * NS];
+    make_sources(src, four_lens, NB, NS, 11, 8);
+    for (int64_t beam = 1; beam <= 3; beam++) {
+        cf_decode_opts o = opts(beam, 0.6, 0, 5);
+        cf_decode_result r = {0};
+        CHECK(cf_decode_batch(m, ctx, src, four_lens, NB, NS, &o, &r) == 0);
+        for (int64_t i = 0; i < NB && r.n == NB; i++) {
+            CHECK(cf_decode_result_len(&r, i) == 5);
+            for (int64_t t = r.offsets[i]; t < r.offsets[i + 1]; t++)
+                CHECK_MSG(r.tokens[t] == 4, "beam %lld sentence %lld: token %d, want 4", (long long)beam, (long long)i,
+                          r.tokens[t]);
+        }
+        cf_decode_result_free(&r);
+    }
+    cf_ctx_free(ctx);
     cf_transformer_free(m);
 }
 
