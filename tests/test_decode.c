@@ -421,6 +421,40 @@ TEST(decode_ties_prefer_lower_token_and_beam) {
     cf_transformer_free(m);
 }
 
+/* The arena is reset every step: a repeated call mallocs nothing in the arena, and the high-water
+ * mark hardly grows with the number of steps. */
+TEST(decode_arena_is_reused) {
+    cf_model_config c = random_config(CF_ATTN_GQA);
+    cf_transformer *m = cf_transformer_new(&c, 3);
+    cf_ctx *ctx = eval_ctx();
+    int32_t src[NB * NS];
+    make_sources(src, four_lens, NB, NS, c.src_vocab, 9);
+    cf_decode_result r = {0};
+    for (int64_t beam = 1; beam <= 4; beam += 3) {
+        cf_decode_opts o = opts(beam, 0.6, 1.5, 3);
+        CHECK(cf_decode_batch(m, ctx, src, four_lens, NB, NS, &o, &r) == 0);
+        size_t mallocs = ctx->arena.mallocs, cap = cf_arena_capacity(&ctx->arena);
+        CHECK(cf_decode_batch(m, ctx, src, four_lens, NB, NS, &o, &r) == 0);
+        CHECK_MSG(ctx->arena.mallocs == mallocs, "beam %lld: %zu arena mallocs in a repeated call", (long long)beam,
+                  ctx->arena.mallocs - mallocs);
+        CHECK(cf_arena_capacity(&ctx->arena) == cap);
+        CHECK(ctx->arena.used_total == 0); /* left reset */
+    }
+    /* memory does not grow with the output length: 16 steps need about what 3 steps need */
+    size_t high[2];
+    for (int i = 0; i < 2; i++) {
+        cf_ctx *fresh = eval_ctx();
+        cf_decode_opts o = opts(4, 0.6, 0, i ? 15 : 2);
+        CHECK(cf_decode_batch(m, fresh, src, four_lens, NB, NS, &o, &r) == 0);
+        high[i] = fresh->arena.high_water;
+        cf_ctx_free(fresh);
+    }
+    CHECK_MSG(high[1] < 2 * high[0], "arena high water %zu bytes for 15 steps, %zu for 2", high[1], high[0]);
+    cf_decode_result_free(&r);
+    cf_ctx_free(ctx);
+    cf_transformer_free(m);
+}
+
 /* Bad input is an error (not a crash), and the caller's ctx flags come back as they were. */
 TEST(decode_rejects_bad_input_and_restores_ctx) {
     cf_model_config c = tiny_model_config(CF_ATTN_MHA);
