@@ -32,8 +32,11 @@
  *
  * Memory: the encoder output (replicated K times for beam search) is copied once into a buffer
  * owned by the call; the context's arena is reset after every decoder step, so memory does not
- * grow with the output length and, after the first call, steps do not malloc (except inside
- * cf_decode_state_reorder). Allocations are per call, not per step.
+ * grow with the output length and, once the arena has grown, steps do not malloc (except the
+ * temporary copy inside cf_kv_cache_reorder at beam-search steps). Our buffers are per call.
+ * Beam search reorders only the self-attention caches: all K rows of a sentence share the same
+ * cross-attention memory and parents never cross sentences. Finished rows are still computed
+ * (they feed <eos>; their outputs are ignored): sort sentences by length before batching.
  */
 #ifndef CF_TRAIN_DECODE_H
 #define CF_TRAIN_DECODE_H
