@@ -8,6 +8,7 @@
 #include "tests/nn_fixtures.h"
 #include "tests/test.h"
 #include "tests/testlib.h"
+#include "core/threads.h"
 #include "train/decode.h"
 
 /* Four sources of different lengths, padded to S = 6 with <pad>. */
@@ -451,6 +452,35 @@ TEST(decode_arena_is_reused) {
     }
     CHECK_MSG(high[1] < 2 * high[0], "arena high water %zu bytes for 15 steps, %zu for 2", high[1], high[0]);
     cf_decode_result_free(&r);
+    cf_ctx_free(ctx);
+    cf_transformer_free(m);
+}
+
+/* A vocabulary large enough for the parallel selection loops: 1 and 2 threads give identical results. */
+TEST(decode_same_for_any_thread_count) {
+    cf_model_config c = random_config(CF_ATTN_MHA);
+    c.src_vocab = c.tgt_vocab = 9000;
+    cf_transformer *m = cf_transformer_new(&c, 4);
+    cf_ctx *ctx = eval_ctx();
+    int32_t src[NB * NS];
+    make_sources(src, four_lens, NB, NS, 50, 10);
+    int threads = cf_threads_count();
+    for (int64_t beam = 1; beam <= 4; beam += 3) {
+        cf_decode_opts o = opts(beam, 0.6, 1.5, 3);
+        cf_decode_result r1 = {0}, r2 = {0};
+        CHECK(cf_threads_init(1) == 0);
+        CHECK(cf_decode_batch(m, ctx, src, four_lens, NB, NS, &o, &r1) == 0);
+        CHECK(cf_threads_init(2) == 0);
+        CHECK(cf_decode_batch(m, ctx, src, four_lens, NB, NS, &o, &r2) == 0);
+        for (int64_t i = 0; i < NB && r1.n == NB && r2.n == NB; i++) {
+            CHECK_MSG(same_tokens(&r1, i, &r2, i), "beam %lld sentence %lld: tokens depend on the thread count",
+                      (long long)beam, (long long)i);
+            CHECK(r1.score[i] == r2.score[i]);
+        }
+        cf_decode_result_free(&r1);
+        cf_decode_result_free(&r2);
+    }
+    CHECK(cf_threads_init(threads) == 0);
     cf_ctx_free(ctx);
     cf_transformer_free(m);
 }

@@ -2,12 +2,19 @@
  *
  * Shapes: B sentences, K beams, N = B*K decoder rows (row b*K + k is beam k of sentence b), S padded
  * source length, d model width, V target vocabulary, L the largest output length of the batch.
+ *
+ * The search itself (log-softmax of every row, top-k) runs in parallel over sentences (rows for
+ * greedy): each one writes only its own slots, so results do not depend on the thread count.
  */
+/* Work below which the selection loops stay on one thread (a parallel region costs microseconds). */
+#define DECODE_PAR_MIN_WORK 32768
 #include "train/decode.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <omp.h>
 
 #include "core/autograd.h"
 
@@ -112,7 +119,8 @@ typedef struct decode_run {
     int64_t *max_out;           /* [B] L_i */
     cf_real *memory;            /* [N, S, d] encoder output, row b*K + k = sentence b */
     int32_t *row_lens;          /* [N] source length of each row */
-    double *logp;               /* [V] one row's log-probabilities */
+    int n_threads;
+    double *logp;               /* [n_threads, V] a row's log-probabilities, one row per thread */
     cf_decode_state *st;
 } decode_run;
 
@@ -130,7 +138,8 @@ static void run_begin(decode_run *r, const cf_transformer *m, cf_ctx *ctx, const
         r->max_out[b] = cf_decode_max_output(m, o, src_lens[b]);
         if (r->max_out[b] > r->L) r->L = r->max_out[b];
     }
-    r->logp = cf_xmalloc((size_t)r->V * sizeof *r->logp);
+    r->n_threads = omp_get_max_threads();
+    r->logp = cf_xmalloc((size_t)(r->n_threads * r->V) * sizeof *r->logp);
     r->row_lens = cf_xmalloc((size_t)r->N * sizeof *r->row_lens);
     for (int64_t i = 0; i < r->N; i++) r->row_lens[i] = src_lens[i / K];
 
@@ -207,23 +216,27 @@ int cf_decode_greedy(const cf_transformer *m, cf_ctx *ctx, const int32_t *src, c
     int64_t n_done = 0;
     for (int64_t t = 0; n_done < B; t++) {
         const cf_real *logits = run_step(&r, ids);
+        int64_t finished = 0;
+#pragma omp parallel for schedule(static) reduction(+ : finished) if (B * r.V > DECODE_PAR_MIN_WORK)
         for (int64_t b = 0; b < B; b++) {
             if (done[b]) continue; /* keeps feeding <eos>; its outputs are ignored */
-            row_log_softmax(logits + b * r.V, r.V, o, t >= r.max_out[b], r.logp);
+            double *logp = r.logp + omp_get_thread_num() * r.V;
+            row_log_softmax(logits + b * r.V, r.V, o, t >= r.max_out[b], logp);
             /* argmax, ties to the lower id (as beam search ranks them); <eos> if nothing is finite */
             int32_t best = o->eos_id;
             double best_lp = -INFINITY;
             for (int64_t v = 0; v < r.V; v++)
-                if (r.logp[v] > best_lp) best_lp = r.logp[v], best = (int32_t)v;
-            lp[b] += r.logp[best];
+                if (logp[v] > best_lp) best_lp = logp[v], best = (int32_t)v;
+            lp[b] += logp[best];
             ids[b] = best;
             if (best == o->eos_id) {
                 done[b] = true;
-                n_done++;
+                finished++;
             } else {
                 toks[b * L1 + len[b]++] = best;
             }
         }
+        n_done += finished;
         cf_ctx_reset(ctx);
     }
 
@@ -298,7 +311,7 @@ int cf_decode_beam(const cf_transformer *m, cf_ctx *ctx, const int32_t *src, con
     double *fin_score = cf_xmalloc((size_t)N * sizeof *fin_score);
     int64_t *fin_n = cf_xcalloc((size_t)B, sizeof *fin_n);
     bool *done = cf_xcalloc((size_t)B, sizeof *done);
-    cand *top = cf_xmalloc((size_t)(2 * K) * sizeof *top);               /* [2K] best candidates */
+    cand *top_all = cf_xmalloc((size_t)(r.n_threads * 2 * K) * sizeof *top_all); /* [threads, 2K] */
     /* 2K candidates always suffice: at most K <eos> ones can be finished, K others fill the beams */
 
     for (int64_t i = 0; i < N; i++) {
@@ -308,19 +321,24 @@ int cf_decode_beam(const cf_transformer *m, cf_ctx *ctx, const int32_t *src, con
     int64_t n_done = 0;
     for (int64_t t = 0; n_done < B; t++) {
         const cf_real *logits = run_step(&r, ids);
-        bool reorder = false;
+        int reorder = 0;
+        int64_t finished = 0;
+#pragma omp parallel for schedule(static) reduction(| : reorder) reduction(+ : finished) \
+    if (N * r.V > DECODE_PAR_MIN_WORK)
         for (int64_t b = 0; b < B; b++) {
             int64_t row0 = b * K;
+            double *logp = r.logp + omp_get_thread_num() * r.V;
+            cand *top = top_all + omp_get_thread_num() * 2 * K;
             for (int64_t k = 0; k < K; k++) order[row0 + k] = (int32_t)(row0 + k);
             if (done[b]) continue;
             bool only_eos = t >= r.max_out[b];
             int64_t n_top = 0;
             for (int64_t k = 0; k < K; k++) {
                 if (beam_lp[row0 + k] == -INFINITY) continue;
-                row_log_softmax(logits + (row0 + k) * r.V, r.V, o, only_eos, r.logp);
+                row_log_softmax(logits + (row0 + k) * r.V, r.V, o, only_eos, logp);
                 for (int64_t v = 0; v < r.V; v++)
-                    if (r.logp[v] > -INFINITY) /* also drops NaN */
-                        cand_insert(top, &n_top, 2 * K, (cand){beam_lp[row0 + k] + r.logp[v], (int32_t)v, (int32_t)k});
+                    if (logp[v] > -INFINITY) /* also drops NaN */
+                        cand_insert(top, &n_top, 2 * K, (cand){beam_lp[row0 + k] + logp[v], (int32_t)v, (int32_t)k});
             }
             int64_t n_live = 0;
             for (int64_t i = 0; i < n_top; i++) {
@@ -352,10 +370,11 @@ int cf_decode_beam(const cf_transformer *m, cf_ctx *ctx, const int32_t *src, con
             }
             if (fin_n[b] >= K || n_live == 0) {
                 done[b] = true;
-                n_done++;
+                finished++;
                 for (int64_t k = 0; k < K; k++) ids[row0 + k] = o->eos_id;
             }
         }
+        n_done += finished;
         int32_t *tmp = hist;
         hist = next_hist;
         next_hist = tmp;
@@ -397,7 +416,7 @@ int cf_decode_beam(const cf_transformer *m, cf_ctx *ctx, const int32_t *src, con
     free(fin_score);
     free(fin_n);
     free(done);
-    free(top);
+    free(top_all);
     run_end(&r);
     return 0;
 }
