@@ -506,6 +506,8 @@ TEST(decode_rejects_bad_input_and_restores_ctx) {
     src[3] = 4;
     o.eos_id = 99;
     CHECK(cf_decode_batch(m, ctx, src, four_lens, NB, NS, &o, &r) == -1);
+    o.eos_id = CF_PAD_ID;
+    CHECK(cf_decode_batch(m, ctx, src, four_lens, NB, NS, &o, &r) == -1);
     CHECK(cf_decode_batch(m, ctx, src, four_lens, 0, NS, &(cf_decode_opts){.beam = 1, .eos_id = 3, .bos_id = 2},
                           &r) == 0 && r.n == 0);
     cf_decode_result_free(&r);

@@ -93,6 +93,10 @@ static int check_inputs(const cf_transformer *m, const int32_t *src, const int32
             cf_error_set("decode: special id %d outside the target vocabulary [0, %lld)", ids[i], (long long)V);
             return -1;
         }
+    if (o->eos_id == o->pad_id || o->eos_id == o->bos_id) {
+        cf_error_set("decode: <eos> id %d must differ from <pad> %d and <bos> %d", o->eos_id, o->pad_id, o->bos_id);
+        return -1;
+    }
     for (int64_t b = 0; b < B; b++) {
         if (src_lens[b] < 1 || src_lens[b] > S) {
             cf_error_set("decode: sentence %lld has length %d, outside [1, %lld]", (long long)b, src_lens[b],
