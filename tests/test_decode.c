@@ -1,0 +1,516 @@
+/* tests/test_decode.c - greedy and beam search on tiny random models: the outputs are arbitrary,
+ * the relations between them must hold (beam 1 == greedy, batched == one by one, cached == naive,
+ * beam search finds the exhaustive optimum on a tiny vocabulary, length and <eos> conventions). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tests/nn_fixtures.h"
+#include "tests/test.h"
+#include "tests/testlib.h"
+#include "core/threads.h"
+#include "train/decode.h"
+
+/* Four sources of different lengths, padded to S = 6 with <pad>. */
+enum { NB = 4, NS = 6 };
+static const int32_t four_lens[NB] = {6, 2, 4, 5};
+
+static void make_sources(int32_t *src, const int32_t *lens, int64_t B, int64_t S, int64_t vocab, uint64_t seed) {
+    cf_rng r = cf_rng_init(seed, CF_RNG_STREAM_TEST);
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t s = 0; s < S; s++)
+            src[b * S + s] = s < lens[b] ? (int32_t)(4 + cf_rng_below(&r, (uint64_t)(vocab - 4))) : CF_PAD_ID;
+}
+
+static cf_decode_opts opts(int64_t beam, double alpha, double a, int64_t b) {
+    cf_decode_opts o = cf_decode_opts_default();
+    o.beam = beam;
+    o.length_penalty = alpha;
+    o.max_len_a = a;
+    o.max_len_b = b;
+    return o;
+}
+
+static bool same_tokens(const cf_decode_result *x, int64_t i, const cf_decode_result *y, int64_t j) {
+    int64_t n = cf_decode_result_len(x, i);
+    return n == cf_decode_result_len(y, j) &&
+           memcmp(x->tokens + x->offsets[i], y->tokens + y->offsets[j], (size_t)n * sizeof(int32_t)) == 0;
+}
+
+/* The tiny config with an untied output projection: a random tied model mostly repeats its input
+ * token (the residual stream keeps the embedding), so it would never emit <eos>. */
+static cf_model_config random_config(cf_attn_kind kind) {
+    cf_model_config c = tiny_model_config(kind);
+    c.tie_output = false;
+    return c;
+}
+
+/* Lower <eos>'s logit by `shift` nats (pre-LN, fresh norm weights of 1): with the final norm's bias
+ * set to 1, x = z + 1 with sum(z) = 0, so subtracting c from row <eos> of the (untied) output
+ * projection subtracts c * d from its logit only (every logit gains the constant sum of its row). */
+static void lower_eos(cf_transformer *m, double shift) {
+    int64_t d = m->cfg.d_model;
+    cf_init_const(cf_params_find(&m->params, "decoder.norm.bias"), 1);
+    for (int64_t j = 0; j < d; j++) m->output_proj->data[CF_EOS_ID * d + j] -= (cf_real)(shift / (double)d);
+}
+
+static cf_ctx *eval_ctx(void) {
+    cf_ctx *ctx = cf_ctx_new(1);
+    ctx->training = false;
+    cf_ctx_set_grad(ctx, false);
+    return ctx;
+}
+
+/* ---- 1. beam 1 == greedy ---- */
+
+TEST(decode_beam1_equals_greedy) {
+    const cf_attn_kind kinds[] = {CF_ATTN_MHA, CF_ATTN_GQA, CF_ATTN_MLA};
+    int32_t src[NB * NS];
+    for (int ki = 0; ki < 3; ki++) {
+        cf_model_config c = random_config(kinds[ki]);
+        if (ki == 1) c.pos_encoding = CF_POS_ROPE;
+        cf_transformer *m = cf_transformer_new(&c, 11 + (uint64_t)ki);
+        cf_ctx *ctx = eval_ctx();
+        make_sources(src, four_lens, NB, NS, c.src_vocab, 3 + (uint64_t)ki);
+        cf_decode_opts o = opts(1, 0.6, 1.5, 3);
+        cf_decode_result g = {0}, b1 = {0};
+        CHECK(cf_decode_greedy(m, ctx, src, four_lens, NB, NS, &o, &g) == 0);
+        CHECK(cf_decode_beam(m, ctx, src, four_lens, NB, NS, &o, &b1) == 0);
+        CHECK(g.n == NB && b1.n == NB);
+        for (int64_t i = 0; i < NB && g.n == NB && b1.n == NB; i++) {
+            CHECK_MSG(same_tokens(&g, i, &b1, i), "%s sentence %lld: beam 1 tokens differ from greedy",
+                      cf_attn_kind_name(kinds[ki]), (long long)i);
+            CHECK_NEAR(g.logprob[i], b1.logprob[i], 1e-12);
+            CHECK_NEAR(g.score[i], b1.score[i], 1e-12);
+            CHECK(isfinite(g.score[i]) && g.logprob[i] < 0);
+        }
+        cf_decode_result_free(&g);
+        cf_decode_result_free(&b1);
+        cf_ctx_free(ctx);
+        cf_transformer_free(m);
+    }
+}
+
+/* ---- 2. batched == one by one ---- */
+
+/* Returns how many outputs ended with a chosen <eos> before their length limit. */
+static int64_t check_batched_vs_single(cf_model_config c, int64_t beam, uint64_t seed) {
+    cf_transformer *m = cf_transformer_new(&c, seed);
+    cf_ctx *ctx = eval_ctx();
+    int32_t src[NB * NS];
+    make_sources(src, four_lens, NB, NS, c.src_vocab, seed + 100);
+    cf_decode_opts o = opts(beam, 0.6, 1.5, 3);
+    cf_decode_result all = {0}, one = {0};
+    CHECK(cf_decode_batch(m, ctx, src, four_lens, NB, NS, &o, &all) == 0);
+    int64_t natural = 0;
+    for (int64_t i = 0; i < NB && all.n == NB; i++) {
+        /* alone and unpadded: S = its own length */
+        CHECK(cf_decode_batch(m, ctx, src + i * NS, &four_lens[i], 1, four_lens[i], &o, &one) == 0);
+        CHECK_MSG(one.n == 1 && same_tokens(&all, i, &one, 0), "beam %lld seed %llu sentence %lld: batched tokens differ",
+                  (long long)beam, (unsigned long long)seed, (long long)i);
+        CHECK_NEAR(all.logprob[i], one.logprob[0], 1e-5);
+        CHECK_NEAR(all.score[i], one.score[0], 1e-5);
+        int64_t n = cf_decode_result_len(&all, i);
+        natural += n > 0 && n < cf_decode_max_output(m, &o, four_lens[i]);
+    }
+    cf_decode_result_free(&all);
+    cf_decode_result_free(&one);
+    cf_ctx_free(ctx);
+    cf_transformer_free(m);
+    return natural;
+}
+
+TEST(decode_batched_equals_one_by_one) {
+    int64_t natural[2] = {0, 0};
+    for (uint64_t seed = 21; seed <= 23; seed++) {
+        cf_model_config c = random_config(CF_ATTN_MHA);
+        natural[0] += check_batched_vs_single(c, 1, seed);
+        natural[1] += check_batched_vs_single(c, 4, seed);
+        c = random_config(CF_ATTN_MLA);
+        c.dec_layers = 2;
+        natural[0] += check_batched_vs_single(c, 1, seed + 10);
+        natural[1] += check_batched_vs_single(c, 4, seed + 10);
+    }
+    /* rows finishing at different steps are what batching could get wrong */
+    CHECK_MSG(natural[0] > 0 && natural[1] > 0, "no output ended early (greedy %lld, beam %lld): the test proves little",
+              (long long)natural[0], (long long)natural[1]);
+}
+
+/* ---- 3. greedy == naive greedy re-running the full decoder on the prefix ---- */
+
+/* log_softmax of x [V] in double at token tok, with the decoder's conventions (pad/bos excluded). */
+static double naive_logp(const cf_real *x, int64_t V, int32_t tok) {
+    double mx = -INFINITY, sum = 0;
+    for (int64_t v = 0; v < V; v++) mx = fmax(mx, x[v]);
+    for (int64_t v = 0; v < V; v++) sum += exp(x[v] - mx);
+    return x[tok] - mx - log(sum);
+}
+
+/* The greedy output of sentence src[0..len) without any cache; returns its length, *lp its log-prob. */
+static int64_t naive_greedy(const cf_transformer *m, const int32_t *src, int32_t len, int64_t max_out, int32_t *out,
+                            double *lp) {
+    cf_ctx *ctx = eval_ctx();
+    int64_t V = m->cfg.tgt_vocab, n = 0;
+    int32_t prefix[64] = {CF_BOS_ID};
+    *lp = 0;
+    for (;;) {
+        cf_tensor *mem = cf_transformer_encode(ctx, m, src, 1, len, &len);
+        cf_tensor *logits = cf_transformer_decode(ctx, m, mem, &len, prefix, n + 1); /* [1, n+1, V] */
+        const cf_real *x = logits->data + n * V;
+        int32_t best = CF_EOS_ID;
+        if (n < max_out)
+            for (int32_t v = 0; v < V; v++)
+                if (v != CF_PAD_ID && v != CF_BOS_ID && x[v] > x[best]) best = v;
+        /* ties go to the lower id */
+        if (n < max_out)
+            for (int32_t v = 0; v < best; v++)
+                if (v != CF_PAD_ID && v != CF_BOS_ID && x[v] == x[best]) best = v;
+        *lp += naive_logp(x, V, best);
+        cf_ctx_reset(ctx);
+        if (best == CF_EOS_ID) break;
+        out[n++] = best;
+        prefix[n] = best;
+    }
+    cf_ctx_free(ctx);
+    return n;
+}
+
+TEST(decode_greedy_equals_naive_greedy) {
+    const cf_attn_kind kinds[] = {CF_ATTN_MHA, CF_ATTN_MQA, CF_ATTN_MLA};
+    int32_t src[NB * NS], naive[64];
+    int64_t nonempty = 0;
+    for (int ki = 0; ki < 3; ki++) {
+        cf_model_config c = random_config(kinds[ki]);
+        if (ki == 1) c.pre_norm = false, c.pos_encoding = CF_POS_LEARNED;
+        if (ki == 2) c.pos_encoding = CF_POS_ROPE;
+        cf_transformer *m = cf_transformer_new(&c, 31 + (uint64_t)ki);
+        cf_ctx *ctx = eval_ctx();
+        make_sources(src, four_lens, NB, NS, c.src_vocab, 41 + (uint64_t)ki);
+        cf_decode_opts o = opts(1, 1.0, 1.5, 3);
+        cf_decode_result g = {0};
+        CHECK(cf_decode_greedy(m, ctx, src, four_lens, NB, NS, &o, &g) == 0);
+        for (int64_t i = 0; i < NB && g.n == NB; i++) {
+            double lp;
+            int64_t n = naive_greedy(m, src + i * NS, four_lens[i], cf_decode_max_output(m, &o, four_lens[i]), naive,
+                                     &lp);
+            CHECK_MSG(n == cf_decode_result_len(&g, i) &&
+                          memcmp(naive, g.tokens + g.offsets[i], (size_t)n * sizeof(int32_t)) == 0,
+                      "%s sentence %lld: cached greedy differs from the naive one", cf_attn_kind_name(kinds[ki]),
+                      (long long)i);
+            CHECK_NEAR(g.logprob[i], lp, 1e-4);
+            CHECK_NEAR(g.score[i], lp / pow((5.0 + (double)n + 1) / 6.0, 1.0), 1e-4);
+            nonempty += n > 0;
+        }
+        cf_decode_result_free(&g);
+        cf_ctx_free(ctx);
+        cf_transformer_free(m);
+    }
+    CHECK(nonempty > 0);
+}
+
+/* ---- 4. beam search quality ---- */
+
+/* Exact log-prob of <bos> y <eos> under the full forward (pad/bos excluded like the decoder). */
+static double exact_logprob(const cf_transformer *m, cf_ctx *ctx, const int32_t *src, int32_t len, const int32_t *y,
+                            int64_t n) {
+    int64_t V = m->cfg.tgt_vocab;
+    int32_t in[64] = {CF_BOS_ID};
+    for (int64_t i = 0; i < n; i++) in[i + 1] = y[i];
+    cf_tensor *mem = cf_transformer_encode(ctx, m, src, 1, len, &len);
+    cf_tensor *logits = cf_transformer_decode(ctx, m, mem, &len, in, n + 1);
+    double lp = 0;
+    for (int64_t i = 0; i <= n; i++) lp += naive_logp(logits->data + i * V, V, i < n ? y[i] : CF_EOS_ID);
+    cf_ctx_reset(ctx);
+    return lp;
+}
+
+/* With alpha 0, beam 4's best log-prob is usually at least greedy's. Not a theorem (greedy's prefix
+ * can fall out of the beam; about 1% of sentences on random tiny models), so the test allows one
+ * loss in 16 sentences but wants most strictly better and the total better: a ranking bug breaks it. */
+TEST(decode_beam_beats_greedy) {
+    int64_t better = 0, worse = 0, long_outputs = 0;
+    double sum_g = 0, sum_b = 0;
+    int32_t src[NB * NS];
+    for (uint64_t seed = 1; seed <= 4; seed++) {
+        cf_model_config c = random_config(seed % 2 ? CF_ATTN_MHA : CF_ATTN_GQA);
+        cf_transformer *m = cf_transformer_new(&c, 50 + seed);
+        cf_ctx *ctx = eval_ctx();
+        make_sources(src, four_lens, NB, NS, c.src_vocab, 60 + seed);
+        cf_decode_opts og = opts(1, 0, 1.5, 3), ob = opts(4, 0, 1.5, 3);
+        cf_decode_result g = {0}, b = {0};
+        CHECK(cf_decode_batch(m, ctx, src, four_lens, NB, NS, &og, &g) == 0);
+        CHECK(cf_decode_batch(m, ctx, src, four_lens, NB, NS, &ob, &b) == 0);
+        for (int64_t i = 0; i < NB && g.n == NB && b.n == NB; i++) {
+            CHECK_NEAR(b.score[i], b.logprob[i], 0); /* alpha 0 */
+            /* the reported log-prob is that of the reported tokens (catches cache reordering bugs) */
+            int64_t n = cf_decode_result_len(&b, i);
+            CHECK_NEAR(b.logprob[i], exact_logprob(m, ctx, src + i * NS, four_lens[i], b.tokens + b.offsets[i], n), 1e-4);
+            long_outputs += n >= 3;
+            better += b.logprob[i] > g.logprob[i] + 1e-9;
+            worse += b.logprob[i] < g.logprob[i] - 1e-9;
+            sum_g += g.logprob[i];
+            sum_b += b.logprob[i];
+        }
+        cf_decode_result_free(&g);
+        cf_decode_result_free(&b);
+        cf_ctx_free(ctx);
+        cf_transformer_free(m);
+    }
+    CHECK_MSG(worse <= 1 && better >= 8 && sum_b > sum_g, "beam 4 vs greedy: %lld better, %lld worse, sums %.4f vs %.4f",
+              (long long)better, (long long)worse, sum_b, sum_g);
+    CHECK(long_outputs > 0);
+}
+
+/* V = 6 (outputs 1, 4, 5 and <eos>), at most 3 tokens: score all 40 hypotheses exactly with one
+ * batched full forward over the 27 three-token sequences (every shorter hypothesis is a prefix of
+ * one, and the decoder is causal); beam search with K = V^3 keeps every prefix and must return the
+ * true best, with and without a length penalty. */
+TEST(decode_beam_finds_exhaustive_best) {
+    enum { NSEQ = 27 };
+    const int32_t alphabet[3] = {CF_UNK_ID, 4, 5};
+    const int32_t lens[2] = {4, 2};
+    int64_t deep = 0;
+    for (int run = 0; run < 4; run++) {
+        double alpha = run % 2 ? 1.0 : 0.0;
+        cf_model_config c = random_config(run / 2 ? CF_ATTN_MLA : CF_ATTN_MHA);
+        c.src_vocab = c.tgt_vocab = 6;
+        cf_transformer *m = cf_transformer_new(&c, 70 + (uint64_t)run);
+        lower_eos(m, 2.0); /* else the empty output mostly wins and the search depth goes untested */
+        cf_ctx *ctx = eval_ctx();
+        int32_t src[2 * 4];
+        make_sources(src, lens, 2, 4, 6, 80 + (uint64_t)run);
+        cf_decode_opts o = opts(216, alpha, 0, 3);
+        cf_decode_result r = {0};
+        CHECK(cf_decode_beam(m, ctx, src, lens, 2, 4, &o, &r) == 0);
+        for (int64_t b = 0; b < 2 && r.n == 2; b++) {
+            int32_t rep_src[NSEQ * 4], rep_lens[NSEQ], in[NSEQ * 4];
+            for (int64_t q = 0; q < NSEQ; q++) {
+                memcpy(rep_src + q * 4, src + b * 4, 4 * sizeof(int32_t));
+                rep_lens[q] = lens[b];
+                in[q * 4] = CF_BOS_ID;
+                for (int64_t i = 0, x = q; i < 3; i++, x /= 3) in[q * 4 + 1 + i] = alphabet[x % 3];
+            }
+            cf_tensor *mem = cf_transformer_encode(ctx, m, rep_src, NSEQ, 4, rep_lens);
+            cf_tensor *logits = cf_transformer_decode(ctx, m, mem, rep_lens, in, 4); /* [27, 4, 6] */
+            double best = -INFINITY, best_lp = 0;
+            int64_t best_q = 0, best_n = 0;
+            for (int64_t q = 0; q < NSEQ; q++) {
+                double lp = 0; /* of y_1 .. y_n */
+                for (int64_t n = 0; n <= 3; n++) {
+                    const cf_real *x = logits->data + (q * 4 + n) * 6;
+                    double total = lp + naive_logp(x, 6, CF_EOS_ID);
+                    double s = total / pow((5.0 + (double)n + 1) / 6.0, alpha);
+                    if (s > best) best = s, best_lp = total, best_q = q, best_n = n;
+                    if (n < 3) lp += naive_logp(x, 6, in[q * 4 + 1 + n]);
+                }
+            }
+            cf_ctx_reset(ctx);
+            CHECK_MSG(cf_decode_result_len(&r, b) == best_n &&
+                          memcmp(r.tokens + r.offsets[b], in + best_q * 4 + 1, (size_t)best_n * sizeof(int32_t)) == 0,
+                      "run %d sentence %lld: beam search missed the exhaustive best", run, (long long)b);
+            CHECK_NEAR(r.score[b], best, 1e-5);
+            CHECK_NEAR(r.logprob[b], best_lp, 1e-5);
+            deep += best_n >= 2;
+        }
+        cf_decode_result_free(&r);
+        cf_ctx_free(ctx);
+        cf_transformer_free(m);
+    }
+    CHECK_MSG(deep >= 2, "only %lld best hypotheses have 2+ tokens: the search depth goes untested", (long long)deep);
+}
+
+/* ---- 6. length and <eos> conventions ---- */
+
+/* A model whose output ignores its input: the decoder's final norm emits the constant vector 1, so
+ * logit v = sum of output_proj row v; row <eos> is set to `eos_row` everywhere. */
+static cf_transformer *constant_model(double eos_row) {
+    cf_model_config c = tiny_model_config(CF_ATTN_MHA);
+    cf_transformer *m = cf_transformer_new(&c, 90);
+    cf_init_const(cf_params_find(&m->params, "decoder.norm.weight"), 0);
+    cf_init_const(cf_params_find(&m->params, "decoder.norm.bias"), 1);
+    for (int64_t j = 0; j < c.d_model; j++) m->output_proj->data[CF_EOS_ID * c.d_model + j] = (cf_real)eos_row;
+    return m;
+}
+
+TEST(decode_eos_ends_and_is_not_output) {
+    cf_transformer *m = constant_model(2.0); /* logit(<eos>) = 16: always ends at once */
+    cf_ctx *ctx = eval_ctx();
+    int32_t src[NB * NS];
+    make_sources(src, four_lens, NB, NS, 11, 5);
+    for (int64_t beam = 1; beam <= 4; beam += 3) {
+        cf_decode_opts o = opts(beam, 0.6, 1.5, 3);
+        cf_decode_result r = {0};
+        CHECK(cf_decode_batch(m, ctx, src, four_lens, NB, NS, &o, &r) == 0);
+        for (int64_t i = 0; i < NB && r.n == NB; i++) {
+            CHECK(cf_decode_result_len(&r, i) == 0);
+            CHECK(r.logprob[i] < 0 && r.logprob[i] > -1e-3);
+            CHECK_NEAR(r.score[i], r.logprob[i] / cf_length_penalty(1, 0.6), 1e-15);
+        }
+        cf_decode_result_free(&r);
+    }
+    cf_ctx_free(ctx);
+    cf_transformer_free(m);
+}
+
+TEST(decode_max_length_respected) {
+    cf_transformer *m = constant_model(-2.0); /* logit(<eos>) = -16: never chosen before the limit */
+    cf_ctx *ctx = eval_ctx();
+    int32_t src[NB * NS];
+    make_sources(src, four_lens, NB, NS, 11, 6);
+    /* lens 6, 2, 4, 5: floor(1.5 len + 1) = 10, 4, 7, 8; with a = 3, b = 5 all capped at max_len - 1 = 15 */
+    const int64_t expect[2][NB] = {{10, 4, 7, 8}, {15, 11, 15, 15}};
+    const double a[2] = {1.5, 3.0};
+    const int64_t bb[2] = {1, 5};
+    for (int li = 0; li < 2; li++)
+        for (int64_t beam = 1; beam <= 4; beam += 3) {
+            cf_decode_opts o = opts(beam, 0.6, a[li], bb[li]);
+            cf_decode_result r = {0};
+            CHECK(cf_decode_batch(m, ctx, src, four_lens, NB, NS, &o, &r) == 0);
+            for (int64_t i = 0; i < NB && r.n == NB; i++) {
+                CHECK_MSG(cf_decode_result_len(&r, i) == expect[li][i], "beam %lld sentence %lld: length %lld, want %lld",
+                          (long long)beam, (long long)i, (long long)cf_decode_result_len(&r, i),
+                          (long long)expect[li][i]);
+                CHECK(cf_decode_max_output(m, &o, four_lens[i]) == expect[li][i]);
+                for (int64_t t = r.offsets[i]; t < r.offsets[i + 1]; t++)
+                    CHECK(r.tokens[t] != CF_EOS_ID && r.tokens[t] != CF_PAD_ID && r.tokens[t] != CF_BOS_ID);
+                CHECK(r.logprob[i] < -15); /* the forced final <eos> is scored */
+            }
+            cf_decode_result_free(&r);
+        }
+    cf_ctx_free(ctx);
+    cf_transformer_free(m);
+}
+
+TEST(decode_length_rule_and_penalty) {
+    cf_model_config c = tiny_model_config(CF_ATTN_MHA);
+    c.max_len = 64;
+    cf_transformer *m = cf_transformer_new(&c, 1);
+    cf_decode_opts o = opts(1, 0.6, 1.16, 0);
+    CHECK(cf_decode_max_output(m, &o, 25) == 29);   /* 1.16 * 25 = 28.999999999999996 */
+    CHECK(cf_decode_max_output(m, &o, 60) == 63);  /* capped at max_len - 1 */
+    o.max_len_a = 0.7;
+    CHECK(cf_decode_max_output(m, &o, 10) == 7);    /* 7.000000000000001 */
+    o.max_len_b = -20;
+    CHECK(cf_decode_max_output(m, &o, 10) == 0);
+    CHECK_NEAR(cf_length_penalty(1, 0.6), 1.0, 1e-15);
+    CHECK_NEAR(cf_length_penalty(7, 1.0), 2.0, 1e-15);
+    CHECK_NEAR(cf_length_penalty(7, 0.0), 1.0, 0);
+    cf_transformer_free(m);
+}
+
+/* Exact ties go to the lower token id, then the lower beam index: tokens 4 and 5 always tie. */
+TEST(decode_ties_prefer_lower_token_and_beam) {
+    cf_transformer *m = constant_model(-2.0);
+    int64_t d = m->cfg.d_model;
+    for (int64_t j = 0; j < d; j++) m->output_proj->data[4 * d + j] = m->output_proj->data[5 * d + j] = 1.0f;
+    cf_ctx *ctx = eval_ctx();
+    int32_t src[NB * NS];
+    make_sources(src, four_lens, NB, NS, 11, 8);
+    for (int64_t beam = 1; beam <= 3; beam++) {
+        cf_decode_opts o = opts(beam, 0.6, 0, 5);
+        cf_decode_result r = {0};
+        CHECK(cf_decode_batch(m, ctx, src, four_lens, NB, NS, &o, &r) == 0);
+        for (int64_t i = 0; i < NB && r.n == NB; i++) {
+            CHECK(cf_decode_result_len(&r, i) == 5);
+            for (int64_t t = r.offsets[i]; t < r.offsets[i + 1]; t++)
+                CHECK_MSG(r.tokens[t] == 4, "beam %lld sentence %lld: token %d, want 4", (long long)beam, (long long)i,
+                          r.tokens[t]);
+        }
+        cf_decode_result_free(&r);
+    }
+    cf_ctx_free(ctx);
+    cf_transformer_free(m);
+}
+
+/* The arena is reset every step: a repeated call mallocs nothing in the arena, and the high-water
+ * mark hardly grows with the number of steps. */
+TEST(decode_arena_is_reused) {
+    cf_model_config c = random_config(CF_ATTN_GQA);
+    cf_transformer *m = cf_transformer_new(&c, 3);
+    cf_ctx *ctx = eval_ctx();
+    int32_t src[NB * NS];
+    make_sources(src, four_lens, NB, NS, c.src_vocab, 9);
+    cf_decode_result r = {0};
+    for (int64_t beam = 1; beam <= 4; beam += 3) {
+        cf_decode_opts o = opts(beam, 0.6, 1.5, 3);
+        CHECK(cf_decode_batch(m, ctx, src, four_lens, NB, NS, &o, &r) == 0);
+        size_t mallocs = ctx->arena.mallocs, cap = cf_arena_capacity(&ctx->arena);
+        CHECK(cf_decode_batch(m, ctx, src, four_lens, NB, NS, &o, &r) == 0);
+        CHECK_MSG(ctx->arena.mallocs == mallocs, "beam %lld: %zu arena mallocs in a repeated call", (long long)beam,
+                  ctx->arena.mallocs - mallocs);
+        CHECK(cf_arena_capacity(&ctx->arena) == cap);
+        CHECK(ctx->arena.used_total == 0); /* left reset */
+    }
+    /* memory does not grow with the output length: 16 steps need about what 3 steps need */
+    size_t high[2];
+    for (int i = 0; i < 2; i++) {
+        cf_ctx *fresh = eval_ctx();
+        cf_decode_opts o = opts(4, 0.6, 0, i ? 15 : 2);
+        CHECK(cf_decode_batch(m, fresh, src, four_lens, NB, NS, &o, &r) == 0);
+        high[i] = fresh->arena.high_water;
+        cf_ctx_free(fresh);
+    }
+    CHECK_MSG(high[1] < 2 * high[0], "arena high water %zu bytes for 15 steps, %zu for 2", high[1], high[0]);
+    cf_decode_result_free(&r);
+    cf_ctx_free(ctx);
+    cf_transformer_free(m);
+}
+
+/* A vocabulary large enough for the parallel selection loops: 1 and 2 threads give identical results. */
+TEST(decode_same_for_any_thread_count) {
+    cf_model_config c = random_config(CF_ATTN_MHA);
+    c.src_vocab = c.tgt_vocab = 9000;
+    cf_transformer *m = cf_transformer_new(&c, 4);
+    cf_ctx *ctx = eval_ctx();
+    int32_t src[NB * NS];
+    make_sources(src, four_lens, NB, NS, 50, 10);
+    int threads = cf_threads_count();
+    for (int64_t beam = 1; beam <= 4; beam += 3) {
+        cf_decode_opts o = opts(beam, 0.6, 1.5, 3);
+        cf_decode_result r1 = {0}, r2 = {0};
+        CHECK(cf_threads_init(1) == 0);
+        CHECK(cf_decode_batch(m, ctx, src, four_lens, NB, NS, &o, &r1) == 0);
+        CHECK(cf_threads_init(2) == 0);
+        CHECK(cf_decode_batch(m, ctx, src, four_lens, NB, NS, &o, &r2) == 0);
+        for (int64_t i = 0; i < NB && r1.n == NB && r2.n == NB; i++) {
+            CHECK_MSG(same_tokens(&r1, i, &r2, i), "beam %lld sentence %lld: tokens depend on the thread count",
+                      (long long)beam, (long long)i);
+            CHECK(r1.score[i] == r2.score[i]);
+        }
+        cf_decode_result_free(&r1);
+        cf_decode_result_free(&r2);
+    }
+    CHECK(cf_threads_init(threads) == 0);
+    cf_ctx_free(ctx);
+    cf_transformer_free(m);
+}
+
+/* Bad input is an error (not a crash), and the caller's ctx flags come back as they were. */
+TEST(decode_rejects_bad_input_and_restores_ctx) {
+    cf_model_config c = tiny_model_config(CF_ATTN_MHA);
+    cf_transformer *m = cf_transformer_new(&c, 1);
+    cf_ctx *ctx = cf_ctx_new(1);
+    ctx->training = true;
+    cf_ctx_set_grad(ctx, true);
+    int32_t src[NB * NS];
+    make_sources(src, four_lens, NB, NS, c.src_vocab, 7);
+    cf_decode_result r = {0};
+    cf_decode_opts o = opts(2, 0.6, 1.5, 3);
+    CHECK(cf_decode_batch(m, ctx, src, four_lens, NB, NS, &o, &r) == 0 && r.n == NB);
+    CHECK(ctx->training && ctx->grad_enabled);
+    const int32_t zero_len[NB] = {6, 0, 4, 5};
+    CHECK(cf_decode_batch(m, ctx, src, zero_len, NB, NS, &o, &r) == -1 && r.n == 0);
+    src[3] = 11;
+    CHECK(cf_decode_batch(m, ctx, src, four_lens, NB, NS, &o, &r) == -1);
+    CHECK(strstr(cf_error_message(), "source vocabulary") != NULL);
+    src[3] = 4;
+    o.eos_id = 99;
+    CHECK(cf_decode_batch(m, ctx, src, four_lens, NB, NS, &o, &r) == -1);
+    o.eos_id = CF_PAD_ID;
+    CHECK(cf_decode_batch(m, ctx, src, four_lens, NB, NS, &o, &r) == -1);
+    CHECK(cf_decode_batch(m, ctx, src, four_lens, 0, NS, &(cf_decode_opts){.beam = 1, .eos_id = 3, .bos_id = 2},
+                          &r) == 0 && r.n == 0);
+    cf_decode_result_free(&r);
+    cf_ctx_free(ctx);
+    cf_transformer_free(m);
+}
