@@ -16,5 +16,6 @@ cf_tensor *bench_param(int ndim, const int64_t *shape, uint64_t seed);
 int bench_matmul(void);
 int bench_attention(void);
 int bench_tokenizer(void);
+int bench_decode(void);
 
 #endif

@@ -13,6 +13,7 @@ static const struct {
     {"matmul", bench_matmul},
     {"attention", bench_attention},
     {"tokenizer", bench_tokenizer},
+    {"decode", bench_decode},
 };
 
 int main(int argc, char **argv) {

@@ -41,22 +41,10 @@
 #ifndef CF_TRAIN_DECODE_H
 #define CF_TRAIN_DECODE_H
 
+#include "data/tokenizer.h"
 #include "nn/transformer.h"
 #include "train/config.h"
 
-/* The fixed special ids (data/tokenizer.h defines the same values). */
-#ifndef CF_PAD_ID
-#define CF_PAD_ID 0
-#endif
-#ifndef CF_UNK_ID
-#define CF_UNK_ID 1
-#endif
-#ifndef CF_BOS_ID
-#define CF_BOS_ID 2
-#endif
-#ifndef CF_EOS_ID
-#define CF_EOS_ID 3
-#endif
 
 typedef struct cf_decode_opts {
     int64_t beam;               /* 1: greedy */
