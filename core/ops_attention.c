@@ -27,7 +27,7 @@
  * at T = S = 48, D = 32 on one core, q k^T in 16-row blocks took 0.69 ms with sgemm vs 1.18 ms
  * with fmaf loops vectorised over keys (k transposed once per head), and P v 0.37-0.59 ms vs
  * 1.6 ms. The softmax and the dropout RNG, not the GEMMs, were the slow parts: both are written
- * so that gcc vectorises them (own exp, omp simd reductions, Philox in 8 lanes).
+ * so that gcc vectorises them (cf_vexp, omp simd reductions, the batched Philox of core/rng.c).
  */
 #include <math.h>
 #include <omp.h>
@@ -36,31 +36,7 @@
 #include "core/kernel.h"
 #include "core/ops.h"
 #include "core/rng.h"
-
-#ifdef CF_REAL_DOUBLE
-static inline double attn_exp(double x) { return exp(x); }
-#else
-/* e^x for x <= 0, vectorisable (libm's expf is a scalar call per score here, and the softmax
- * would cost more than the GEMMs): x = n ln2 + r with |r| <= ln2/2, e^r by its degree-7 Taylor
- * polynomial (truncation < 6e-9, below float rounding), 2^n through the exponent bits. */
-static inline float attn_exp(float x) {
-    x = x < -87.0f ? -87.0f : x;                         /* e^-87 ~ 1.6e-38: still a normal float */
-    float t = x * 1.44269504f + 12582912.0f;             /* 1.5 * 2^23: rounds to nearest integer */
-    float n = t - 12582912.0f;
-    float r = fmaf(n, -0.693145752f, x);                 /* ln 2 in two parts, so r is exact-ish */
-    r = fmaf(n, -1.42860677e-6f, r);
-    float p = 1.0f / 5040;
-    p = fmaf(p, r, 1.0f / 720);
-    p = fmaf(p, r, 1.0f / 120);
-    p = fmaf(p, r, 1.0f / 24);
-    p = fmaf(p, r, 1.0f / 6);
-    p = fmaf(p, r, 0.5f);
-    p = fmaf(p, r, 1.0f);
-    p = fmaf(p, r, 1.0f);
-    union { uint32_t u; float f; } scale = {.u = (uint32_t)((int32_t)n + 127) << 23};
-    return p * scale.f;
-}
-#endif
+#include "core/vecmath.h"
 
 /* Query rows per block when the visible keys depend on the row (causal, window): small enough
  * that blocks skip most masked keys, big enough for the GEMMs. Otherwise all T rows form one
@@ -165,12 +141,10 @@ static void attn_dropout_row(const attn_cfg *c, uint64_t base, int64_t lo, int64
 /* Softmax of row p[lo, hi) in place (p already holds scaled scores); zero outside. */
 static void attn_softmax_row(cf_real *p, int64_t S, int64_t lo, int64_t hi) {
     /* omp simd: vector reductions in a fixed (compile-time) order, without -ffast-math */
-    cf_real m = p[lo], sum = 0;
-#pragma omp simd reduction(max : m)
-    for (int64_t j = lo; j < hi; j++) m = p[j] > m ? p[j] : m;
+    cf_real m = cf_row_max(p + lo, hi - lo), sum = 0;
 #pragma omp simd reduction(+ : sum)
     for (int64_t j = lo; j < hi; j++) {
-        p[j] = attn_exp(p[j] - m);
+        p[j] = cf_vexp(p[j] - m);
         sum += p[j];
     }
     cf_real inv = 1 / sum;
