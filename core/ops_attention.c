@@ -52,7 +52,7 @@ typedef struct attn_cfg {
     int64_t window;             /* 0: unlimited */
     const int32_t *key_lens;    /* [B] copy in the arena, or NULL */
     double dropout;             /* 0 when not training */
-    uint64_t rng_key, rng_step, rng_id;
+    uint64_t rng_seed, rng_step, rng_id;
     cf_real *p;                 /* [B,H,T,S] saved probabilities (dropped ones negated), or NULL */
 } attn_cfg;
 
@@ -83,57 +83,21 @@ static bool attn_block_range(const attn_cfg *c, int64_t b, int64_t i0, int64_t i
     return *hi > *lo;
 }
 
-/* Philox4x32-10 (as cf_philox4x32 in core/rng.c) of the 8 consecutive counter blocks blk0..blk0+7,
- * one per lane so that gcc vectorises the rounds (the scalar call costs ~7 ns per dropout element,
- * more than the rest of the forward). w[4 * lane + word]. */
-static void attn_philox_x8(uint64_t blk0, uint32_t id, uint32_t step, uint64_t key, uint32_t w[32]) {
-    /* 32-bit words held in 64-bit lanes: gcc vectorises 64-bit products, not 32x32 high halves */
-    enum { L = 8 };
-    const uint64_t lo32 = 0xFFFFFFFFu;
-    uint64_t o0[L], o1[L], o2[L], o3[L];
-#pragma omp simd
-    for (int l = 0; l < L; l++) {
-        uint64_t c0 = (blk0 + (uint64_t)l) & lo32, c1 = (blk0 + (uint64_t)l) >> 32, c2 = id, c3 = step;
-        uint64_t k0 = key & lo32, k1 = key >> 32;
-        for (int round = 0; round < 10; round++) {
-            uint64_t p0 = 0xD2511F53u * c0, p1 = 0xCD9E8D57u * c2;
-            c0 = (p1 >> 32) ^ c1 ^ k0;
-            c2 = (p0 >> 32) ^ c3 ^ k1;
-            c1 = p1 & lo32;
-            c3 = p0 & lo32;
-            k0 = (k0 + 0x9E3779B9u) & lo32;
-            k1 = (k1 + 0xBB67AE85u) & lo32;
-        }
-        o0[l] = c0;
-        o1[l] = c1;
-        o2[l] = c2;
-        o3[l] = c3;
-    }
-    for (int l = 0; l < L; l++) {
-        w[4 * l] = (uint32_t)o0[l];
-        w[4 * l + 1] = (uint32_t)o1[l];
-        w[4 * l + 2] = (uint32_t)o2[l];
-        w[4 * l + 3] = (uint32_t)o3[l];
-    }
-}
-
-/* Dropout on p[lo, hi) of the row whose element 0 has flat index `base` in [B,H,T,S]: the draw
- * for element e is cf_rng_uniform_at(seed, step, id, e) (a test checks this against rng.c),
- * made 32 elements at a time. Dropped weights: pd = 0 and p negated; kept: pd = p / (1 - rate). */
+/* Dropout on p[lo, hi) of the row whose element 0 has flat index `base` in [B,H,T,S]: element e is
+ * kept iff cf_rng_uniform_at(seed, step, id, e) >= rate (cf_dropout's rule, via the batched
+ * cf_dropout_keep_bits; a test checks it against rng.c). Dropped weights: pd = 0 and p negated;
+ * kept: pd = p / (1 - rate). */
 static void attn_dropout_row(const attn_cfg *c, uint64_t base, int64_t lo, int64_t hi, cf_real *p, cf_real *pd) {
+    enum { CHUNK = 512 }; /* elements per mask call: one call per row at our sizes */
     cf_real keep_scale = (cf_real)(1.0 / (1.0 - c->dropout));
-    uint32_t w[32];
-    for (uint64_t g = (base + (uint64_t)lo) & ~(uint64_t)31; g < base + (uint64_t)hi; g += 32) {
-        attn_philox_x8(g >> 2, (uint32_t)c->rng_id, (uint32_t)c->rng_step, c->rng_key, w);
-        int64_t j0 = (int64_t)(g - base), j1 = j0 + 32;
-        const uint32_t *wj = w - j0; /* wj[j] is element j's word */
-        if (j0 < lo) j0 = lo;
-        if (j1 > hi) j1 = hi;
-        for (int64_t j = j0; j < j1; j++) {
-            float u = (float)(wj[j] >> 8) * (1.0f / 16777216.0f);
-            bool keep = (double)u >= c->dropout;
-            pd[j] = keep ? p[j] * keep_scale : 0;
-            p[j] = keep ? p[j] : -p[j];
+    uint64_t bits[CHUNK / 64];
+    for (int64_t j0 = lo; j0 < hi; j0 += CHUNK) {
+        int64_t n = hi - j0 < CHUNK ? hi - j0 : CHUNK;
+        cf_dropout_keep_bits(c->rng_seed, c->rng_step, c->rng_id, base + (uint64_t)j0, n, c->dropout, bits);
+        for (int64_t j = 0; j < n; j++) {
+            bool keep = (bits[j / 64] >> (j % 64)) & 1;
+            pd[j0 + j] = keep ? p[j0 + j] * keep_scale : 0;
+            p[j0 + j] = keep ? p[j0 + j] : -p[j0 + j];
         }
     }
 }
@@ -296,7 +260,7 @@ cf_tensor *cf_attention(cf_ctx *ctx, cf_tensor *q, cf_tensor *k, cf_tensor *v, c
     int64_t B = cfg.B, H = cfg.H, T = cfg.T, S = cfg.S, Dk = cfg.Dk, Dv = cfg.Dv;
     if (ctx->training && opts->dropout > 0) {
         cfg.dropout = opts->dropout;
-        cfg.rng_key = ctx->seed ^ ((uint64_t)CF_RNG_STREAM_DROPOUT << 56); /* as cf_rng_uniform_at */
+        cfg.rng_seed = ctx->seed;
         cfg.rng_step = ctx->step;
         cfg.rng_id = ctx->dropout_calls++;
     }
