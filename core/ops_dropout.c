@@ -37,15 +37,17 @@ cf_tensor *cf_dropout(cf_ctx *ctx, cf_tensor *x, double p) {
     cf_real scale = p < 1 ? (cf_real)(1.0 / (1.0 - p)) : 0;
     cf_tensor *out = cf_tensor_new(ctx, x->ndim, x->shape);
     uint64_t *mask = cf_scratch(ctx, (size_t)(nwords ? nwords : 1) * sizeof *mask); /* [nwords] */
-    /* One job per 64-element word: each thread owns whole words of the mask. */
+    /* One job per 64 mask words (4096 elements): each thread owns whole words of the mask, and
+     * the mask call's fixed cost (threshold, clearing) is spread over 64 words. */
+    enum { JOB_WORDS = 64 };
+    int64_t njobs = (nwords + JOB_WORDS - 1) / JOB_WORDS;
 #pragma omp parallel for schedule(static) if (n > CF_PAR_MIN_WORK / 4)
-    for (int64_t w = 0; w < nwords; w++) {
-        int64_t i0 = w * 64, len = n - i0 < 64 ? n - i0 : 64;
-        cf_dropout_keep_bits(ctx->seed, ctx->step, id, (uint64_t)i0, len, p, &mask[w]);
-        uint64_t bits = mask[w];
+    for (int64_t job = 0; job < njobs; job++) {
+        int64_t w0 = job * JOB_WORDS, i0 = w0 * 64, len = n - i0 < JOB_WORDS * 64 ? n - i0 : JOB_WORDS * 64;
+        cf_dropout_keep_bits(ctx->seed, ctx->step, id, (uint64_t)i0, len, p, mask + w0);
         const cf_real *xr = x->data + i0;
         cf_real *o = out->data + i0;
-        for (int64_t j = 0; j < len; j++) o[j] = ((bits >> j) & 1) ? xr[j] * scale : 0;
+        for (int64_t j = 0; j < len; j++) o[j] = ((mask[w0 + j / 64] >> (j % 64)) & 1) ? xr[j] * scale : 0;
     }
     cf_node *node = cf_tape_record(ctx, "dropout", dropout_backward, out, 1, (cf_tensor *[]){x});
     if (node) {
