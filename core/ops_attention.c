@@ -94,10 +94,15 @@ static void attn_dropout_row(const attn_cfg *c, uint64_t base, int64_t lo, int64
     for (int64_t j0 = lo; j0 < hi; j0 += CHUNK) {
         int64_t n = hi - j0 < CHUNK ? hi - j0 : CHUNK;
         cf_dropout_keep_bits(c->rng_seed, c->rng_step, c->rng_id, base + (uint64_t)j0, n, c->dropout, bits);
-        for (int64_t j = 0; j < n; j++) {
-            bool keep = (bits[j / 64] >> (j % 64)) & 1;
-            pd[j0 + j] = keep ? p[j0 + j] * keep_scale : 0;
-            p[j0 + j] = keep ? p[j0 + j] : -p[j0 + j];
+        for (int64_t w = 0; w * 64 < n; w++) { /* a loop-invariant word per inner loop: vectorises */
+            uint64_t b = bits[w];
+            cf_real *pw = p + j0 + w * 64, *dw = pd + j0 + w * 64;
+            int64_t len = n - w * 64 < 64 ? n - w * 64 : 64;
+            for (int64_t j = 0; j < len; j++) {
+                bool keep = (b >> j) & 1;
+                dw[j] = keep ? pw[j] * keep_scale : 0;
+                pw[j] = keep ? pw[j] : -pw[j];
+            }
         }
     }
 }

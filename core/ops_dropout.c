@@ -45,9 +45,13 @@ cf_tensor *cf_dropout(cf_ctx *ctx, cf_tensor *x, double p) {
     for (int64_t job = 0; job < njobs; job++) {
         int64_t w0 = job * JOB_WORDS, i0 = w0 * 64, len = n - i0 < JOB_WORDS * 64 ? n - i0 : JOB_WORDS * 64;
         cf_dropout_keep_bits(ctx->seed, ctx->step, id, (uint64_t)i0, len, p, mask + w0);
-        const cf_real *xr = x->data + i0;
-        cf_real *o = out->data + i0;
-        for (int64_t j = 0; j < len; j++) o[j] = ((mask[w0 + j / 64] >> (j % 64)) & 1) ? xr[j] * scale : 0;
+        for (int64_t w = w0; w * 64 < i0 + len; w++) { /* a loop-invariant word per inner loop: vectorises */
+            uint64_t bits = mask[w];
+            const cf_real *xr = x->data + w * 64;
+            cf_real *o = out->data + w * 64;
+            int64_t wl = n - w * 64 < 64 ? n - w * 64 : 64;
+            for (int64_t j = 0; j < wl; j++) o[j] = ((bits >> j) & 1) ? xr[j] * scale : 0;
+        }
     }
     cf_node *node = cf_tape_record(ctx, "dropout", dropout_backward, out, 1, (cf_tensor *[]){x});
     if (node) {

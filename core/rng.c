@@ -84,7 +84,7 @@ enum { PHILOX_LANES = 8 };
  * vectorises 32x32->64 products (vpmuludq) but not the high halves of 32-bit ones, and 8 lanes
  * are one zmm register per variable (16 lanes ran ~1.5x slower). The compare and the bit packing
  * are done in the lanes too (an OR reduction), not in a scalar loop over the 32 words. */
-static uint32_t philox_keep_x8(uint64_t blk0, uint32_t id, uint32_t step, uint64_t key, uint32_t thr) {
+static inline __attribute__((always_inline)) uint32_t philox_keep_x8(uint64_t blk0, uint32_t id, uint32_t step, uint64_t key, uint32_t thr) {
     const uint64_t lo32 = 0xFFFFFFFFu;
     uint64_t flags = 0;
 #pragma omp simd reduction(| : flags)
@@ -111,7 +111,7 @@ void cf_dropout_keep_bits(uint64_t seed, uint64_t step, uint64_t id, uint64_t fi
                           uint64_t *keep) {
     if (n <= 0) return;
     int64_t nwords = (n + 63) / 64;
-    memset(keep, 0, (size_t)nwords * sizeof *keep);
+    for (int64_t i = 0; i < nwords; i++) keep[i] = 0; /* usually 1-2 words: no memset call */
     /* u = k / 2^24 exactly (k = word >> 8), and p * 2^24 is exact in double, so u >= p iff
      * k >= ceil(p * 2^24): an integer compare that vectorises, with no rounding of p to float. */
     double t = ceil(p * 16777216.0);
