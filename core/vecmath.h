@@ -48,7 +48,9 @@
  *   this one (same polynomial, clamp + cap)         7.89e-8 on [-87.3, 88.3]   0.29 ns  correct ends
  *   (libm expf, a scalar call:                      5.96e-8                    3.0 ns)
  * The polynomial and the fma'd two-part ln2 are the accurate pair; the speed difference is only
- * in the range handling, which is why the ends are done through the exponent field. */
+ * in the range handling, which is why the ends are done through the exponent field. The cap that
+ * ops_attention.c's copy did without (its inputs are <= 0) costs ~4% of a dropout-free attention
+ * forward at B32 H8 T=S=48 D32 on one core; one exp with correct ends was judged worth that. */
 static inline float cf_fast_expf(float x) {
     float xc = x < -88.0f ? -88.0f : x;
     float k = xc * 1.44269504f + 12582912.0f;            /* 1.5 * 2^23: rounds to an integer in the low bits */
