@@ -58,7 +58,11 @@ cf_tensor *cf_embedding(cf_ctx *ctx, cf_tensor *weight, const int32_t *ids, int 
 /* ---- regularisation ----
  * Zeroes each element with probability p and scales the rest by 1/(1-p); the keep mask is a pure
  * function of (ctx->seed, ctx->step, call index within the step, element index). Identity when
- * !ctx->training or p == 0. */
+ * !ctx->training or p == 0.
+ * The drop rule, shared with cf_attention's dropout (both through cf_dropout_keep_bits in
+ * core/rng.h): element i of call c is dropped iff u < p, u = cf_rng_uniform_at(seed, step, c, i),
+ * compared in double. u is a multiple of 2^-24, so the drop probability is ceil(p 2^24) / 2^24
+ * (p itself is never rounded to float). */
 cf_tensor *cf_dropout(cf_ctx *ctx, cf_tensor *x, double p);
 
 /* ---- shape ---- */

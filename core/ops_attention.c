@@ -27,7 +27,7 @@
  * at T = S = 48, D = 32 on one core, q k^T in 16-row blocks took 0.69 ms with sgemm vs 1.18 ms
  * with fmaf loops vectorised over keys (k transposed once per head), and P v 0.37-0.59 ms vs
  * 1.6 ms. The softmax and the dropout RNG, not the GEMMs, were the slow parts: both are written
- * so that gcc vectorises them (own exp, omp simd reductions, Philox in 8 lanes).
+ * so that gcc vectorises them (cf_vexp, omp simd reductions, the batched Philox of core/rng.c).
  */
 #include <math.h>
 #include <omp.h>
@@ -36,31 +36,7 @@
 #include "core/kernel.h"
 #include "core/ops.h"
 #include "core/rng.h"
-
-#ifdef CF_REAL_DOUBLE
-static inline double attn_exp(double x) { return exp(x); }
-#else
-/* e^x for x <= 0, vectorisable (libm's expf is a scalar call per score here, and the softmax
- * would cost more than the GEMMs): x = n ln2 + r with |r| <= ln2/2, e^r by its degree-7 Taylor
- * polynomial (truncation < 6e-9, below float rounding), 2^n through the exponent bits. */
-static inline float attn_exp(float x) {
-    x = x < -87.0f ? -87.0f : x;                         /* e^-87 ~ 1.6e-38: still a normal float */
-    float t = x * 1.44269504f + 12582912.0f;             /* 1.5 * 2^23: rounds to nearest integer */
-    float n = t - 12582912.0f;
-    float r = fmaf(n, -0.693145752f, x);                 /* ln 2 in two parts, so r is exact-ish */
-    r = fmaf(n, -1.42860677e-6f, r);
-    float p = 1.0f / 5040;
-    p = fmaf(p, r, 1.0f / 720);
-    p = fmaf(p, r, 1.0f / 120);
-    p = fmaf(p, r, 1.0f / 24);
-    p = fmaf(p, r, 1.0f / 6);
-    p = fmaf(p, r, 0.5f);
-    p = fmaf(p, r, 1.0f);
-    p = fmaf(p, r, 1.0f);
-    union { uint32_t u; float f; } scale = {.u = (uint32_t)((int32_t)n + 127) << 23};
-    return p * scale.f;
-}
-#endif
+#include "core/vecmath.h"
 
 /* Query rows per block when the visible keys depend on the row (causal, window): small enough
  * that blocks skip most masked keys, big enough for the GEMMs. Otherwise all T rows form one
@@ -76,7 +52,7 @@ typedef struct attn_cfg {
     int64_t window;             /* 0: unlimited */
     const int32_t *key_lens;    /* [B] copy in the arena, or NULL */
     double dropout;             /* 0 when not training */
-    uint64_t rng_key, rng_step, rng_id;
+    uint64_t rng_seed, rng_step, rng_id;
     cf_real *p;                 /* [B,H,T,S] saved probabilities (dropped ones negated), or NULL */
 } attn_cfg;
 
@@ -107,57 +83,26 @@ static bool attn_block_range(const attn_cfg *c, int64_t b, int64_t i0, int64_t i
     return *hi > *lo;
 }
 
-/* Philox4x32-10 (as cf_philox4x32 in core/rng.c) of the 8 consecutive counter blocks blk0..blk0+7,
- * one per lane so that gcc vectorises the rounds (the scalar call costs ~7 ns per dropout element,
- * more than the rest of the forward). w[4 * lane + word]. */
-static void attn_philox_x8(uint64_t blk0, uint32_t id, uint32_t step, uint64_t key, uint32_t w[32]) {
-    /* 32-bit words held in 64-bit lanes: gcc vectorises 64-bit products, not 32x32 high halves */
-    enum { L = 8 };
-    const uint64_t lo32 = 0xFFFFFFFFu;
-    uint64_t o0[L], o1[L], o2[L], o3[L];
-#pragma omp simd
-    for (int l = 0; l < L; l++) {
-        uint64_t c0 = (blk0 + (uint64_t)l) & lo32, c1 = (blk0 + (uint64_t)l) >> 32, c2 = id, c3 = step;
-        uint64_t k0 = key & lo32, k1 = key >> 32;
-        for (int round = 0; round < 10; round++) {
-            uint64_t p0 = 0xD2511F53u * c0, p1 = 0xCD9E8D57u * c2;
-            c0 = (p1 >> 32) ^ c1 ^ k0;
-            c2 = (p0 >> 32) ^ c3 ^ k1;
-            c1 = p1 & lo32;
-            c3 = p0 & lo32;
-            k0 = (k0 + 0x9E3779B9u) & lo32;
-            k1 = (k1 + 0xBB67AE85u) & lo32;
-        }
-        o0[l] = c0;
-        o1[l] = c1;
-        o2[l] = c2;
-        o3[l] = c3;
-    }
-    for (int l = 0; l < L; l++) {
-        w[4 * l] = (uint32_t)o0[l];
-        w[4 * l + 1] = (uint32_t)o1[l];
-        w[4 * l + 2] = (uint32_t)o2[l];
-        w[4 * l + 3] = (uint32_t)o3[l];
-    }
-}
-
-/* Dropout on p[lo, hi) of the row whose element 0 has flat index `base` in [B,H,T,S]: the draw
- * for element e is cf_rng_uniform_at(seed, step, id, e) (a test checks this against rng.c),
- * made 32 elements at a time. Dropped weights: pd = 0 and p negated; kept: pd = p / (1 - rate). */
+/* Dropout on p[lo, hi) of the row whose element 0 has flat index `base` in [B,H,T,S]: element e is
+ * kept iff cf_rng_uniform_at(seed, step, id, e) >= rate (cf_dropout's rule, via the batched
+ * cf_dropout_keep_bits; a test checks it against rng.c). Dropped weights: pd = 0 and p negated;
+ * kept: pd = p / (1 - rate). */
 static void attn_dropout_row(const attn_cfg *c, uint64_t base, int64_t lo, int64_t hi, cf_real *p, cf_real *pd) {
+    enum { CHUNK = 512 }; /* elements per mask call: one call per row at our sizes */
     cf_real keep_scale = (cf_real)(1.0 / (1.0 - c->dropout));
-    uint32_t w[32];
-    for (uint64_t g = (base + (uint64_t)lo) & ~(uint64_t)31; g < base + (uint64_t)hi; g += 32) {
-        attn_philox_x8(g >> 2, (uint32_t)c->rng_id, (uint32_t)c->rng_step, c->rng_key, w);
-        int64_t j0 = (int64_t)(g - base), j1 = j0 + 32;
-        const uint32_t *wj = w - j0; /* wj[j] is element j's word */
-        if (j0 < lo) j0 = lo;
-        if (j1 > hi) j1 = hi;
-        for (int64_t j = j0; j < j1; j++) {
-            float u = (float)(wj[j] >> 8) * (1.0f / 16777216.0f);
-            bool keep = (double)u >= c->dropout;
-            pd[j] = keep ? p[j] * keep_scale : 0;
-            p[j] = keep ? p[j] : -p[j];
+    uint64_t bits[CHUNK / 64];
+    for (int64_t j0 = lo; j0 < hi; j0 += CHUNK) {
+        int64_t n = hi - j0 < CHUNK ? hi - j0 : CHUNK;
+        cf_dropout_keep_bits(c->rng_seed, c->rng_step, c->rng_id, base + (uint64_t)j0, n, c->dropout, bits);
+        for (int64_t w = 0; w * 64 < n; w++) { /* a loop-invariant word per inner loop: vectorises */
+            uint64_t b = bits[w];
+            cf_real *pw = p + j0 + w * 64, *dw = pd + j0 + w * 64;
+            int64_t len = n - w * 64 < 64 ? n - w * 64 : 64;
+            for (int64_t j = 0; j < len; j++) {
+                bool keep = (b >> j) & 1;
+                dw[j] = keep ? pw[j] * keep_scale : 0;
+                pw[j] = keep ? pw[j] : -pw[j];
+            }
         }
     }
 }
@@ -165,12 +110,10 @@ static void attn_dropout_row(const attn_cfg *c, uint64_t base, int64_t lo, int64
 /* Softmax of row p[lo, hi) in place (p already holds scaled scores); zero outside. */
 static void attn_softmax_row(cf_real *p, int64_t S, int64_t lo, int64_t hi) {
     /* omp simd: vector reductions in a fixed (compile-time) order, without -ffast-math */
-    cf_real m = p[lo], sum = 0;
-#pragma omp simd reduction(max : m)
-    for (int64_t j = lo; j < hi; j++) m = p[j] > m ? p[j] : m;
+    cf_real m = cf_row_max(p + lo, hi - lo), sum = 0;
 #pragma omp simd reduction(+ : sum)
     for (int64_t j = lo; j < hi; j++) {
-        p[j] = attn_exp(p[j] - m);
+        p[j] = cf_vexp(p[j] - m);
         sum += p[j];
     }
     cf_real inv = 1 / sum;
@@ -322,7 +265,7 @@ cf_tensor *cf_attention(cf_ctx *ctx, cf_tensor *q, cf_tensor *k, cf_tensor *v, c
     int64_t B = cfg.B, H = cfg.H, T = cfg.T, S = cfg.S, Dk = cfg.Dk, Dv = cfg.Dv;
     if (ctx->training && opts->dropout > 0) {
         cfg.dropout = opts->dropout;
-        cfg.rng_key = ctx->seed ^ ((uint64_t)CF_RNG_STREAM_DROPOUT << 56); /* as cf_rng_uniform_at */
+        cfg.rng_seed = ctx->seed;
         cfg.rng_step = ctx->step;
         cfg.rng_id = ctx->dropout_calls++;
     }

@@ -1,53 +1,17 @@
 /* core/ops_binary.c - add, sub, mul with one-sided broadcasting, and scale. */
 #include <string.h>
 
+#include "core/broadcast.h"
 #include "core/kernel.h"
 #include "core/ops.h"
 
 typedef enum binary_kind { BINARY_ADD, BINARY_SUB, BINARY_MUL } binary_kind;
 
-/* Both shapes right-aligned and padded to 4 dims; b's stride is 0 along broadcast dims. */
-typedef struct bcast {
-    int64_t a[4], b[4];       /* padded shapes */
-    int64_t bstride[4];       /* b's element stride per padded dim, 0 where broadcast */
-    int64_t rows, cols;       /* a as [rows, cols] over its last dim */
-    bool same;                /* b has a's shape */
-} bcast;
-
-static bcast bcast_of(const cf_tensor *a, const cf_tensor *b, const char *op) {
-    bcast s;
-    char sa[64], sb[64];
-    CF_ASSERT(b->ndim <= a->ndim, "%s: b %s has more dims than a %s", op, cf_shape_str(b, sb, 64),
-              cf_shape_str(a, sa, 64));
-    for (int d = 0; d < 4; d++) {
-        int da = d - (4 - a->ndim), db = d - (4 - b->ndim);
-        s.a[d] = da >= 0 ? a->shape[da] : 1;
-        s.b[d] = db >= 0 ? b->shape[db] : 1;
-        CF_ASSERT(s.b[d] == s.a[d] || s.b[d] == 1, "%s: cannot broadcast b %s to a %s", op,
-                  cf_shape_str(b, sb, 64), cf_shape_str(a, sa, 64));
-    }
-    int64_t stride = 1;
-    for (int d = 3; d >= 0; d--) {
-        s.bstride[d] = s.b[d] == 1 ? 0 : stride;
-        stride *= s.b[d];
-    }
-    s.cols = s.a[3];
-    s.rows = s.a[0] * s.a[1] * s.a[2];
-    s.same = b->numel == a->numel;
-    return s;
-}
-
-/* Offset of b's row (and its column stride) that pairs with a's row r. */
-static inline int64_t b_row_offset(const bcast *s, int64_t r) {
-    int64_t i2 = r % s->a[2], i1 = (r / s->a[2]) % s->a[1], i0 = r / (s->a[2] * s->a[1]);
-    return i0 * s->bstride[0] + i1 * s->bstride[1] + i2 * s->bstride[2];
-}
-
-static void binary_forward(binary_kind kind, const bcast *s, const cf_real *a, const cf_real *b, cf_real *out) {
+static void binary_forward(binary_kind kind, const cf_bcast *s, const cf_real *a, const cf_real *b, cf_real *out) {
     int64_t cols = s->cols, bc = s->bstride[3];
 #pragma omp parallel for schedule(static) if (s->rows * cols > CF_PAR_MIN_WORK)
     for (int64_t r = 0; r < s->rows; r++) {
-        const cf_real *ar = a + r * cols, *br = b + b_row_offset(s, r);
+        const cf_real *ar = a + r * cols, *br = b + cf_bcast_b_row(s, r);
         cf_real *o = out + r * cols;
         if (bc) {
             switch (kind) {
@@ -68,7 +32,7 @@ static void binary_forward(binary_kind kind, const bcast *s, const cf_real *a, c
 
 /* db += reduce over broadcast dims of (dout * factor), factor = +1, -1, or a (for mul).
  * Each thread owns whole elements of db and sums in a fixed order: deterministic. */
-static void reduce_into_b(const bcast *s, const cf_real *dout, const cf_real *a_or_null, double sign, cf_real *db) {
+static void reduce_into_b(const cf_bcast *s, const cf_real *dout, const cf_real *a_or_null, double sign, cf_real *db) {
     int64_t brows = s->b[0] * s->b[1] * s->b[2], bcols = s->b[3], cols = s->cols;
     enum { BLOCK = 256 };
     int64_t nblk = (bcols + BLOCK - 1) / BLOCK;
@@ -97,14 +61,14 @@ static void reduce_into_b(const bcast *s, const cf_real *dout, const cf_real *a_
 static void binary_backward(cf_ctx *ctx, cf_node *node) {
     binary_kind kind = (binary_kind)node->i[0];
     cf_tensor *a = node->in[0], *b = node->in[1];
-    bcast s = bcast_of(a, b, node->op);
+    cf_bcast s = cf_bcast_of(a, b, node->op, "a", "b");
     const cf_real *dout = node->out->grad;
     int64_t cols = s.cols, bc = s.bstride[3];
     if (a->requires_grad) {
         cf_real *da = cf_grad(ctx, a);
 #pragma omp parallel for schedule(static) if (s.rows * cols > CF_PAR_MIN_WORK)
         for (int64_t r = 0; r < s.rows; r++) {
-            const cf_real *g = dout + r * cols, *br = b->data + b_row_offset(&s, r);
+            const cf_real *g = dout + r * cols, *br = b->data + cf_bcast_b_row(&s, r);
             cf_real *d = da + r * cols;
             if (kind != BINARY_MUL)
                 for (int64_t c = 0; c < cols; c++) d[c] += g[c];
@@ -128,7 +92,7 @@ static void binary_backward(cf_ctx *ctx, cf_node *node) {
 }
 
 static cf_tensor *binary(cf_ctx *ctx, binary_kind kind, const char *name, cf_tensor *a, cf_tensor *b) {
-    bcast s = bcast_of(a, b, name);
+    cf_bcast s = cf_bcast_of(a, b, name, "a", "b");
     cf_tensor *out = cf_tensor_new(ctx, a->ndim, a->shape);
     binary_forward(kind, &s, a->data, b->data, out->data);
     cf_node *node = cf_tape_record(ctx, name, binary_backward, out, 2, (cf_tensor *[]){a, b});

@@ -97,21 +97,6 @@ cf_tensor *cf_matmul(cf_ctx *ctx, cf_tensor *a, cf_tensor *b, bool trans_b) {
 
 /* ---- linear ---- */
 
-/* db[c] += sum_r dy[r, c]; each thread owns a block of columns (deterministic), double accumulators. */
-static void column_sum_add(const cf_real *dy, int64_t rows, int64_t cols, cf_real *db) {
-    enum { BLOCK = 64 };
-#pragma omp parallel for schedule(static) if (rows * cols > CF_PAR_MIN_WORK)
-    for (int64_t c0 = 0; c0 < cols; c0 += BLOCK) {
-        int64_t c1 = c0 + BLOCK < cols ? c0 + BLOCK : cols;
-        double acc[BLOCK] = {0};
-        for (int64_t r = 0; r < rows; r++) {
-            const cf_real *row = dy + r * cols;
-            for (int64_t c = c0; c < c1; c++) acc[c - c0] += row[c];
-        }
-        for (int64_t c = c0; c < c1; c++) db[c] += (cf_real)acc[c - c0];
-    }
-}
-
 static void linear_backward(cf_ctx *ctx, cf_node *node) {
     cf_tensor *x = node->in[0], *w = node->in[1], *bias = node->in[2];
     int64_t rows = cf_rows(x), in = cf_cols(x), outc = w->shape[0];
@@ -123,7 +108,7 @@ static void linear_backward(cf_ctx *ctx, cf_node *node) {
     if (w->requires_grad) /* dw[OUT,IN] += dy^T @ x */
         cf_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)outc, (int)in, (int)rows, 1, dy, (int)outc,
                 x->data, (int)in, 1, cf_grad(ctx, w), (int)in);
-    if (bias && bias->requires_grad) column_sum_add(dy, rows, outc, cf_grad(ctx, bias));
+    if (bias && bias->requires_grad) cf_col_sum_add(dy, rows, outc, outc, cf_grad(ctx, bias));
 }
 
 cf_tensor *cf_linear(cf_ctx *ctx, cf_tensor *x, cf_tensor *w, cf_tensor *bias) {

@@ -66,21 +66,6 @@ static double row_dh_xh_sum(const cf_real *x, const cf_real *g, const cf_real *w
     return cf_lanes_sum_d(acc);
 }
 
-/* dst[c] += sum_k part[k * stride + c] for k = 0..nblk-1 in order, in double. */
-static void reduce_partials(const cf_real *part, int64_t nblk, int64_t stride, int64_t cols, cf_real *dst) {
-    enum { CB = 64 };
-#pragma omp parallel for schedule(static) if (nblk * cols > CF_PAR_MIN_WORK)
-    for (int64_t c0 = 0; c0 < cols; c0 += CB) {
-        int64_t c1 = c0 + CB < cols ? c0 + CB : cols;
-        double acc[CB] = {0};
-        for (int64_t k = 0; k < nblk; k++) {
-            const cf_real *p = part + k * stride;
-            for (int64_t c = c0; c < c1; c++) acc[c - c0] += (double)p[c];
-        }
-        for (int64_t c = c0; c < c1; c++) dst[c] += (cf_real)acc[c - c0];
-    }
-}
-
 static void norm_backward(cf_ctx *ctx, cf_node *node) {
     cf_tensor *x = node->in[0], *w = node->in[1], *b = node->in[2];
     const norm_saved *sv = node->saved;
@@ -121,8 +106,8 @@ static void norm_backward(cf_ctx *ctx, cf_node *node) {
                 for (int64_t c = 0; c < cols; c++) d[c] += rs * (gr[c] - a - (xr[c] - m) * rs * bb);
         }
     }
-    if (need_w) reduce_partials(part, nblk, 2 * cols, cols, cf_grad(ctx, w));
-    if (need_b) reduce_partials(part + cols, nblk, 2 * cols, cols, cf_grad(ctx, b));
+    if (need_w) cf_col_sum_add(part, nblk, 2 * cols, cols, cf_grad(ctx, w));
+    if (need_b) cf_col_sum_add(part + cols, nblk, 2 * cols, cols, cf_grad(ctx, b));
 }
 
 static cf_tensor *norm(cf_ctx *ctx, const char *name, cf_tensor *x, cf_tensor *w, cf_tensor *b, double eps,

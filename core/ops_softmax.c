@@ -34,25 +34,6 @@ static void softmax_backward(cf_ctx *ctx, cf_node *node) {
     }
 }
 
-cf_tensor *cf_softmax(cf_ctx *ctx, cf_tensor *x) {
-    char sx[64];
-    CF_ASSERT(cf_cols(x) > 0, "softmax: empty last dim in %s", cf_shape_str(x, sx, 64));
-    cf_tensor *out = cf_tensor_new(ctx, x->ndim, x->shape);
-    const cf_real *xd = x->data; /* [N, C] */
-    cf_real *y = out->data;       /* [N, C] */
-    int64_t rows = cf_rows(x), cols = cf_cols(x);
-#pragma omp parallel for schedule(static) if (rows * cols > CF_PAR_MIN_WORK)
-    for (int64_t r = 0; r < rows; r++) {
-        const cf_real *xr = xd + r * cols;
-        cf_real *yr = y + r * cols;
-        cf_real m = cf_row_max(xr, cols);
-        cf_real inv = (cf_real)(1.0 / exp_shift_sum(xr, m, yr, cols));
-        for (int64_t c = 0; c < cols; c++) yr[c] *= inv;
-    }
-    cf_tape_record(ctx, "softmax", softmax_backward, out, 1, (cf_tensor *[]){x});
-    return out;
-}
-
 static void log_softmax_backward(cf_ctx *ctx, cf_node *node) {
     cf_tensor *x = node->in[0];
     if (!x->requires_grad) return;
@@ -68,9 +49,11 @@ static void log_softmax_backward(cf_ctx *ctx, cf_node *node) {
     }
 }
 
-cf_tensor *cf_log_softmax(cf_ctx *ctx, cf_tensor *x) {
+/* softmax or log-softmax of each row of x (the two share the max and the sum of exps). */
+static cf_tensor *softmax_forward(cf_ctx *ctx, cf_tensor *x, bool log_space) {
     char sx[64];
-    CF_ASSERT(cf_cols(x) > 0, "log_softmax: empty last dim in %s", cf_shape_str(x, sx, 64));
+    CF_ASSERT(cf_cols(x) > 0, "%s: empty last dim in %s", log_space ? "log_softmax" : "softmax",
+              cf_shape_str(x, sx, 64));
     cf_tensor *out = cf_tensor_new(ctx, x->ndim, x->shape);
     const cf_real *xd = x->data; /* [N, C] */
     cf_real *y = out->data;       /* [N, C] */
@@ -80,11 +63,28 @@ cf_tensor *cf_log_softmax(cf_ctx *ctx, cf_tensor *x) {
         const cf_real *xr = xd + r * cols;
         cf_real *yr = y + r * cols;
         cf_real m = cf_row_max(xr, cols);
-        /* log-sum-exp = m + log(sum exp(x - m)); subtract in two steps so the largest entry keeps
-         * full precision (x - m is exact for it). yr holds the exps until it is overwritten. */
-        cf_real lse = (cf_real)log(exp_shift_sum(xr, m, yr, cols));
-        for (int64_t c = 0; c < cols; c++) yr[c] = (xr[c] - m) - lse;
+        double sum = exp_shift_sum(xr, m, yr, cols);
+        if (!log_space) {
+            cf_real inv = (cf_real)(1.0 / sum);
+            for (int64_t c = 0; c < cols; c++) yr[c] *= inv;
+        } else {
+            /* log-sum-exp = m + log(sum exp(x - m)); subtract in two steps so the largest entry
+             * keeps full precision (x - m is exact for it). yr held the exps until now. */
+            cf_real lse = (cf_real)log(sum);
+            for (int64_t c = 0; c < cols; c++) yr[c] = (xr[c] - m) - lse;
+        }
     }
+    return out;
+}
+
+cf_tensor *cf_softmax(cf_ctx *ctx, cf_tensor *x) {
+    cf_tensor *out = softmax_forward(ctx, x, false);
+    cf_tape_record(ctx, "softmax", softmax_backward, out, 1, (cf_tensor *[]){x});
+    return out;
+}
+
+cf_tensor *cf_log_softmax(cf_ctx *ctx, cf_tensor *x) {
+    cf_tensor *out = softmax_forward(ctx, x, true);
     cf_tape_record(ctx, "log_softmax", log_softmax_backward, out, 1, (cf_tensor *[]){x});
     return out;
 }

@@ -1,4 +1,5 @@
 /* tests/test_core.c - arena, tape, RNG and safetensors. */
+#include <math.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -107,6 +108,37 @@ TEST(rng_philox_known_answer) {
     cf_philox4x32((uint32_t[]){0x243f6a88u, 0x85a308d3u, 0x13198a2eu, 0x03707344u},
                   ((uint64_t)0x299f31d0u << 32) | 0xa4093822u, out);
     CHECK(out[0] == 0xd16cfe09u && out[1] == 0x94fdccebu && out[2] == 0x5001e420u && out[3] == 0x24126ea1u);
+}
+
+TEST(rng_dropout_keep_bits_match_uniform_at) {
+    /* the batched mask is exactly the scalar rule, kept iff cf_rng_uniform_at(...) >= p in double,
+     * for unaligned starts, partial words, block counters above 2^32 and p on and off the 2^-24 grid */
+    const uint64_t firsts[] = {0, 1, 3, 64, 1001, (UINT64_C(1) << 34) - 5};
+    const int64_t ns[] = {1, 3, 63, 64, 65, 200};
+    double u0 = (double)cf_rng_uniform_at(5, 7, 2, 1001); /* element 1001 sits on the grid: u0 = k / 2^24 */
+    const double ps[] = {0, 0.1, 0.4, 0.7, 1, u0, nextafter(u0, 1)};
+    int64_t mismatch = 0, spill = 0;
+    for (size_t a = 0; a < sizeof firsts / sizeof firsts[0]; a++)
+        for (size_t b = 0; b < sizeof ns / sizeof ns[0]; b++)
+            for (size_t c = 0; c < sizeof ps / sizeof ps[0]; c++) {
+                uint64_t keep[5];
+                memset(keep, 0xa5, sizeof keep); /* bits past n and the word after must come back 0 / untouched */
+                int64_t n = ns[b], nwords = (n + 63) / 64;
+                cf_dropout_keep_bits(5, 7, 2, firsts[a], n, ps[c], keep);
+                for (int64_t j = 0; j < n; j++)
+                    mismatch += (int)((keep[j / 64] >> (j % 64)) & 1) !=
+                                ((double)cf_rng_uniform_at(5, 7, 2, firsts[a] + (uint64_t)j) >= ps[c]);
+                if (n % 64) spill += keep[nwords - 1] >> (n % 64) != 0;
+                spill += keep[nwords] != UINT64_C(0xa5a5a5a5a5a5a5a5);
+            }
+    CHECK_MSG(mismatch == 0, "%lld keep bits differ from cf_rng_uniform_at >= p", (long long)mismatch);
+    CHECK_MSG(spill == 0, "%lld masks wrote past their n bits", (long long)spill);
+    /* the rule is u >= p in double: p one double above u drops the element, p = u keeps it */
+    uint64_t bit;
+    cf_dropout_keep_bits(5, 7, 2, 1001, 1, u0, &bit);
+    CHECK(bit == 1);
+    cf_dropout_keep_bits(5, 7, 2, 1001, 1, nextafter(u0, 1), &bit);
+    CHECK(bit == 0);
 }
 
 TEST(rng_state_resumes_sequence) {
