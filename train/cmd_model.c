@@ -86,7 +86,7 @@ int cf_cmd_eval(int argc, char **argv) {
         return 2;
     }
     printf("%s: ", a.split);
-    cf_corpus *c = cf_run_load_corpus(&r.cfg, r.tok, src, tgt, tsv, true, stdout);
+    cf_corpus *c = cf_run_load_corpus(&r.cfg, r.src_tok, r.tgt_tok, src, tgt, tsv, true, stdout);
     if (!c) {
         fprintf(stderr, "error: %s\n", cf_error_message());
         cf_run_close(&r);
@@ -98,7 +98,7 @@ int cf_cmd_eval(int argc, char **argv) {
     if (a.beam) o.beam = a.beam;
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    char **hyps = cf_translate_corpus(r.ctx, r.model, r.tok, c, 0, &o, r.cfg.decode.batch_size);
+    char **hyps = cf_translate_corpus(r.ctx, r.model, r.tgt_tok, c, 0, &o, r.cfg.decode.batch_size);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     if (!hyps) {
         fprintf(stderr, "error: %s\n", cf_error_message());
@@ -165,7 +165,7 @@ int cf_cmd_translate(int argc, char **argv) {
             ids = realloc(ids, (size_t)(cap *= 2) * sizeof *ids);
             memset(ids + n, 0, (size_t)(cap - n) * sizeof *ids);
         }
-        cf_bpe_encode(r.tok, line, (size_t)len, &ids[n++]);
+        cf_bpe_encode(r.src_tok, line, (size_t)len, &ids[n++]);
     }
     free(line);
     const int32_t **src = cf_xmalloc((size_t)(n ? n : 1) * sizeof *src);
@@ -174,7 +174,7 @@ int cf_cmd_translate(int argc, char **argv) {
         src[i] = ids[i].data;
         lens[i] = ids[i].n;
     }
-    char **out = cf_translate_ids(r.ctx, r.model, r.tok, src, lens, n, &o, r.cfg.decode.batch_size);
+    char **out = cf_translate_ids(r.ctx, r.model, r.tgt_tok, src, lens, n, &o, r.cfg.decode.batch_size);
     rc = out ? 0 : 1;
     if (!out) fprintf(stderr, "error: %s\n", cf_error_message());
     for (int64_t i = 0; out && i < n; i++) printf("%s\n", out[i]);
@@ -212,8 +212,12 @@ int cf_cmd_info(int argc, char **argv) {
            cf_attn_kind_name(m->attention), (long long)m->d_model, (long long)m->n_heads,
            (long long)r.model->dec[0].self_attn.n_kv_heads, (long long)m->enc_layers, (long long)m->dec_layers,
            (long long)m->d_ff, m->pre_norm ? "pre" : "post", cf_norm_kind_name(m->norm), cf_pos_kind_name(m->pos_encoding));
-    printf("parameters: %lld (%.2fM)\nvocabulary: %lld tokens\n", (long long)cf_transformer_num_params(r.model),
-           (double)cf_transformer_num_params(r.model) / 1e6, (long long)m->tgt_vocab);
+    printf("parameters: %lld (%.2fM)\n", (long long)cf_transformer_num_params(r.model),
+           (double)cf_transformer_num_params(r.model) / 1e6);
+    if (r.cfg.data.shared_vocab)
+        printf("vocabulary: %lld tokens, shared\n", (long long)m->tgt_vocab);
+    else
+        printf("vocabulary: %lld source, %lld target tokens\n", (long long)m->src_vocab, (long long)m->tgt_vocab);
     printf("KV cache:   %lld bytes per token per decoder layer (self-attention)\n",
            (long long)cf_kv_cache_bytes_per_token(&r.model->dec[0].self_attn));
     char *json = cf_config_to_json(&r.cfg);

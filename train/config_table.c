@@ -78,7 +78,7 @@ static const cf_config_key keys[] = {
     K_PATH("data.test_tsv", data.test_tsv, "test pairs as one TSV file"),
     K_PATH("data.tokenizer", data.tokenizer, "an existing tokenizer.json; null: train a BPE on the training data"),
     K_INT("data.vocab_size", data.vocab_size, 260, 1000000, "BPE vocabulary size (4 specials + 256 bytes + merges)"),
-    K_BOOL("data.shared_vocab", data.shared_vocab, "one tokenizer for both languages (needed by model.share_embeddings)"),
+    K_BOOL("data.shared_vocab", data.shared_vocab, "one tokenizer for both languages (needed by model.share_embeddings); false: one per side, tokenizer.json and tokenizer.tgt.json"),
     K_INT("data.max_len", data.max_len, 1, NO_LIMIT, "training pairs with more tokens on either side are dropped"),
 
     K_INT("model.d_model", model.d_model, 1, NO_LIMIT, "width of embeddings and residual stream"),

@@ -15,19 +15,40 @@ char *cf_path_join(const char *dir, const char *name) {
     return p;
 }
 
-cf_model_config cf_run_model_config(const cf_config *cfg, const cf_bpe *tok) {
+cf_model_config cf_run_model_config(const cf_config *cfg, const cf_bpe *src_tok, const cf_bpe *tgt_tok) {
     cf_model_config m = cfg->model;
-    m.src_vocab = m.tgt_vocab = cf_bpe_vocab_size(tok);
+    m.src_vocab = cf_bpe_vocab_size(src_tok);
+    m.tgt_vocab = cf_bpe_vocab_size(tgt_tok);
     return m;
 }
 
-cf_corpus *cf_run_load_corpus(const cf_config *cfg, cf_bpe *tok, const char *src, const char *tgt, const char *tsv,
+int cf_run_load_tokenizers(const char *run_dir, bool shared, cf_bpe **src, cf_bpe **tgt) {
+    char *path = cf_path_join(run_dir, "tokenizer.json");
+    *src = cf_bpe_load(path);
+    free(path);
+    *tgt = *src;
+    if (!*src || shared) return *src ? 0 : -1;
+    path = cf_path_join(run_dir, "tokenizer.tgt.json");
+    *tgt = cf_bpe_load(path);
+    free(path);
+    if (*tgt) return 0;
+    cf_bpe_free(*src);
+    *src = NULL;
+    return -1;
+}
+
+void cf_run_free_tokenizers(cf_bpe *src, cf_bpe *tgt) {
+    if (tgt && tgt != src) cf_bpe_free(tgt);
+    if (src) cf_bpe_free(src);
+}
+
+cf_corpus *cf_run_load_corpus(const cf_config *cfg, cf_bpe *src_tok, cf_bpe *tgt_tok, const char *src, const char *tgt, const char *tsv,
                               bool keep_text, FILE *log) {
     /* The source gets <eos> and the decoder input <bos>: one position each. */
     int64_t limit = cfg->model.max_len - 1;
     cf_corpus_opts o = {.src_path = src, .tgt_path = tgt, .tsv_path = tsv, .max_len = limit, .keep_text = keep_text,
                         .log = log};
-    return cf_corpus_load(&o, tok);
+    return cf_corpus_load2(&o, src_tok, tgt_tok);
 }
 
 int cf_run_open(cf_run *r, const char *path, cJSON **state) {
@@ -63,11 +84,8 @@ int cf_run_open(cf_run *r, const char *path, cJSON **state) {
     free(origin);
     if (rc != 0) goto fail;
 
-    char *tok_path = cf_path_join(r->run_dir, "tokenizer.json");
-    r->tok = cf_bpe_load(tok_path);
-    free(tok_path);
-    if (!r->tok) goto fail;
-    cf_model_config mc = cf_run_model_config(&r->cfg, r->tok);
+    if (cf_run_load_tokenizers(r->run_dir, r->cfg.data.shared_vocab, &r->src_tok, &r->tgt_tok) != 0) goto fail;
+    cf_model_config mc = cf_run_model_config(&r->cfg, r->src_tok, r->tgt_tok);
     r->model = cf_transformer_new(&mc, r->cfg.seed);
     if (!r->model) goto fail;
     if (cf_checkpoint_load(r->ckpt_dir, &r->model->params, NULL, &st, NULL) != 0) goto fail;
@@ -87,7 +105,7 @@ fail:
 
 void cf_run_close(cf_run *r) {
     cf_transformer_free(r->model);
-    if (r->tok) cf_bpe_free(r->tok);
+    cf_run_free_tokenizers(r->src_tok, r->tgt_tok);
     cf_ctx_free(r->ctx);
     if (r->cfg.name || r->cfg.source_path) cf_config_free(&r->cfg);
     free(r->run_dir);

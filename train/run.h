@@ -1,10 +1,13 @@
 /* train/run.h - what train, eval, translate and info share: a config, its tokenizer, a model and
  * a step context, opened from a run directory or one of its checkpoints.
  *
+ * Vocabularies: one tokenizer (RUN_DIR/tokenizer.json) when data.shared_vocab, else the source
+ * one there and the target one in RUN_DIR/tokenizer.tgt.json; tgt_tok == src_tok when shared.
+ *
  * Usage:
  *     cf_run r;
  *     if (cf_run_open(&r, "runs/toy", &state) != 0) { puts(cf_error_message()); return 2; }
- *     ... r.model, r.tok, r.cfg ...
+ *     ... r.model, r.src_tok, r.tgt_tok, r.cfg ...
  *     cf_run_close(&r);
  */
 #ifndef CF_TRAIN_RUN_H
@@ -22,7 +25,7 @@ typedef struct cf_run {
     cf_config cfg;
     char *run_dir;          /* the run directory (parent of checkpoints/) */
     char *ckpt_dir;         /* the checkpoint loaded, or NULL */
-    cf_bpe *tok;
+    cf_bpe *src_tok, *tgt_tok;  /* the same tokenizer when the vocabulary is shared */
     cf_transformer *model;
     cf_ctx *ctx;
 } cf_run;
@@ -32,11 +35,15 @@ typedef struct cf_run {
 int cf_run_open(cf_run *r, const char *path, cJSON **state);
 void cf_run_close(cf_run *r);
 
-/* Model config with the vocabulary sizes of the tokenizer filled in. */
-cf_model_config cf_run_model_config(const cf_config *cfg, const cf_bpe *tok);
+/* Model config with the vocabulary sizes of the tokenizers filled in. */
+cf_model_config cf_run_model_config(const cf_config *cfg, const cf_bpe *src_tok, const cf_bpe *tgt_tok);
+
+/* Load RUN_DIR's tokenizer(s); *tgt = *src when shared. */
+int cf_run_load_tokenizers(const char *run_dir, bool shared, cf_bpe **src, cf_bpe **tgt);
+void cf_run_free_tokenizers(cf_bpe *src, cf_bpe *tgt);
 
 /* Load a corpus (pairs longer than the model can take are dropped and counted in the log line). */
-cf_corpus *cf_run_load_corpus(const cf_config *cfg, cf_bpe *tok, const char *src, const char *tgt, const char *tsv,
+cf_corpus *cf_run_load_corpus(const cf_config *cfg, cf_bpe *src_tok, cf_bpe *tgt_tok, const char *src, const char *tgt, const char *tsv,
                               bool keep_text, FILE *log);
 
 /* Join dir and name into a malloc'ed path. */

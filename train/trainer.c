@@ -46,7 +46,7 @@ typedef struct trainer {
     cf_config cfg;
     char *dir;
     char *config_json;
-    cf_bpe *tok;
+    cf_bpe *src_tok, *tgt_tok;  /* the same tokenizer when the vocabulary is shared */
     cf_corpus *train, *valid, *test;
     cf_transformer *model;
     cf_param_list plist;
@@ -111,45 +111,51 @@ static void say(const trainer *t, const char *fmt, ...) {
 
 /* ---- set-up ---- */
 
-static int setup_tokenizer(trainer *t, bool resume) {
-    char *path = cf_path_join(t->dir, "tokenizer.json");
-    int rc = -1;
-    if (resume) {
-        t->tok = cf_bpe_load(path);
-    } else if (t->cfg.data.tokenizer) {
-        t->tok = cf_bpe_load(t->cfg.data.tokenizer);
-        if (t->tok && cf_bpe_save(t->tok, path) != 0) goto out;
-    } else {
-        const char *files[2];
-        int n_files = 0;
-        if (t->cfg.data.train_tsv) {
-            files[n_files++] = t->cfg.data.train_tsv;
-        } else {
-            files[n_files++] = t->cfg.data.train_src;
-            files[n_files++] = t->cfg.data.train_tgt;
-        }
-        double t0 = now_s();
-        t->tok = cf_bpe_train_files(files, n_files, (int)t->cfg.data.vocab_size);
-        if (t->tok) {
-            say(t, "tokenizer: %d tokens (%d merges) trained in %.2f s\n", cf_bpe_vocab_size(t->tok),
-                cf_bpe_n_merges(t->tok), now_s() - t0);
-            if (cf_bpe_save(t->tok, path) != 0) goto out;
-        }
-    }
-    rc = t->tok ? 0 : -1;
-out:
+/* Train a tokenizer on files and save it in the run directory under name. */
+static cf_bpe *train_tokenizer(trainer *t, const char *const *files, int n_files, const char *name) {
+    double t0 = now_s();
+    cf_bpe *tok = cf_bpe_train_files(files, n_files, (int)t->cfg.data.vocab_size);
+    if (!tok) return NULL;
+    say(t, "%s: %d tokens (%d merges) trained in %.2f s\n", name, cf_bpe_vocab_size(tok), cf_bpe_n_merges(tok),
+        now_s() - t0);
+    char *path = cf_path_join(t->dir, name);
+    int rc = cf_bpe_save(tok, path);
     free(path);
-    return rc;
+    if (rc != 0) {
+        cf_bpe_free(tok);
+        return NULL;
+    }
+    return tok;
+}
+
+static int setup_tokenizer(trainer *t, bool resume) {
+    const cf_data_config *d = &t->cfg.data;
+    if (resume) return cf_run_load_tokenizers(t->dir, d->shared_vocab, &t->src_tok, &t->tgt_tok);
+    if (d->tokenizer) {
+        t->src_tok = t->tgt_tok = cf_bpe_load(d->tokenizer);
+        char *path = cf_path_join(t->dir, "tokenizer.json");
+        int rc = t->src_tok ? cf_bpe_save(t->src_tok, path) : -1;
+        free(path);
+        return rc;
+    }
+    if (d->shared_vocab) {
+        const char *files[2] = {d->train_tsv ? d->train_tsv : d->train_src, d->train_tgt};
+        t->src_tok = t->tgt_tok = train_tokenizer(t, files, d->train_tsv ? 1 : 2, "tokenizer.json");
+        return t->src_tok ? 0 : -1;
+    }
+    t->src_tok = train_tokenizer(t, (const char *[]){d->train_src}, 1, "tokenizer.json");
+    t->tgt_tok = t->src_tok ? train_tokenizer(t, (const char *[]){d->train_tgt}, 1, "tokenizer.tgt.json") : NULL;
+    return t->tgt_tok ? 0 : -1;
 }
 
 static int setup_data(trainer *t) {
     const cf_data_config *d = &t->cfg.data;
     FILE *log = t->args->quiet ? NULL : stdout;
     if (!t->args->quiet) printf("train: ");
-    t->train = cf_run_load_corpus(&t->cfg, t->tok, d->train_src, d->train_tgt, d->train_tsv, false, log);
+    t->train = cf_run_load_corpus(&t->cfg, t->src_tok, t->tgt_tok, d->train_src, d->train_tgt, d->train_tsv, false, log);
     if (!t->train) return -1;
     if (!t->args->quiet) printf("valid: ");
-    t->valid = cf_run_load_corpus(&t->cfg, t->tok, d->valid_src, d->valid_tgt, d->valid_tsv, true, log);
+    t->valid = cf_run_load_corpus(&t->cfg, t->src_tok, t->tgt_tok, d->valid_src, d->valid_tgt, d->valid_tsv, true, log);
     if (!t->valid) return -1;
     if (t->train->n == 0) {
         cf_error_set("%s: no training pairs left after filtering", d->train_tsv ? d->train_tsv : d->train_src);
@@ -161,7 +167,7 @@ static int setup_data(trainer *t) {
 }
 
 static int setup_model(trainer *t) {
-    cf_model_config mc = cf_run_model_config(&t->cfg, t->tok);
+    cf_model_config mc = cf_run_model_config(&t->cfg, t->src_tok, t->tgt_tok);
     t->model = cf_transformer_new(&mc, t->cfg.seed);
     if (!t->model) return -1;
     cf_param_list_init(&t->plist);
@@ -348,7 +354,7 @@ static int evaluate(trainer *t, double elapsed) {
     if (n <= 0 || n > t->valid->n) n = t->valid->n;
     cf_decode_opts o = cf_decode_opts_from_config(&t->cfg.decode);
     o.beam = t->cfg.decode.eval_beam;
-    char **hyps = cf_translate_corpus(t->ctx, t->model, t->tok, t->valid, n, &o, t->cfg.decode.batch_size);
+    char **hyps = cf_translate_corpus(t->ctx, t->model, t->tgt_tok, t->valid, n, &o, t->cfg.decode.batch_size);
     if (!hyps) return -1;
     cf_bleu_score b = cf_eval_bleu(t->valid, hyps, n);
     cf_strings_free(hyps, n);
@@ -487,12 +493,12 @@ static int final_test(trainer *t) {
     }
     free(best);
     if (!t->args->quiet) printf("test: ");
-    t->test = cf_run_load_corpus(&t->cfg, t->tok, d->test_src, d->test_tgt, d->test_tsv, true,
+    t->test = cf_run_load_corpus(&t->cfg, t->src_tok, t->tgt_tok, d->test_src, d->test_tgt, d->test_tsv, true,
                                  t->args->quiet ? NULL : stdout);
     if (!t->test) return -1;
     cf_decode_opts o = cf_decode_opts_from_config(&t->cfg.decode);
     double t0 = now_s();
-    char **hyps = cf_translate_corpus(t->ctx, t->model, t->tok, t->test, 0, &o, t->cfg.decode.batch_size);
+    char **hyps = cf_translate_corpus(t->ctx, t->model, t->tgt_tok, t->test, 0, &o, t->cfg.decode.batch_size);
     if (!hyps) return -1;
     cf_bleu_score b = cf_eval_bleu(t->test, hyps, t->test->n);
     char line[CF_BLEU_LINE_MAX];
@@ -521,7 +527,7 @@ static void trainer_free(trainer *t) {
     cf_param_list_free(&t->plist);
     cf_transformer_free(t->model);
     cf_ctx_free(t->ctx);
-    if (t->tok) cf_bpe_free(t->tok);
+    cf_run_free_tokenizers(t->src_tok, t->tgt_tok);
     free(t->config_json);
     free(t->dir);
     if (t->cfg.source_path) cf_config_free(&t->cfg);
@@ -534,9 +540,9 @@ int cf_train(const cf_train_args *a) {
     t.best_bleu = -1;
     int code = 2;
     if (cf_config_load(&t.cfg, a->config_path, a->n_sets, a->sets) != 0) goto fail;
-    if (!t.cfg.data.shared_vocab) {
-        cf_error_set("%s: data.shared_vocab false is not supported yet (one tokenizer for both sides)",
-                     a->config_path);
+    if (!t.cfg.data.shared_vocab && (t.cfg.data.tokenizer || t.cfg.data.train_tsv)) {
+        cf_error_set("%s: data.shared_vocab false trains one tokenizer per side from data.train_src and "
+                     "data.train_tgt (not from data.tokenizer or data.train_tsv)", a->config_path);
         goto fail;
     }
     if (a->out_dir) {
