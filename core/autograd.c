@@ -25,6 +25,7 @@ void cf_ctx_begin_step(cf_ctx *ctx, uint64_t step) {
 
 void cf_ctx_reset(cf_ctx *ctx) {
     cf_arena_reset(&ctx->arena);
+    memset(ctx->grad_bins, 0, sizeof ctx->grad_bins);
     ctx->tape = NULL;
     ctx->n_nodes = 0;
     ctx->dropout_calls = 0;
@@ -58,15 +59,48 @@ cf_node *cf_tape_record(cf_ctx *ctx, const char *op, cf_backward_fn backward, cf
     return node;
 }
 
+static cf_grad_bin *grad_bin(cf_ctx *ctx, size_t bytes, bool create) {
+    for (int i = 0; i < CF_GRAD_BINS; i++) {
+        cf_grad_bin *b = &ctx->grad_bins[i];
+        if (b->bytes == bytes) return b;
+        if (b->bytes == 0) {
+            if (!create) return NULL;
+            b->bytes = bytes;
+            return b;
+        }
+    }
+    return NULL; /* more distinct sizes than bins: those buffers simply stay in the arena */
+}
+
 cf_real *cf_grad(cf_ctx *ctx, cf_tensor *t) {
-    if (!t->grad) t->grad = cf_arena_calloc(&ctx->arena, (size_t)t->numel * sizeof(cf_real));
+    if (t->grad) return t->grad;
+    size_t bytes = (size_t)t->numel * sizeof(cf_real);
+    cf_grad_bin *b = bytes >= sizeof(void *) ? grad_bin(ctx, bytes, false) : NULL;
+    if (b && b->head) {
+        t->grad = b->head;
+        memcpy(&b->head, b->head, sizeof(void *)); /* next free buffer */
+        memset(t->grad, 0, bytes);
+    } else {
+        t->grad = cf_arena_calloc(&ctx->arena, bytes);
+    }
     return t->grad;
+}
+
+/* Give an op output's gradient back once nothing can add to it any more. */
+static void release_grad(cf_ctx *ctx, cf_tensor *t) {
+    size_t bytes = (size_t)t->numel * sizeof(cf_real);
+    cf_grad_bin *b = bytes >= sizeof(void *) ? grad_bin(ctx, bytes, true) : NULL;
+    if (!b) return;
+    memcpy(t->grad, &b->head, sizeof(void *));
+    b->head = t->grad;
+    t->grad = NULL;
 }
 
 static void run_tape(cf_ctx *ctx) {
     for (cf_node *n = ctx->tape; n; n = n->prev) {
         if (!n->out->grad) continue; /* no gradient flowed to this output */
         n->backward(ctx, n);
+        if (!n->out->is_param) release_grad(ctx, n->out);
     }
 }
 

@@ -12,6 +12,12 @@
  * function) to the tape when grad mode is on and an input requires grad. cf_backward walks the
  * tape in reverse; gradients accumulate (+=). With grad mode off nothing is recorded
  * (evaluation, decoding).
+ *
+ * Memory: an op output's gradient is dead once its node's backward has run (every consumer of the
+ * output was recorded later, so it has already contributed). cf_backward then returns the buffer
+ * to a per-size free list inside the arena, and the next gradient of that size reuses it: the
+ * backward pass needs a few live gradients instead of one per activation. So after cf_backward,
+ * only parameters (and leaf tensors that are no op's output) still hold gradients.
  */
 #ifndef CF_AUTOGRAD_H
 #define CF_AUTOGRAD_H
@@ -36,8 +42,17 @@ struct cf_node {
     int64_t i[4];                            /* small saved integers */
 };
 
+/* Free gradient buffers of one byte size (a singly linked list through the buffers). */
+typedef struct cf_grad_bin {
+    size_t bytes;
+    void *head;
+} cf_grad_bin;
+
+#define CF_GRAD_BINS 32
+
 struct cf_ctx {
     cf_arena arena;
+    cf_grad_bin grad_bins[CF_GRAD_BINS];     /* recycled activation gradients, reset with the arena */
     cf_node *tape;                           /* last node recorded; NULL when empty */
     int64_t n_nodes;
     bool grad_enabled;

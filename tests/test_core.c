@@ -231,3 +231,21 @@ TEST(safetensors_rejects_malformed) {
     unlink(path);
     rmdir(dir);
 }
+
+/* Activation gradients are recycled: a chain of 20 ops needs a couple of live gradient buffers,
+ * not 20, and the parameter's gradient is still right. */
+TEST(backward_recycles_activation_gradients) {
+    cf_tensor *x = test_param_uniform("x", 1, (int64_t[]){4096}, -1, 1, 1);
+    cf_param_zero_grad(x);
+    cf_ctx *ctx = cf_ctx_new(1);
+    cf_tensor *h = x;
+    for (int i = 0; i < 20; i++) h = cf_scale(ctx, h, 1.0 + 1.0 / 64);
+    size_t before = ctx->arena.used_total, one = 4096 * sizeof(cf_real);
+    cf_backward(ctx, cf_sum(ctx, h));
+    size_t used = ctx->arena.used_total - before;
+    CHECK_MSG(used <= 3 * one + 4096, "backward took %zu bytes, %zu per gradient", used, one);
+    CHECK(h->grad == NULL); /* released once its node's backward ran */
+    CHECK_NEAR(x->grad[7], pow(1.0 + 1.0 / 64, 20), 1e-4);
+    cf_ctx_free(ctx);
+    cf_param_free(x);
+}

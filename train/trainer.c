@@ -607,8 +607,9 @@ int cf_train(const cf_train_args *a) {
     }
     double total = t.elapsed_before + now_s() - t.t_start;
     if (!a->quiet)
-        printf("done: %lld steps in %.1f s (this session %.1f s); best valid BLEU %.2f at step %lld\n",
-               (long long)t.step, total, now_s() - t.t_start, t.best_bleu, (long long)t.best_step);
+        printf("done: %lld steps in %.1f s (this session %.1f s); best valid BLEU %.2f at step %lld; "
+               "step memory (arena high-water) %.1f MB\n", (long long)t.step, total, now_s() - t.t_start, t.best_bleu,
+               (long long)t.best_step, (double)t.ctx->arena.high_water / 1048576.0);
     if (final_test(&t) != 0) {
         code = 1;
         goto fail;
