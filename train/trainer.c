@@ -517,6 +517,37 @@ static int final_test(trainer *t) {
     return 0;
 }
 
+/* s as one shell word: as it is when it is safe, else single-quoted. */
+static void print_shell_word(const char *s) {
+    const char *safe = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_./=:,+-@%";
+    if (*s && strspn(s, safe) == strlen(s)) {
+        fputs(s, stdout);
+        return;
+    }
+    putchar('\'');
+    for (; *s; s++) {
+        if (*s == '\'') fputs("'\\''", stdout); /* close the quote, an escaped quote, reopen */
+        else putchar(*s);
+    }
+    putchar('\'');
+}
+
+/* The command that continues the run: the one given, with --out and --resume and the same --set
+ * overrides (without them the resume would read another config: a changed max_steps, or a
+ * refusal if a shape key was overridden). */
+static void print_resume_hint(const trainer *t) {
+    printf("stopped at step %lld; continue with: cformer train ", (long long)t->step);
+    print_shell_word(t->args->config_path);
+    fputs(" --out ", stdout);
+    print_shell_word(t->dir);
+    fputs(" --resume", stdout);
+    for (int i = 0; i < t->args->n_sets; i++) {
+        fputs(" --set ", stdout);
+        print_shell_word(t->args->sets[i]);
+    }
+    putchar('\n');
+}
+
 static void trainer_free(trainer *t) {
     cf_metrics_close(&t->metrics);
     cf_batcher_free(t->batches);
@@ -600,8 +631,7 @@ int cf_train(const cf_train_args *a) {
     signal(SIGTERM, SIG_DFL);
     if (code != 0) goto fail;
     if (stop_requested) {
-        printf("stopped at step %lld; continue with: cformer train %s --out %s --resume\n", (long long)t.step,
-               a->config_path, t.dir);
+        print_resume_hint(&t);
         trainer_free(&t);
         return 130;
     }
