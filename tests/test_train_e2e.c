@@ -839,3 +839,40 @@ TEST(e2e_identical_runs_give_identical_files) {
         free(dirs[i]);
     }
 }
+
+/* data.shared_vocab false: a tokenizer per side (tokenizer.json, tokenizer.tgt.json), separate
+ * embeddings; eval, translate and resume use the right one for each side. */
+TEST(e2e_separate_vocabularies) {
+    char *dir = run_path(root_dir(), "separate");
+    const char *extra[] = {"data.shared_vocab=false", "model.share_embeddings=false", "train.max_steps=8",
+                           "schedule.total_steps=8", NULL};
+    result r = train(dir, false, extra);
+    CHECK_CODE(r, 0);
+    result_free(&r);
+    char *src_tok = run_path(dir, "tokenizer.json"), *tgt_tok = run_path(dir, "tokenizer.tgt.json");
+    CHECK(exists(src_tok) && exists(tgt_tok));
+    CHECK_MSG(!same_bytes(src_tok, tgt_tok), "German and English got the same tokenizer");
+    char *model = ckpt_file(dir, 8, "model.safetensors");
+    cf_st_file *f = cf_st_open(model);
+    CHECK_MSG(f && cf_st_find(f, "decoder.embed_tokens.weight"), "%s: no separate target embedding", model);
+    cf_st_close(f);
+    r = cli(NULL, "info", dir, NULL);
+    CHECK_CODE(r, 0);
+    CHECK_MSG(strstr(r.out, "source") && strstr(r.out, "target tokens"), "info does not show both vocabularies:\n%s",
+              r.out);
+    result_free(&r);
+    r = cli(NULL, "eval", dir, "--split", "test", "--beam", "1", NULL);
+    CHECK_CODE(r, 0);
+    CHECK(strstr(r.out, "\nBLEU = ") != NULL);
+    result_free(&r);
+    const char *more[] = {"data.shared_vocab=false", "model.share_embeddings=false", "train.max_steps=10",
+                          "schedule.total_steps=8", NULL};
+    r = train(dir, true, more);
+    CHECK_CODE(r, 0);
+    CHECK(latest_step(dir) == 10);
+    result_free(&r);
+    free(model);
+    free(src_tok);
+    free(tgt_tok);
+    free(dir);
+}
