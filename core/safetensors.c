@@ -1,6 +1,8 @@
 /* core/safetensors.c - bounds-checked safetensors reader and a writer. */
 #include "core/safetensors.h"
 
+#include "core/fileio.h"
+
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -319,20 +321,6 @@ void cf_st_writer_meta(cf_st_writer *w, const char *key, const char *value) {
     cJSON_AddStringToObject(w->metadata, key, value);
 }
 
-static int write_all(int fd, const void *p, size_t n) {
-    const char *c = p;
-    while (n > 0) {
-        ssize_t k = write(fd, c, n);
-        if (k < 0) {
-            if (errno == EINTR) continue;
-            return -1;
-        }
-        c += k;
-        n -= (size_t)k;
-    }
-    return 0;
-}
-
 int cf_st_writer_write(cf_st_writer *w, const char *path) {
     cJSON *root = cJSON_CreateObject();
     if (cJSON_GetArraySize(w->metadata) > 0) cJSON_AddItemReferenceToObject(root, "__metadata__", w->metadata);
@@ -359,10 +347,10 @@ int cf_st_writer_write(cf_st_writer *w, const char *path) {
         return -1;
     }
     uint64_t len64 = padded;
-    int rc = write_all(fd, &len64, 8);
-    if (rc == 0) rc = write_all(fd, header, hlen);
-    for (size_t i = hlen; rc == 0 && i < padded; i++) rc = write_all(fd, " ", 1);
-    for (int i = 0; rc == 0 && i < w->n; i++) rc = write_all(fd, w->entries[i].data, w->entries[i].nbytes);
+    int rc = cf_write_all(fd, &len64, 8);
+    if (rc == 0) rc = cf_write_all(fd, header, hlen);
+    for (size_t i = hlen; rc == 0 && i < padded; i++) rc = cf_write_all(fd, " ", 1);
+    for (int i = 0; rc == 0 && i < w->n; i++) rc = cf_write_all(fd, w->entries[i].data, w->entries[i].nbytes);
     if (rc == 0) rc = fsync(fd);
     if (rc != 0) cf_error_set("%s: write failed: %s", path, strerror(errno));
     if (close(fd) != 0 && rc == 0) {

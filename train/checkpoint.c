@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "core/fileio.h"
 #include "core/safetensors.h"
 
 #define MODEL_FILE "model.safetensors"
@@ -45,62 +46,6 @@ static const char *st_shape_str(const cf_st_tensor *t, char *buf, size_t n) {
         k += (size_t)snprintf(buf + k, n - k, d ? ", %lld" : "%lld", (long long)t->shape[d]);
     if (k < n) snprintf(buf + k, n - k, "]");
     return buf;
-}
-
-static int write_all(int fd, const char *p, size_t n) {
-    while (n > 0) {
-        ssize_t k = write(fd, p, n);
-        if (k < 0) {
-            if (errno == EINTR) continue;
-            return -1;
-        }
-        p += k;
-        n -= (size_t)k;
-    }
-    return 0;
-}
-
-/* Creates path with the given bytes and fsyncs it. */
-static int write_file_synced(const char *path, const char *text, size_t n) {
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        cf_error_set("%s: cannot create: %s", path, strerror(errno));
-        return -1;
-    }
-    int rc = write_all(fd, text, n);
-    if (rc == 0) rc = fsync(fd);
-    if (rc != 0) cf_error_set("%s: write failed: %s", path, strerror(errno));
-    if (close(fd) != 0 && rc == 0) {
-        cf_error_set("%s: close failed: %s", path, strerror(errno));
-        rc = -1;
-    }
-    return rc;
-}
-
-/* A rename or a new entry is durable only once its directory is fsync'ed. Some filesystems
- * cannot fsync a directory (EINVAL); there is nothing more we can do on those. */
-static int fsync_dir(const char *path) {
-    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) {
-        cf_error_set("%s: cannot open directory: %s", path, strerror(errno));
-        return -1;
-    }
-    int rc = fsync(fd);
-    if (rc != 0 && errno == EINVAL) rc = 0;
-    if (rc != 0) cf_error_set("%s: fsync failed: %s", path, strerror(errno));
-    close(fd);
-    return rc;
-}
-
-static int mkdir_if_missing(const char *path) {
-    if (mkdir(path, 0755) == 0 || errno == EEXIST) {
-        struct stat sb;
-        if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) return 0;
-        cf_error_set("%s: exists and is not a directory", path);
-        return -1;
-    }
-    cf_error_set("%s: cannot create directory: %s", path, strerror(errno));
-    return -1;
 }
 
 /* rm -r of the entry `name` in the directory `parent`; symlinks are removed, never followed. */
@@ -353,7 +298,7 @@ static int prune(const char *ckdir, int keep_last) {
     }
     free(steps);
     remove_stale_tmp(ckdir);
-    if (fsync_dir(ckdir) != 0) rc = -1;
+    if (cf_fsync_dir(ckdir) != 0) rc = -1;
     return rc;
 }
 
@@ -428,9 +373,9 @@ static int write_checkpoint_files(const char *tmp, int64_t step, const cf_params
     cJSON_AddItemToObject(root, "files", files);
     if (rc == 0) {
         text = cJSON_Print(root);
-        rc = write_file_synced(state_path, text, strlen(text));
+        rc = cf_write_file_synced(state_path, text, strlen(text));
     }
-    if (rc == 0) rc = fsync_dir(tmp);
+    if (rc == 0) rc = cf_fsync_dir(tmp);
     free(text);
     cJSON_Delete(root);
     free(model);
@@ -485,9 +430,9 @@ int cf_checkpoint_save(const char *run_dir, int64_t step, const cf_params *ps, c
     char *final = str_fmt("%s/%s", ckdir, name);
     char *tmp = str_fmt("%s/" TMP_PREFIX "%s-%ld", ckdir, name, (long)getpid());
     bool created = !is_dir(ckdir);
-    int rc = mkdir_if_missing(run_dir);
-    if (rc == 0) rc = mkdir_if_missing(ckdir);
-    if (rc == 0 && created) rc = fsync_dir(run_dir);
+    int rc = cf_mkdir_p(run_dir);
+    if (rc == 0) rc = cf_mkdir_p(ckdir);
+    if (rc == 0 && created) rc = cf_fsync_dir(run_dir);
     if (rc == 0) {
         remove_stale_tmp(ckdir);
         if (mkdir(tmp, 0755) != 0) {
@@ -501,10 +446,10 @@ int cf_checkpoint_save(const char *run_dir, int64_t step, const cf_params *ps, c
         if (rc != 0) remove_tree(tmp);
     }
     /* Only a durable, complete step directory may be named by latest or best. */
-    if (rc == 0) rc = fsync_dir(ckdir);
+    if (rc == 0) rc = cf_fsync_dir(ckdir);
     if (rc == 0) rc = update_link(ckdir, "latest", name);
     if (rc == 0 && is_best) rc = update_link(ckdir, "best", name);
-    if (rc == 0) rc = fsync_dir(ckdir);
+    if (rc == 0) rc = cf_fsync_dir(ckdir);
     if (rc == 0) rc = prune(ckdir, keep_last);
     free(ckdir);
     free(name);

@@ -10,13 +10,7 @@
 #include <unistd.h>
 
 #include "core/common.h"
-
-static char *path_join(const char *dir, const char *name) {
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *p = cf_xmalloc(n);
-    snprintf(p, n, "%s/%s", dir, name);
-    return p;
-}
+#include "core/fileio.h"
 
 static void series_add(cf_series *s, double x, double y) {
     if (s->n == s->cap) {
@@ -83,8 +77,8 @@ static int truncate_history(cf_metrics *m, int64_t resume_step) {
 
 int cf_metrics_open(cf_metrics *m, const char *run_dir, int64_t resume_step) {
     memset(m, 0, sizeof *m);
-    m->path = path_join(run_dir, "metrics.jsonl");
-    m->svg_path = path_join(run_dir, "curves.svg");
+    m->path = cf_path_join(run_dir, "metrics.jsonl");
+    m->svg_path = cf_path_join(run_dir, "curves.svg");
     if (resume_step >= 0 && truncate_history(m, resume_step) != 0) return -1;
     m->fp = fopen(m->path, resume_step >= 0 ? "a" : "w");
     if (!m->fp) {
@@ -255,18 +249,7 @@ char *cf_curves_svg(const cf_series *train_loss, const cf_series *valid_loss, co
 
 int cf_metrics_write_svg(const cf_metrics *m) {
     char *svg = cf_curves_svg(&m->train_loss, &m->valid_loss, &m->valid_bleu);
-    size_t n = strlen(m->svg_path) + 8;
-    char *tmp = cf_xmalloc(n);
-    snprintf(tmp, n, "%s.tmp", m->svg_path);
-    FILE *fp = fopen(tmp, "w");
-    int rc = -1;
-    if (fp) {
-        rc = fputs(svg, fp) >= 0 ? 0 : -1;
-        if (fclose(fp) != 0) rc = -1;
-        if (rc == 0) rc = rename(tmp, m->svg_path);
-    }
-    if (rc != 0) cf_error_set("%s: cannot write: %s", m->svg_path, strerror(errno));
-    free(tmp);
+    int rc = cf_write_file_atomic(m->svg_path, svg, strlen(svg));
     free(svg);
     return rc;
 }

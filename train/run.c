@@ -8,13 +8,6 @@
 
 #include "train/checkpoint.h"
 
-char *cf_path_join(const char *dir, const char *name) {
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *p = cf_xmalloc(n);
-    snprintf(p, n, "%s/%s", dir, name);
-    return p;
-}
-
 cf_model_config cf_run_model_config(const cf_config *cfg, const cf_bpe *src_tok, const cf_bpe *tgt_tok) {
     cf_model_config m = cfg->model;
     m.src_vocab = cf_bpe_vocab_size(src_tok);

@@ -16,6 +16,7 @@
 #include <cjson/cJSON.h>
 
 #include "core/autograd.h"
+#include "core/fileio.h"
 #include "data/corpus.h"
 #include "data/tokenizer.h"
 #include "nn/transformer.h"
@@ -45,8 +46,5 @@ void cf_run_free_tokenizers(cf_bpe *src, cf_bpe *tgt);
 /* Load a corpus (pairs longer than the model can take are dropped and counted in the log line). */
 cf_corpus *cf_run_load_corpus(const cf_config *cfg, cf_bpe *src_tok, cf_bpe *tgt_tok, const char *src, const char *tgt, const char *tsv,
                               bool keep_text, FILE *log);
-
-/* Join dir and name into a malloc'ed path. */
-char *cf_path_join(const char *dir, const char *name);
 
 #endif

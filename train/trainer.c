@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/fileio.h"
 #include "core/ops.h"
 #include "core/threads.h"
 #include "data/batch.h"
@@ -63,40 +64,6 @@ typedef struct trainer {
     window w;
     bool tty;
 } trainer;
-
-static int mkdir_p(const char *path) {
-    char *p = strdup(path);
-    for (char *s = p + 1; *s; s++) {
-        if (*s != '/') continue;
-        *s = 0;
-        if (mkdir(p, 0755) != 0 && errno != EEXIST) goto fail;
-        *s = '/';
-    }
-    if (mkdir(p, 0755) != 0 && errno != EEXIST) goto fail;
-    free(p);
-    return 0;
-fail:
-    cf_error_set("%s: cannot create directory: %s", p, strerror(errno));
-    free(p);
-    return -1;
-}
-
-/* Write a small text file atomically (temp + fsync + rename). */
-static int write_file_atomic(const char *path, const char *text) {
-    size_t n = strlen(path) + 8;
-    char *tmp = cf_xmalloc(n);
-    snprintf(tmp, n, "%s.tmp", path);
-    FILE *fp = fopen(tmp, "w");
-    int rc = -1;
-    if (fp) {
-        rc = fputs(text, fp) >= 0 && fflush(fp) == 0 && fsync(fileno(fp)) == 0 ? 0 : -1;
-        if (fclose(fp) != 0) rc = -1;
-        if (rc == 0) rc = rename(tmp, path);
-    }
-    if (rc != 0) cf_error_set("%s: cannot write: %s", path, strerror(errno));
-    free(tmp);
-    return rc;
-}
 
 static void say(const trainer *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void say(const trainer *t, const char *fmt, ...) {
@@ -592,7 +559,7 @@ int cf_train(const cf_train_args *a) {
         code = 2;
         goto fail;
     }
-    if (mkdir_p(t.dir) != 0) goto fail;
+    if (cf_mkdir_p(t.dir) != 0) goto fail;
     t.config_json = cf_config_to_json(&t.cfg);
     code = 2;
     if (setup_tokenizer(&t, a->resume && has_ckpt) != 0) goto fail;
@@ -608,7 +575,7 @@ int cf_train(const cf_train_args *a) {
         }
     }
     char *cfg_path = cf_path_join(t.dir, "config.json");
-    int rc = write_file_atomic(cfg_path, t.config_json);
+    int rc = cf_write_file_atomic(cfg_path, t.config_json, strlen(t.config_json));
     free(cfg_path);
     if (rc != 0) goto fail;
     if (cf_metrics_open(&t.metrics, t.dir, resumed ? t.step : -1) != 0) goto fail;
