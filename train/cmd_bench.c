@@ -169,12 +169,12 @@ static int run_bench(const cf_config *cfg, bool json) {
         printf("{\"impl\":\"cformer\",\"config\":\"%s\",\"threads\":%d,\"batch\":%lld,\"src_len\":%lld,\"tgt_len\":%lld,"
                "\"vocab\":%lld,\"params\":%lld,\"steps\":%lld,\"warmup\":%lld,\"step_ms\":%.4f,\"tgt_tok_s\":%.1f,"
                "\"tok_s\":%.1f,\"gflop_s\":%.2f,\"peak_rss_mib\":%.1f,\"rss_start_mib\":%.1f,\"arena_mallocs\":%zu,"
-               "\"heap_delta_bytes\":%lld,\"arena_mib\":%.1f,\"first_loss\":%.4f,\"last_loss\":%.4f,"
+               "\"heap_delta_bytes\":%lld,\"arena_mib\":%.1f,\"arena_used_mib\":%.1f,\"first_loss\":%.4f,\"last_loss\":%.4f,"
                "\"forward_ms\":%.4f,\"backward_ms\":%.4f,\"optim_ms\":%.4f,\"reset_ms\":%.4f,\"openblas_coretype\":\"%s\"}\n",
                cfg->name, cf_threads_count(), (long long)B, (long long)S, (long long)T, (long long)V,
                (long long)cf_transformer_num_params(m), (long long)n_steps, (long long)n_warm, t_step * 1e3, tgt_tps,
                all_tps, gflops, rss_peak, rss_start, arena_mallocs, heap_delta,
-               (double)cf_arena_capacity(&ctx->arena) / (1 << 20), first_loss, last_loss, med[PH_FORWARD] * 1e3,
+               (double)cf_arena_capacity(&ctx->arena) / (1 << 20), (double)ctx->arena.high_water / (1 << 20), first_loss, last_loss, med[PH_FORWARD] * 1e3,
                med[PH_BACKWARD] * 1e3, med[PH_OPTIM] * 1e3, med[PH_RESET] * 1e3, coretype ? coretype : "");
     } else {
         printf("bench %s: d_model %lld, %lld heads, %lld+%lld layers, d_ff %lld, vocab %lld: %.2fM parameters\n",
@@ -191,7 +191,8 @@ static int run_bench(const cf_config *cfg, bool json) {
         printf("src+tgt tokens/s%9.0f\n", all_tps);
         printf("GFLOP/s         %9.1f  (forward FLOPs x 3 = %.2f GFLOP a step)\n", gflops, 3 * fwd_flops * 1e-9);
         printf("peak RSS        %9.1f MiB  (%.1f MiB before the model, %.1f MiB with model + AdamW state; "
-               "arena %.1f MiB)\n", rss_peak, rss_start, rss_model, (double)cf_arena_capacity(&ctx->arena) / (1 << 20));
+               "arena: a step uses %.1f MiB of %.1f MiB)\n", rss_peak, rss_start, rss_model,
+               (double)ctx->arena.high_water / (1 << 20), (double)cf_arena_capacity(&ctx->arena) / (1 << 20));
         printf("timed steps: %zu arena mallocs, heap in use %+lld bytes (glibc mallinfo2)\n", arena_mallocs,
                heap_delta);
     }
