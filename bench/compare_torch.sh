@@ -48,7 +48,7 @@ med = statistics.median
 configs = list(dict.fromkeys(r["config"] for r in rows))
 print()
 print("| config | ours tgt tok/s | torch tgt tok/s | ratio (median of rounds) | ours step ms | torch step ms "
-      "| ours peak RSS MiB | torch peak RSS MiB | RSS ratio | ours GFLOP/s | steady-state mallocs |")
+      "| ours peak RSS MiB | torch peak RSS MiB | RSS ratio | ours GFLOP/s | arena mallocs in timed steps |")
 print("|---|---|---|---|---|---|---|---|---|---|---|")
 for c in configs:
     ours = [r for r in rows if r["config"] == c and r["impl"] == "cformer"]
