@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/kernel.h"
+
 cf_ctx *cf_ctx_new(uint64_t seed) {
     cf_ctx *ctx = cf_xcalloc(1, sizeof *ctx);
     ctx->grad_enabled = true;
@@ -59,7 +61,15 @@ cf_node *cf_tape_record(cf_ctx *ctx, const char *op, cf_backward_fn backward, cf
 }
 
 cf_real *cf_grad(cf_ctx *ctx, cf_tensor *t) {
-    if (!t->grad) t->grad = cf_arena_calloc(&ctx->arena, (size_t)t->numel * sizeof(cf_real));
+    if (!t->grad) {
+        /* Zero with the static row split the ops' loops use, so each thread's part of the buffer
+         * is already in its own cache when it accumulates into it. */
+        cf_real *g = cf_arena_alloc(&ctx->arena, (size_t)t->numel * sizeof(cf_real));
+        const int64_t n = t->numel;
+#pragma omp parallel for schedule(static) if (n > CF_PAR_MIN_WORK)
+        for (int64_t i = 0; i < n; i++) g[i] = 0;
+        t->grad = g;
+    }
     return t->grad;
 }
 
