@@ -31,7 +31,7 @@ obj_f64 = $(patsubst %.c,$(BUILD)/obj64/%.o,$(1))
 
 DEPS_OK := $(and $(wildcard $(BLAS_INC)/cblas.h),$(wildcard /usr/include/cjson/cJSON.h),$(wildcard /usr/include/zlib.h))
 
-.PHONY: all deps deps-if-missing test run bench asan clean fixtures
+.PHONY: all deps deps-if-missing test run bench bench-torch asan clean fixtures
 all: $(LIB) $(CLI)
 
 deps:
@@ -89,8 +89,18 @@ asan:
 	    EXTRA_CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined" \
 	    EXTRA_LDFLAGS="-fsanitize=address,undefined" test
 
+# Kernel benchmarks, then full training steps of the bench configs; the side-by-side PyTorch
+# comparison only where Debian's python3 has torch (never needed by CI).
 bench: all $(BENCH_BIN)
 	$(BENCH_BIN)
+	$(CLI) bench configs/bench_tiny.json
+	$(CLI) bench configs/bench_small.json
+	@if /usr/bin/python3 -c 'import torch' 2>/dev/null; then bench/compare_torch.sh; \
+	else echo "bench: /usr/bin/python3 has no torch: skipping the PyTorch comparison (make bench-torch)"; fi
+
+# cformer vs PyTorch 1.13, interleaved rounds (bench/compare_torch.sh; docs/performance.md).
+bench-torch: all
+	bench/compare_torch.sh
 
 run: all
 	$(CLI) train configs/toy.json

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/kernel.h"
+
 cf_ctx *cf_ctx_new(uint64_t seed) {
     cf_ctx *ctx = cf_xcalloc(1, sizeof *ctx);
     ctx->grad_enabled = true;
@@ -76,14 +78,20 @@ cf_real *cf_grad(cf_ctx *ctx, cf_tensor *t) {
     if (t->grad) return t->grad;
     size_t bytes = (size_t)t->numel * sizeof(cf_real);
     cf_grad_bin *b = bytes >= sizeof(void *) ? grad_bin(ctx, bytes, false) : NULL;
+    cf_real *g;
     if (b && b->head) {
-        t->grad = b->head;
+        g = b->head;
         memcpy(&b->head, b->head, sizeof(void *)); /* next free buffer */
-        memset(t->grad, 0, bytes);
     } else {
-        t->grad = cf_arena_calloc(&ctx->arena, bytes);
+        g = cf_arena_alloc(&ctx->arena, bytes);
     }
-    return t->grad;
+    /* Zero with the static row split the ops' loops use, so each thread's part of the buffer is
+     * already in its own cache when it accumulates into it. */
+    const int64_t n = t->numel;
+#pragma omp parallel for schedule(static) if (n > CF_PAR_MIN_WORK)
+    for (int64_t i = 0; i < n; i++) g[i] = 0;
+    t->grad = g;
+    return g;
 }
 
 /* Give an op output's gradient back once nothing can add to it any more. */

@@ -103,15 +103,15 @@ TEST(config_defaults) {
 TEST(config_table_consistent) {
     int n;
     const cf_config_key *keys = cf_config_keys(&n);
-    CHECK(n == 76);
+    CHECK(n == 81);
     cf_config c;
     cf_config_defaults(&c);
-    const char *groups[] = {"data.", "model.", "optim.", "schedule.", "train.", "decode."};
+    const char *groups[] = {"data.", "model.", "optim.", "schedule.", "train.", "decode.", "bench."};
     for (int i = 0; i < n; i++) {
         const cf_config_key *k = &keys[i];
         CHECK_MSG(cf_config_key_find(k->path) == k, "%s is not unique", k->path);
         bool grouped = !strchr(k->path, '.');
-        for (int g = 0; g < 6; g++) grouped |= strncmp(k->path, groups[g], strlen(groups[g])) == 0;
+        for (int g = 0; g < 7; g++) grouped |= strncmp(k->path, groups[g], strlen(groups[g])) == 0;
         CHECK_MSG(grouped, "%s is in no known group", k->path);
         CHECK_MSG(k->doc && k->doc[0], "%s has no doc", k->path);
         double x = 0;
@@ -288,6 +288,20 @@ TEST(config_error_train_data_both_or_neither) {
     free(e);
 }
 
+/* cformer bench: no data needed with no_data; its lengths must fit the model's positions. */
+TEST(config_bench_section) {
+    cf_config c;
+    cf_config_opts opts = {.check_paths = false, .no_data = true};
+    CHECK(cf_config_parse_opts(&c, "{\"bench\": {\"src_len\": 48}}", ORIGIN, 0, NULL, &opts) == 0);
+    CHECK(c.bench.src_len == 48 && c.bench.tgt_len == 32 && c.bench.batch_size == 32 && c.data.train_src == NULL);
+    cf_config_free(&c);
+    CHECK(cf_config_parse_opts(&c, "{}", ORIGIN, 0, NULL, &(cf_config_opts){.check_paths = false}) != 0);
+    CHECK_ERROR(cf_error_message(), "no training data");
+    char *too_long[] = {"bench.tgt_len=300"};
+    CHECK(cf_config_parse_opts(&c, "{}", ORIGIN, 1, too_long, &opts) != 0);
+    CHECK_ERROR(cf_error_message(), "bench.src_len/bench.tgt_len: 32/300 exceed model.max_len 256");
+}
+
 TEST(config_error_enum_lists_allowed) {
     char *e = error_of("\"model\": {\"attention\": \"mhx\"}", 0, NULL);
     CHECK_ERROR(e, ORIGIN ": model.attention: unknown value \"mhx\" (expected one of mha, gqa, mqa, mla)");
@@ -371,20 +385,27 @@ TEST(config_all_configs_parse) {
     glob_t g;
     CHECK(glob(pattern, 0, NULL, &g) == 0);
     CHECK_MSG(g.gl_pathc >= 9, "only %zu configs", (size_t)g.gl_pathc);
-    cf_config_opts opts = {.check_paths = false};
     for (size_t i = 0; i < g.gl_pathc; i++) {
         cf_config c;
+        const char *base = strrchr(g.gl_pathv[i], '/') + 1;
+        /* the synthetic benchmark configs (cformer bench) have no data section */
+        cf_config_opts opts = {.check_paths = false, .no_data = strncmp(base, "bench_", 6) == 0};
         if (cf_config_load_opts(&c, g.gl_pathv[i], 0, NULL, &opts) != 0) {
             test_fail(__FILE__, __LINE__, "%s", cf_error_message());
             continue;
         }
-        const char *base = strrchr(g.gl_pathv[i], '/') + 1;
         CHECK_MSG(strncmp(c.name, base, strlen(c.name)) == 0 && base[strlen(c.name)] == '.', "%s: name %s", base, c.name);
         if (strcmp(base, "tiny.json") == 0)
             CHECK(c.model.d_model == 32 && c.model.n_heads == 2 && c.train.max_steps <= 100 && c.data.vocab_size == 300);
         if (strcmp(base, "toy.json") == 0)
             CHECK(c.model.d_model == 128 && c.model.n_heads == 4 && c.model.d_ff == 512 && c.data.vocab_size == 1000);
         if (strcmp(base, "toy_mla.json") == 0) CHECK(c.model.attention == CF_ATTN_MLA);
+        if (strcmp(base, "bench_tiny.json") == 0)
+            CHECK(c.model.d_model == 128 && c.model.n_heads == 4 && c.model.enc_layers == 2 && c.model.d_ff == 512 &&
+                  c.data.vocab_size == 2000 && c.bench.batch_size == 32 && c.bench.src_len == 32 && c.bench.tgt_len == 32);
+        if (strcmp(base, "bench_small.json") == 0)
+            CHECK(c.model.d_model == 256 && c.model.n_heads == 8 && c.model.enc_layers == 3 && c.model.d_ff == 1024 &&
+                  c.data.vocab_size == 8000 && c.bench.batch_size == 32 && c.bench.src_len == 48 && c.bench.tgt_len == 48);
         if (strcmp(base, "practice03.json") == 0)
             CHECK(c.schedule.kind == CF_SCHED_NOAM && c.optim.kind == CF_OPTIM_ADAM && c.decode.beam == 5);
         cf_config_free(&c);

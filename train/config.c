@@ -20,7 +20,7 @@
 
 #define MAX_EXACT_INT 9007199254740992.0 /* 2^53: larger JSON numbers are not exact integers */
 
-static const char *const group_names[] = {"data", "model", "optim", "schedule", "train", "decode"};
+static const char *const group_names[] = {"data", "model", "optim", "schedule", "train", "decode", "bench"};
 enum { N_GROUPS = sizeof group_names / sizeof group_names[0] };
 
 static bool is_group(const char *s) {
@@ -340,8 +340,8 @@ static int validate(cf_config *c, const char *origin, const cf_config_opts *opts
             (long long)c->data.max_len, (long long)c->model.max_len);
 
     const cf_data_config *d = &c->data;
-    if (check_split(origin, "train", d->train_src, d->train_tgt, d->train_tsv, true) != 0) return -1;
-    if (check_split(origin, "valid", d->valid_src, d->valid_tgt, d->valid_tsv, true) != 0) return -1;
+    if (check_split(origin, "train", d->train_src, d->train_tgt, d->train_tsv, !opts->no_data) != 0) return -1;
+    if (check_split(origin, "valid", d->valid_src, d->valid_tgt, d->valid_tsv, !opts->no_data) != 0) return -1;
     if (check_split(origin, "test", d->test_src, d->test_tgt, d->test_tsv, false) != 0) return -1;
 
     /* The optimizer's own check runs only when it is built, after the data is loaded: repeat the
@@ -368,6 +368,10 @@ static int validate(cf_config *c, const char *origin, const cf_config_opts *opts
 
     REQUIRE(c->decode.max_len_a > 0 || c->decode.max_len_b > 0,
             "%s: decode.max_len_a and decode.max_len_b are both 0: no output length allowed", origin);
+    /* The model has positions for model.max_len tokens only. */
+    REQUIRE(c->bench.src_len <= c->model.max_len && c->bench.tgt_len <= c->model.max_len,
+            "%s: bench.src_len/bench.tgt_len: %lld/%lld exceed model.max_len %lld", origin, (long long)c->bench.src_len,
+            (long long)c->bench.tgt_len, (long long)c->model.max_len);
 
     int n;
     const cf_config_key *keys = cf_config_keys(&n);

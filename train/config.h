@@ -62,6 +62,15 @@ typedef struct cf_decode_config {
     int64_t batch_size;             /* sentences decoded together */
 } cf_decode_config;
 
+/* Synthetic training-step benchmark (`cformer bench`): fixed shapes, random ids, no padding.
+ * The vocabulary is data.vocab_size; the trainer ignores this section. */
+typedef struct cf_bench_config {
+    int64_t batch_size;             /* sentence pairs per step */
+    int64_t src_len, tgt_len;       /* tokens per source / target sentence (<= model.max_len) */
+    int64_t steps;                  /* timed steps (the median is reported) */
+    int64_t warmup;                 /* untimed steps first (the arena reaches its size) */
+} cf_bench_config;
+
 typedef struct cf_config {
     char *name;
     uint64_t seed;
@@ -71,6 +80,7 @@ typedef struct cf_config {
     cf_schedule schedule;
     cf_train_config train;
     cf_decode_config decode;
+    cf_bench_config bench;
     char *source_path;              /* the file it was read from, for messages */
 } cf_config;
 
@@ -88,6 +98,7 @@ void cf_config_free(cf_config *c);
 
 typedef struct cf_config_opts {
     bool check_paths;               /* data files must exist (true by default); false for linting configs */
+    bool no_data;                   /* train/valid data may be absent (synthetic benchmarks) */
 } cf_config_opts;
 int cf_config_load_opts(cf_config *c, const char *path, int n_overrides, char *const *overrides,
                         const cf_config_opts *opts);

@@ -39,6 +39,7 @@ void cf_config_defaults(cf_config *c) {
     };
     c->decode = (cf_decode_config){.beam = 4, .length_penalty = 0.6, .max_len_a = 1.2, .max_len_b = 10,
                                    .eval_beam = 1, .batch_size = 64};
+    c->bench = (cf_bench_config){.batch_size = 32, .src_len = 32, .tgt_len = 32, .steps = 20, .warmup = 3};
 }
 
 /* Name callbacks with one signature (calling the typed ones through a cast pointer is UB). */
@@ -146,6 +147,12 @@ static const cf_config_key keys[] = {
     K_INT("decode.max_len_b", decode.max_len_b, 0, NO_LIMIT, "see max_len_a"),
     K_INT("decode.eval_beam", decode.eval_beam, 1, 1024, "beam size for validation BLEU during training"),
     K_INT("decode.batch_size", decode.batch_size, 1, NO_LIMIT, "sentences decoded together"),
+
+    K_INT("bench.batch_size", bench.batch_size, 1, NO_LIMIT, "sentence pairs per benchmark step"),
+    K_INT("bench.src_len", bench.src_len, 1, NO_LIMIT, "source tokens per sentence (no padding)"),
+    K_INT("bench.tgt_len", bench.tgt_len, 1, NO_LIMIT, "target tokens per sentence (no padding)"),
+    K_INT("bench.steps", bench.steps, 1, NO_LIMIT, "timed training steps; the median is reported"),
+    K_INT("bench.warmup", bench.warmup, 0, NO_LIMIT, "untimed steps before timing (the arena grows to its size)"),
 };
 enum { N_KEYS = sizeof keys / sizeof keys[0] };
 
@@ -174,6 +181,8 @@ static const struct {
     {"schedule", "The learning rate at each update (`optim/schedule.h`); noam uses `model.d_model`."},
     {"train", "The training loop."},
     {"decode", "Beam search, for evaluation and `cformer translate`."},
+    {"bench", "`cformer bench`: timed training steps on random token ids of fixed shape (no padding); the "
+              "vocabulary is `data.vocab_size` and the data files are not needed. `cformer train` ignores it."},
 };
 
 static const char *type_name(cf_config_type t) {

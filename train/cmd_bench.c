@@ -1,0 +1,274 @@
+/* train/cmd_bench.c - `cformer bench CONFIG [--steps N] [--warmup N] [--threads N] [--set k=v]... [--json]`
+ *
+ * Times full training steps of the model CONFIG describes on synthetic batches: bench.batch_size
+ * sentence pairs of exactly bench.src_len / bench.tgt_len random token ids (no padding), vocabulary
+ * data.vocab_size. A step is what train/trainer.c does per update with grad_accum 1: forward,
+ * label-smoothed loss, backward, gradient clipping, the optimizer step, zero grad and the arena
+ * reset. Batches are drawn before each step's clock starts. After bench.warmup untimed steps (the
+ * arena reaches its final size) it reports the median of bench.steps timed steps, throughput,
+ * GFLOP/s (forward FLOPs x 3 for forward + backward), peak RSS and the allocations made during the
+ * timed steps: the arena's malloc count (must be 0: GUIDE section 2) and glibc's heap-in-use delta.
+ *
+ * bench/compare_torch.sh runs it next to bench/ref/torch_train_bench.py (same shapes, same step).
+ */
+#include "train/commands.h"
+
+#include <malloc.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "core/rng.h"
+#include "core/threads.h"
+#include "data/tokenizer.h"
+#include "nn/transformer.h"
+#include "optim/clip.h"
+#include "optim/optim.h"
+#include "train/config.h"
+
+static const char *usage =
+    "usage: cformer bench CONFIG [--steps N] [--warmup N] [--threads N] [--set key.path=value]... [--json]\n"
+    "\n"
+    "Time full training steps (forward, label-smoothed loss, backward, clip, optimizer step, zero grad,\n"
+    "arena reset) of CONFIG's model on random batches of bench.batch_size x bench.src_len/bench.tgt_len\n"
+    "tokens (vocabulary data.vocab_size; no data files needed). Prints the median step time, target and\n"
+    "source+target tokens/s, GFLOP/s, peak RSS and the mallocs made during the timed steps.\n"
+    "  --steps N        timed steps (bench.steps)\n"
+    "  --warmup N       untimed steps first (bench.warmup)\n"
+    "  --threads N      threads (train.threads; 0 = all cores)\n"
+    "  --set key.path=v override a config key (repeatable), e.g. --set bench.batch_size=64\n"
+    "  --json           one JSON object on stdout instead of the report\n";
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Median of t[0..n-1]; sorts a copy so the caller's order (step order) survives. */
+static double median(const double *t, int64_t n) {
+    double *s = malloc((size_t)n * sizeof *s);
+    memcpy(s, t, (size_t)n * sizeof *s);
+    qsort(s, (size_t)n, sizeof *s, cmp_double);
+    double m = n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
+    free(s);
+    return m;
+}
+
+static double peak_rss_mib(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_maxrss / 1024.0; /* Linux: kilobytes */
+}
+
+/* Bytes glibc has handed out and not taken back (small-block arenas + mmapped blocks). */
+static size_t heap_in_use(void) {
+    struct mallinfo2 mi = mallinfo2();
+    return mi.uordblks + mi.hblkhd;
+}
+
+/* Random ids in [CF_BPE_N_SPECIAL, V): no pad, so every target token counts; tgt_in is <bos> y. */
+static void fill_batch(cf_rng *r, int64_t V, int64_t B, int64_t S, int64_t T, int32_t *src, int32_t *tgt_in,
+                       int32_t *tgt_out) {
+    uint64_t span = (uint64_t)(V - CF_BPE_N_SPECIAL);
+    for (int64_t i = 0; i < B * S; i++) src[i] = CF_BPE_N_SPECIAL + (int32_t)cf_rng_below(r, span);
+    for (int64_t b = 0; b < B; b++) {
+        for (int64_t t = 0; t < T; t++) tgt_out[b * T + t] = CF_BPE_N_SPECIAL + (int32_t)cf_rng_below(r, span);
+        tgt_in[b * T] = CF_BOS_ID;
+        for (int64_t t = 1; t < T; t++) tgt_in[b * T + t] = tgt_out[b * T + t - 1];
+    }
+}
+
+/* Phases of one step, timed separately to show where the time goes. */
+enum { PH_FORWARD, PH_BACKWARD, PH_OPTIM, PH_RESET, PH_TOTAL, N_PHASES };
+static const char *phase_names[N_PHASES] = {"forward+loss", "backward", "clip+adamw+zero", "arena reset", "step"};
+
+static int run_bench(const cf_config *cfg, bool json) {
+    const cf_bench_config *bc = &cfg->bench;
+    const int64_t B = bc->batch_size, S = bc->src_len, T = bc->tgt_len, V = cfg->data.vocab_size;
+    const int64_t n_steps = bc->steps, n_warm = bc->warmup;
+    double rss_start = peak_rss_mib();
+
+    cf_model_config mc = cfg->model;
+    mc.src_vocab = mc.tgt_vocab = V;
+    cf_transformer *m = cf_transformer_new(&mc, cfg->seed);
+    if (!m) return -1;
+    cf_param_list pl;
+    cf_param_list_init(&pl);
+    cf_optimizer *opt = NULL;
+    for (int i = 0; i < m->params.n; i++)
+        if (cf_param_list_add_auto(&pl, m->params.items[i], cfg->train.exempt_embeddings) != 0) goto fail;
+    opt = cf_optimizer_new(&pl, &cfg->optim);
+    if (!opt) goto fail;
+    cf_ctx *ctx = cf_ctx_new(cfg->seed);
+    double rss_model = peak_rss_mib();
+
+    int32_t *src = cf_xmalloc((size_t)(B * S) * sizeof *src), *src_lens = cf_xmalloc((size_t)B * sizeof *src_lens);
+    int32_t *tgt_in = cf_xmalloc((size_t)(B * T) * sizeof *tgt_in), *tgt_out = cf_xmalloc((size_t)(B * T) * sizeof *tgt_out);
+    for (int64_t b = 0; b < B; b++) src_lens[b] = (int32_t)S;
+    double *times = cf_xcalloc((size_t)(N_PHASES * n_steps), sizeof *times); /* [phase][step] */
+    cf_rng rng = cf_rng_init(cfg->seed, CF_RNG_STREAM_DATA);
+    cf_seq_batch sb = {.batch = B, .src_len = S, .tgt_len = T, .src = src, .src_lens = src_lens, .tgt_in = tgt_in,
+                       .tgt_out = tgt_out, .pad_id = CF_PAD_ID};
+
+    size_t arena_mallocs0 = 0, heap0 = 0;
+    double first_loss = 0, last_loss = 0;
+    for (int64_t step = 0; step < n_warm + n_steps; step++) {
+        fill_batch(&rng, V, B, S, T, src, tgt_in, tgt_out);
+        if (step == n_warm) {
+            arena_mallocs0 = ctx->arena.mallocs;
+            heap0 = heap_in_use();
+        }
+        double t0 = now_s();
+        cf_ctx_begin_step(ctx, (uint64_t)step);
+        cf_ce_stats stats = {0};
+        cf_tensor *loss = cf_transformer_loss(ctx, m, &sb, cfg->train.label_smoothing, &stats);
+        double t1 = now_s();
+        cf_backward(ctx, loss);
+        double t2 = now_s();
+        double lv = loss->data[0];
+        double norm = cfg->train.clip > 0 ? cf_clip_grad_norm(pl.params, pl.n, cfg->train.clip)
+                                          : cf_grad_norm(pl.params, pl.n);
+        /* A non-finite step is skipped as the trainer's guard would; the timing still counts. */
+        if (isfinite(norm) && isfinite(lv)) cf_optimizer_step(opt, cf_schedule_lr(&cfg->schedule, step + 1));
+        cf_optimizer_zero_grad(opt);
+        double t3 = now_s();
+        cf_ctx_reset(ctx);
+        double t4 = now_s();
+        if (step == 0) first_loss = lv;
+        last_loss = lv;
+        if (step >= n_warm) {
+            int64_t k = step - n_warm;
+            times[PH_FORWARD * n_steps + k] = t1 - t0;
+            times[PH_BACKWARD * n_steps + k] = t2 - t1;
+            times[PH_OPTIM * n_steps + k] = t3 - t2;
+            times[PH_RESET * n_steps + k] = t4 - t3;
+            times[PH_TOTAL * n_steps + k] = t4 - t0;
+        }
+    }
+    size_t arena_mallocs = ctx->arena.mallocs - arena_mallocs0;
+    long long heap_delta = (long long)heap_in_use() - (long long)heap0;
+    double med[N_PHASES];
+    for (int p = 0; p < N_PHASES; p++) med[p] = median(times + p * n_steps, n_steps);
+    double t_step = med[PH_TOTAL];
+    double fwd_flops = cf_transformer_flops(m, S, T) * (double)B;
+    double tgt_tps = (double)(B * T) / t_step, all_tps = (double)(B * (S + T)) / t_step;
+    double gflops = 3.0 * fwd_flops / t_step * 1e-9;
+    double rss_peak = peak_rss_mib();
+    const char *coretype = getenv("OPENBLAS_CORETYPE");
+
+    if (json) {
+        printf("{\"impl\":\"cformer\",\"config\":\"%s\",\"threads\":%d,\"batch\":%lld,\"src_len\":%lld,\"tgt_len\":%lld,"
+               "\"vocab\":%lld,\"params\":%lld,\"steps\":%lld,\"warmup\":%lld,\"step_ms\":%.4f,\"tgt_tok_s\":%.1f,"
+               "\"tok_s\":%.1f,\"gflop_s\":%.2f,\"peak_rss_mib\":%.1f,\"rss_start_mib\":%.1f,\"arena_mallocs\":%zu,"
+               "\"heap_delta_bytes\":%lld,\"arena_mib\":%.1f,\"arena_used_mib\":%.1f,\"first_loss\":%.4f,\"last_loss\":%.4f,"
+               "\"forward_ms\":%.4f,\"backward_ms\":%.4f,\"optim_ms\":%.4f,\"reset_ms\":%.4f,\"openblas_coretype\":\"%s\"}\n",
+               cfg->name, cf_threads_count(), (long long)B, (long long)S, (long long)T, (long long)V,
+               (long long)cf_transformer_num_params(m), (long long)n_steps, (long long)n_warm, t_step * 1e3, tgt_tps,
+               all_tps, gflops, rss_peak, rss_start, arena_mallocs, heap_delta,
+               (double)cf_arena_capacity(&ctx->arena) / (1 << 20), (double)ctx->arena.high_water / (1 << 20), first_loss, last_loss, med[PH_FORWARD] * 1e3,
+               med[PH_BACKWARD] * 1e3, med[PH_OPTIM] * 1e3, med[PH_RESET] * 1e3, coretype ? coretype : "");
+    } else {
+        printf("bench %s: d_model %lld, %lld heads, %lld+%lld layers, d_ff %lld, vocab %lld: %.2fM parameters\n",
+               cfg->name, (long long)mc.d_model, (long long)mc.n_heads, (long long)mc.enc_layers,
+               (long long)mc.dec_layers, (long long)mc.d_ff, (long long)V, (double)cf_transformer_num_params(m) / 1e6);
+        printf("batch %lld x %lld/%lld tokens, %d threads (OpenBLAS %s), OPENBLAS_CORETYPE=%s, %lld warm-up + %lld "
+               "timed steps\n", (long long)B, (long long)S, (long long)T, cf_threads_count(), cf_threads_blas_model(),
+               coretype ? coretype : "(unset)", (long long)n_warm, (long long)n_steps);
+        printf("loss %.4f (first step) -> %.4f (last step)\n", first_loss, last_loss);
+        printf("median step     %9.2f ms\n", t_step * 1e3);
+        for (int p = 0; p < PH_TOTAL; p++)
+            printf("  %-15s %8.2f ms  (%4.1f%%)\n", phase_names[p], med[p] * 1e3, 100 * med[p] / t_step);
+        printf("target tokens/s %9.0f\n", tgt_tps);
+        printf("src+tgt tokens/s%9.0f\n", all_tps);
+        printf("GFLOP/s         %9.1f  (forward FLOPs x 3 = %.2f GFLOP a step)\n", gflops, 3 * fwd_flops * 1e-9);
+        printf("peak RSS        %9.1f MiB  (%.1f MiB before the model, %.1f MiB with model + AdamW state; "
+               "arena: a step uses %.1f MiB of %.1f MiB)\n", rss_peak, rss_start, rss_model,
+               (double)ctx->arena.high_water / (1 << 20), (double)cf_arena_capacity(&ctx->arena) / (1 << 20));
+        printf("timed steps: %zu arena mallocs, heap in use %+lld bytes (glibc mallinfo2)\n", arena_mallocs,
+               heap_delta);
+    }
+    free(times);
+    free(src);
+    free(src_lens);
+    free(tgt_in);
+    free(tgt_out);
+    cf_ctx_free(ctx);
+    cf_optimizer_free(opt);
+    cf_param_list_free(&pl);
+    cf_transformer_free(m);
+    return 0;
+fail:
+    cf_optimizer_free(opt);
+    cf_param_list_free(&pl);
+    cf_transformer_free(m);
+    return -1;
+}
+
+int cf_cmd_bench(int argc, char **argv) {
+    const char *path = NULL;
+    bool json = false;
+    /* --steps/--warmup/--threads become overrides, so the config's validation covers them */
+    char **sets = cf_xcalloc((size_t)argc + 1, sizeof *sets);
+    char **owned = cf_xcalloc((size_t)argc + 1, sizeof *owned);
+    int n_sets = 0, n_owned = 0, status = 2;
+    static const struct { const char *flag, *key; } flags[] = {
+        {"--steps", "bench.steps"}, {"--warmup", "bench.warmup"}, {"--threads", "train.threads"}};
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        bool matched = false;
+        for (size_t f = 0; f < sizeof flags / sizeof flags[0] && !matched; f++) {
+            if (strcmp(a, flags[f].flag) != 0 || i + 1 >= argc) continue;
+            size_t n = strlen(flags[f].key) + strlen(argv[i + 1]) + 2;
+            char *s = cf_xmalloc(n);
+            snprintf(s, n, "%s=%s", flags[f].key, argv[++i]);
+            owned[n_owned++] = sets[n_sets++] = s;
+            matched = true;
+        }
+        if (matched) continue;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            fputs(usage, stdout);
+            status = 0;
+            goto done;
+        } else if (strcmp(a, "--json") == 0) {
+            json = true;
+        } else if (strcmp(a, "--set") == 0 && i + 1 < argc) {
+            sets[n_sets++] = argv[++i];
+        } else if (strncmp(a, "--set=", 6) == 0) {
+            sets[n_sets++] = argv[i] + 6;
+        } else if (a[0] != '-' && !path) {
+            path = a;
+        } else {
+            fprintf(stderr, "cformer bench: unknown, incomplete or extra argument '%s'\n%s", a, usage);
+            goto done;
+        }
+    }
+    if (!path) {
+        fprintf(stderr, "cformer bench: missing CONFIG\n%s", usage);
+        goto done;
+    }
+    cf_config cfg;
+    if (cf_config_load_opts(&cfg, path, n_sets, sets, &(cf_config_opts){.check_paths = false, .no_data = true}) != 0) {
+        fprintf(stderr, "error: %s\n", cf_error_message());
+        goto done;
+    }
+    status = 1;
+    if (cf_threads_init((int)cfg.train.threads) != 0 || run_bench(&cfg, json) != 0)
+        fprintf(stderr, "error: %s\n", cf_error_message());
+    else
+        status = 0;
+    cf_config_free(&cfg);
+done:
+    for (int i = 0; i < n_owned; i++) free(owned[i]);
+    free(owned);
+    free(sets);
+    return status;
+}
