@@ -86,7 +86,7 @@ int cf_cmd_eval(int argc, char **argv) {
         return 2;
     }
     printf("%s: ", a.split);
-    cf_corpus *c = cf_run_load_corpus(&r.cfg, r.src_tok, r.tgt_tok, src, tgt, tsv, true, stdout);
+    cf_corpus *c = cf_run_load_corpus(&r.cfg, r.src_tok, r.tgt_tok, src, tgt, tsv, false, true, stdout);
     if (!c) {
         fprintf(stderr, "error: %s\n", cf_error_message());
         cf_run_close(&r);

@@ -35,10 +35,11 @@ void cf_run_free_tokenizers(cf_bpe *src, cf_bpe *tgt) {
     if (src) cf_bpe_free(src);
 }
 
-cf_corpus *cf_run_load_corpus(const cf_config *cfg, cf_bpe *src_tok, cf_bpe *tgt_tok, const char *src, const char *tgt, const char *tsv,
-                              bool keep_text, FILE *log) {
+cf_corpus *cf_run_load_corpus(const cf_config *cfg, cf_bpe *src_tok, cf_bpe *tgt_tok, const char *src, const char *tgt,
+                              const char *tsv, bool training, bool keep_text, FILE *log) {
     /* The source gets <eos> and the decoder input <bos>: one position each. */
     int64_t limit = cfg->model.max_len - 1;
+    if (training && cfg->data.max_len > 0 && cfg->data.max_len < limit) limit = cfg->data.max_len;
     cf_corpus_opts o = {.src_path = src, .tgt_path = tgt, .tsv_path = tsv, .max_len = limit, .keep_text = keep_text,
                         .log = log};
     return cf_corpus_load2(&o, src_tok, tgt_tok);

@@ -43,8 +43,10 @@ cf_model_config cf_run_model_config(const cf_config *cfg, const cf_bpe *src_tok,
 int cf_run_load_tokenizers(const char *run_dir, bool shared, cf_bpe **src, cf_bpe **tgt);
 void cf_run_free_tokenizers(cf_bpe *src, cf_bpe *tgt);
 
-/* Load a corpus (pairs longer than the model can take are dropped and counted in the log line). */
-cf_corpus *cf_run_load_corpus(const cf_config *cfg, cf_bpe *src_tok, cf_bpe *tgt_tok, const char *src, const char *tgt, const char *tsv,
-                              bool keep_text, FILE *log);
+/* Load a corpus. Training data drops pairs with more than data.max_len tokens on a side;
+ * evaluation data only those the model cannot take (model.max_len - 1: <eos>/<bos> take one
+ * position). Drops are counted in the log line. */
+cf_corpus *cf_run_load_corpus(const cf_config *cfg, cf_bpe *src_tok, cf_bpe *tgt_tok, const char *src, const char *tgt,
+                              const char *tsv, bool training, bool keep_text, FILE *log);
 
 #endif

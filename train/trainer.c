@@ -119,10 +119,10 @@ static int setup_data(trainer *t) {
     const cf_data_config *d = &t->cfg.data;
     FILE *log = t->args->quiet ? NULL : stdout;
     if (!t->args->quiet) printf("train: ");
-    t->train = cf_run_load_corpus(&t->cfg, t->src_tok, t->tgt_tok, d->train_src, d->train_tgt, d->train_tsv, false, log);
+    t->train = cf_run_load_corpus(&t->cfg, t->src_tok, t->tgt_tok, d->train_src, d->train_tgt, d->train_tsv, true, false, log);
     if (!t->train) return -1;
     if (!t->args->quiet) printf("valid: ");
-    t->valid = cf_run_load_corpus(&t->cfg, t->src_tok, t->tgt_tok, d->valid_src, d->valid_tgt, d->valid_tsv, true, log);
+    t->valid = cf_run_load_corpus(&t->cfg, t->src_tok, t->tgt_tok, d->valid_src, d->valid_tgt, d->valid_tsv, false, true, log);
     if (!t->valid) return -1;
     if (t->train->n == 0) {
         cf_error_set("%s: no training pairs left after filtering", d->train_tsv ? d->train_tsv : d->train_src);
@@ -460,7 +460,7 @@ static int final_test(trainer *t) {
     }
     free(best);
     if (!t->args->quiet) printf("test: ");
-    t->test = cf_run_load_corpus(&t->cfg, t->src_tok, t->tgt_tok, d->test_src, d->test_tgt, d->test_tsv, true,
+    t->test = cf_run_load_corpus(&t->cfg, t->src_tok, t->tgt_tok, d->test_src, d->test_tgt, d->test_tsv, false, true,
                                  t->args->quiet ? NULL : stdout);
     if (!t->test) return -1;
     cf_decode_opts o = cf_decode_opts_from_config(&t->cfg.decode);
