@@ -102,8 +102,9 @@ bench: all $(BENCH_BIN)
 bench-torch: all
 	bench/compare_torch.sh
 
+# --resume: a second `make run` continues an interrupted run, or reprints a finished one's test BLEU.
 run: all
-	$(CLI) train configs/toy.json
+	$(CLI) train configs/toy.json --resume
 
 # Regenerate PyTorch golden fixtures (Debian python3-torch, hence /usr/bin/python3; never run by CI).
 fixtures:
