@@ -36,6 +36,15 @@ const char *cf_error_message(void);
     } while (0)
 _Noreturn void cf_assert_fail(const char *file, int line, const char *cond, const char *fmt, ...);
 
+/* In a function returning int: if cond fails, set the error message and return -1. */
+#define CF_REQUIRE(cond, ...)                                                                    \
+    do {                                                                                         \
+        if (!(cond)) {                                                                           \
+            cf_error_set(__VA_ARGS__);                                                           \
+            return -1;                                                                           \
+        }                                                                                        \
+    } while (0)
+
 /* malloc that aborts with file:line on failure (out of memory is not recoverable here). */
 #define cf_xmalloc(n) cf_xmalloc_at((n), __FILE__, __LINE__)
 #define cf_xcalloc(n, s) cf_xcalloc_at((n), (s), __FILE__, __LINE__)

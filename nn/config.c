@@ -43,55 +43,47 @@ int cf_ffn_kind_parse(const char *s) { return parse(s, ffn_names, 3); }
 int cf_norm_kind_parse(const char *s) { return parse(s, norm_names, 2); }
 int cf_pos_kind_parse(const char *s) { return parse(s, pos_names, 4); }
 
-#define REQUIRE(cond, ...)                                                                         \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            cf_error_set(__VA_ARGS__);                                                             \
-            return -1;                                                                             \
-        }                                                                                          \
-    } while (0)
-
 int cf_model_config_check(const cf_model_config *c) {
-    REQUIRE(c->d_model > 0, "model.d_model must be positive (got %lld)", (long long)c->d_model);
-    REQUIRE(c->n_heads > 0, "model.n_heads must be positive (got %lld)", (long long)c->n_heads);
-    REQUIRE(c->head_dim > 0 || c->d_model % c->n_heads == 0,
+    CF_REQUIRE(c->d_model > 0, "model.d_model must be positive (got %lld)", (long long)c->d_model);
+    CF_REQUIRE(c->n_heads > 0, "model.n_heads must be positive (got %lld)", (long long)c->n_heads);
+    CF_REQUIRE(c->head_dim > 0 || c->d_model % c->n_heads == 0,
             "model.d_model (%lld) must be divisible by model.n_heads (%lld), or set model.head_dim",
             (long long)c->d_model, (long long)c->n_heads);
-    REQUIRE(c->head_dim >= 0, "model.head_dim must be >= 0 (got %lld)", (long long)c->head_dim);
+    CF_REQUIRE(c->head_dim >= 0, "model.head_dim must be >= 0 (got %lld)", (long long)c->head_dim);
     int64_t kv = c->n_kv_heads;
     switch (c->attention) {
     case CF_ATTN_MHA:
-        REQUIRE(kv == 0 || kv == c->n_heads, "model.n_kv_heads (%lld) must equal model.n_heads (%lld) for "
+        CF_REQUIRE(kv == 0 || kv == c->n_heads, "model.n_kv_heads (%lld) must equal model.n_heads (%lld) for "
                 "attention \"mha\" (use \"gqa\" for fewer KV heads)", (long long)kv, (long long)c->n_heads);
         break;
     case CF_ATTN_MQA:
-        REQUIRE(kv == 0 || kv == 1, "model.n_kv_heads must be 1 for attention \"mqa\" (got %lld)", (long long)kv);
+        CF_REQUIRE(kv == 0 || kv == 1, "model.n_kv_heads must be 1 for attention \"mqa\" (got %lld)", (long long)kv);
         break;
     case CF_ATTN_GQA:
-        REQUIRE(kv > 0 && c->n_heads % kv == 0, "model.n_heads (%lld) must be a multiple of model.n_kv_heads "
+        CF_REQUIRE(kv > 0 && c->n_heads % kv == 0, "model.n_heads (%lld) must be a multiple of model.n_kv_heads "
                 "(%lld) for attention \"gqa\"", (long long)c->n_heads, (long long)kv);
         break;
     case CF_ATTN_MLA:
-        REQUIRE(c->kv_lora_rank >= 0 && c->q_lora_rank >= 0, "model.kv_lora_rank and model.q_lora_rank must be >= 0");
+        CF_REQUIRE(c->kv_lora_rank >= 0 && c->q_lora_rank >= 0, "model.kv_lora_rank and model.q_lora_rank must be >= 0");
         /* 0 means head_dim / 2 (cf_mla_dims), which can be odd too: check the width actually used */
-        REQUIRE((c->qk_rope_dim ? c->qk_rope_dim : cf_model_head_dim(c) / 2) % 2 == 0,
+        CF_REQUIRE((c->qk_rope_dim ? c->qk_rope_dim : cf_model_head_dim(c) / 2) % 2 == 0,
                 "model.qk_rope_dim must be even (got %lld; 0 means head_dim / 2 = %lld)", (long long)c->qk_rope_dim,
                 (long long)(cf_model_head_dim(c) / 2));
-        REQUIRE(c->qk_nope_dim >= 0 && c->v_head_dim >= 0, "model.qk_nope_dim and model.v_head_dim must be >= 0");
+        CF_REQUIRE(c->qk_nope_dim >= 0 && c->v_head_dim >= 0, "model.qk_nope_dim and model.v_head_dim must be >= 0");
         break;
     }
-    REQUIRE(c->pos_encoding != CF_POS_ROPE || cf_model_head_dim(c) % 2 == 0,
+    CF_REQUIRE(c->pos_encoding != CF_POS_ROPE || cf_model_head_dim(c) % 2 == 0,
             "model.pos_encoding \"rope\" needs an even head dim (got %lld)", (long long)cf_model_head_dim(c));
-    REQUIRE(c->enc_layers >= 0 && c->dec_layers > 0, "model.enc_layers must be >= 0 and model.dec_layers > 0");
-    REQUIRE(c->d_ff > 0, "model.d_ff must be positive (got %lld)", (long long)c->d_ff);
-    REQUIRE(c->max_len > 0, "model.max_len must be positive (got %lld)", (long long)c->max_len);
-    REQUIRE(c->window >= 0, "model.window must be >= 0 (got %lld)", (long long)c->window);
-    REQUIRE(c->dropout >= 0 && c->dropout < 1, "model.dropout must be in [0, 1) (got %g)", c->dropout);
-    REQUIRE(c->attn_dropout >= 0 && c->attn_dropout < 1, "model.attn_dropout must be in [0, 1) (got %g)",
+    CF_REQUIRE(c->enc_layers >= 0 && c->dec_layers > 0, "model.enc_layers must be >= 0 and model.dec_layers > 0");
+    CF_REQUIRE(c->d_ff > 0, "model.d_ff must be positive (got %lld)", (long long)c->d_ff);
+    CF_REQUIRE(c->max_len > 0, "model.max_len must be positive (got %lld)", (long long)c->max_len);
+    CF_REQUIRE(c->window >= 0, "model.window must be >= 0 (got %lld)", (long long)c->window);
+    CF_REQUIRE(c->dropout >= 0 && c->dropout < 1, "model.dropout must be in [0, 1) (got %g)", c->dropout);
+    CF_REQUIRE(c->attn_dropout >= 0 && c->attn_dropout < 1, "model.attn_dropout must be in [0, 1) (got %g)",
             c->attn_dropout);
-    REQUIRE(c->norm_eps > 0, "model.norm_eps must be positive (got %g)", c->norm_eps);
-    REQUIRE(c->rope_base > 1, "model.rope_base must be > 1 (got %g)", c->rope_base);
-    REQUIRE(!c->share_embeddings || c->src_vocab == c->tgt_vocab,
+    CF_REQUIRE(c->norm_eps > 0, "model.norm_eps must be positive (got %g)", c->norm_eps);
+    CF_REQUIRE(c->rope_base > 1, "model.rope_base must be > 1 (got %g)", c->rope_base);
+    CF_REQUIRE(!c->share_embeddings || c->src_vocab == c->tgt_vocab,
             "model.share_embeddings needs one vocabulary (source %lld, target %lld tokens)", (long long)c->src_vocab,
             (long long)c->tgt_vocab);
     return 0;

@@ -284,14 +284,6 @@ static int apply_override(cf_config *c, const char *text, const char *origin) {
 
 /* ---- validation ---- */
 
-#define REQUIRE(cond, ...)                                                                         \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            cf_error_set(__VA_ARGS__);                                                             \
-            return -1;                                                                             \
-        }                                                                                          \
-    } while (0)
-
 /* Prefix the current message (set by another module's check) with the origin and a label. */
 static int prefix_error(const char *origin, const char *label) {
     char msg[1024];
@@ -303,11 +295,11 @@ static int prefix_error(const char *origin, const char *label) {
 /* One data split: src+tgt or tsv, not both; a lone src or tgt is an error. */
 static int check_split(const char *origin, const char *split, const char *src, const char *tgt, const char *tsv,
                        bool required) {
-    REQUIRE(!((src || tgt) && tsv), "%s: data.%s_tsv and data.%s_src/data.%s_tgt are both set: use one", origin, split,
+    CF_REQUIRE(!((src || tgt) && tsv), "%s: data.%s_tsv and data.%s_src/data.%s_tgt are both set: use one", origin, split,
             split, split);
-    REQUIRE(!src == !tgt, "%s: data.%s_%s is set but data.%s_%s is not", origin, split, src ? "src" : "tgt", split,
+    CF_REQUIRE(!src == !tgt, "%s: data.%s_%s is set but data.%s_%s is not", origin, split, src ? "src" : "tgt", split,
             src ? "tgt" : "src");
-    REQUIRE(!required || src || tsv, "%s: no %s data: set data.%s_src and data.%s_tgt, or data.%s_tsv", origin,
+    CF_REQUIRE(!required || src || tsv, "%s: no %s data: set data.%s_src and data.%s_tgt, or data.%s_tsv", origin,
             strcmp(split, "train") == 0 ? "training" : "validation", split, split, split);
     return 0;
 }
@@ -319,10 +311,10 @@ static int resolve_path(cf_config *c, const cf_config_key *k, const char *origin
     if (!*p) return 0;
     char *abs = realpath(*p, NULL);
     if (!abs) {
-        REQUIRE(!check, "%s: %s: cannot open \"%s\": %s", origin, k->path, *p, strerror(errno));
+        CF_REQUIRE(!check, "%s: %s: cannot open \"%s\": %s", origin, k->path, *p, strerror(errno));
         if ((*p)[0] == '/') return 0;
         char cwd[PATH_MAX];
-        REQUIRE(getcwd(cwd, sizeof cwd), "%s: cannot get the working directory: %s", origin, strerror(errno));
+        CF_REQUIRE(getcwd(cwd, sizeof cwd), "%s: cannot get the working directory: %s", origin, strerror(errno));
         size_t size = strlen(cwd) + strlen(*p) + 2;
         abs = cf_xmalloc(size);
         snprintf(abs, size, "%s/%s", cwd, *p);
@@ -334,9 +326,9 @@ static int resolve_path(cf_config *c, const cf_config_key *k, const char *origin
 
 static int validate(cf_config *c, const char *origin, const cf_config_opts *opts) {
     if (cf_model_config_check(&c->model) != 0) return prefix_error(origin, "");
-    REQUIRE(!c->model.share_embeddings || c->data.shared_vocab,
+    CF_REQUIRE(!c->model.share_embeddings || c->data.shared_vocab,
             "%s: model.share_embeddings: true needs data.shared_vocab true (one vocabulary for both sides)", origin);
-    REQUIRE(c->data.max_len <= c->model.max_len, "%s: data.max_len: %lld exceeds model.max_len %lld", origin,
+    CF_REQUIRE(c->data.max_len <= c->model.max_len, "%s: data.max_len: %lld exceeds model.max_len %lld", origin,
             (long long)c->data.max_len, (long long)c->model.max_len);
 
     const cf_data_config *d = &c->data;
@@ -346,7 +338,7 @@ static int validate(cf_config *c, const char *origin, const cf_config_opts *opts
 
     /* The optimizer's own check runs only when it is built, after the data is loaded: repeat the
      * one cross-key rule here so that it fails before any work. */
-    REQUIRE(!c->optim.nesterov || c->optim.kind != CF_OPTIM_SGD || (c->optim.momentum > 0 && c->optim.dampening == 0),
+    CF_REQUIRE(!c->optim.nesterov || c->optim.kind != CF_OPTIM_SGD || (c->optim.momentum > 0 && c->optim.dampening == 0),
             "%s: optim.nesterov: true needs optim.momentum > 0 and optim.dampening 0 (got %g, %g)", origin,
             c->optim.momentum, c->optim.dampening);
 
@@ -354,22 +346,22 @@ static int validate(cf_config *c, const char *origin, const cf_config_opts *opts
      * stays the authority for the rest. */
     cf_schedule *s = &c->schedule;
     const bool decays = s->kind == CF_SCHED_COSINE || s->kind == CF_SCHED_LINEAR;
-    REQUIRE(!decays || s->min_lr <= s->lr, "%s: schedule.min_lr: %g exceeds schedule.lr %g", origin, s->min_lr, s->lr);
+    CF_REQUIRE(!decays || s->min_lr <= s->lr, "%s: schedule.min_lr: %g exceeds schedule.lr %g", origin, s->min_lr, s->lr);
     if (s->total_steps == 0) {
-        REQUIRE(!decays || s->warmup_steps <= c->train.max_steps,
+        CF_REQUIRE(!decays || s->warmup_steps <= c->train.max_steps,
                 "%s: schedule.warmup_steps: %lld exceeds train.max_steps %lld (the end of the decay when "
                 "schedule.total_steps is 0)", origin, (long long)s->warmup_steps, (long long)c->train.max_steps);
         s->total_steps = c->train.max_steps;
     }
-    REQUIRE(!decays || s->warmup_steps <= s->total_steps, "%s: schedule.warmup_steps: %lld exceeds schedule.total_steps %lld",
+    CF_REQUIRE(!decays || s->warmup_steps <= s->total_steps, "%s: schedule.warmup_steps: %lld exceeds schedule.total_steps %lld",
             origin, (long long)s->warmup_steps, (long long)s->total_steps);
     s->d_model = c->model.d_model;
     if (cf_schedule_check(s) != 0) return prefix_error(origin, "schedule: ");
 
-    REQUIRE(c->decode.max_len_a > 0 || c->decode.max_len_b > 0,
+    CF_REQUIRE(c->decode.max_len_a > 0 || c->decode.max_len_b > 0,
             "%s: decode.max_len_a and decode.max_len_b are both 0: no output length allowed", origin);
     /* The model has positions for model.max_len tokens only. */
-    REQUIRE(c->bench.src_len <= c->model.max_len && c->bench.tgt_len <= c->model.max_len,
+    CF_REQUIRE(c->bench.src_len <= c->model.max_len && c->bench.tgt_len <= c->model.max_len,
             "%s: bench.src_len/bench.tgt_len: %lld/%lld exceed model.max_len %lld", origin, (long long)c->bench.src_len,
             (long long)c->bench.tgt_len, (long long)c->model.max_len);
 
@@ -434,7 +426,7 @@ int cf_config_load_opts(cf_config *c, const char *path, int n_overrides, char *c
                         const cf_config_opts *opts) {
     cf_config_defaults(c);
     FILE *f = fopen(path, "rb");
-    REQUIRE(f, "%s: cannot read the config: %s", path, strerror(errno));
+    CF_REQUIRE(f, "%s: cannot read the config: %s", path, strerror(errno));
     char *text = NULL;
     size_t len = 0, cap = 0;
     for (;;) {
