@@ -13,7 +13,11 @@ CFLAGS  := -std=c11 $(OPT) -fno-math-errno -g -Wall -Wextra -Wshadow -fopenmp -D
 LDFLAGS := -fopenmp $(EXTRA_LDFLAGS)
 LDLIBS  := -L$(BLAS_LIB) -Wl,-rpath,$(BLAS_LIB) -lopenblas -lcjson -lz -lm
 
-LIB_SRC   := $(filter-out train/main.c,$(wildcard core/*.c nn/*.c optim/*.c data/*.c train/*.c))
+# The library, one folder per module from the bottom layer up (scripts/check_layers.sh holds the
+# order); the command line (cli/) sits on top and is linked into build/cformer only.
+LIB_DIRS  := core nn optim data score translate train
+LIB_SRC   := $(wildcard $(addsuffix /*.c,$(LIB_DIRS)))
+CLI_SRC   := $(wildcard cli/*.c)
 F64_SRC   := $(wildcard core/*.c nn/*.c)
 UNIT_SRC  := $(wildcard tests/test_*.c) tests/runner.c tests/testlib.c
 GRAD_SRC  := $(wildcard tests/grad_*.c) tests/runner.c tests/testlib.c tests/gradcheck.c
@@ -60,7 +64,7 @@ $(LIB_F64): $(call obj_f64,$(F64_SRC))
 	@echo "AR    $@"
 	@rm -f $@ && ar rcs $@ $^
 
-$(CLI): $(call obj,train/main.c) $(LIB)
+$(CLI): $(call obj,$(CLI_SRC)) $(LIB)
 	@echo "LD    $@"
 	@$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 

@@ -15,7 +15,7 @@
 #include "bench/bench.h"
 #include "core/rng.h"
 #include "core/threads.h"
-#include "train/decode.h"
+#include "translate/decode.h"
 
 int bench_decode(void);
 

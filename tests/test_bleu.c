@@ -13,7 +13,7 @@
 #include "core/common.h"
 #include "tests/test.h"
 #include "tests/testlib.h"
-#include "train/bleu.h"
+#include "score/bleu.h"
 
 /* ---- expected.txt: CASE <TAB> KIND <TAB> VALUE ------------------------------------------------ */
 typedef struct record {

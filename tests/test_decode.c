@@ -9,7 +9,7 @@
 #include "tests/test.h"
 #include "tests/testlib.h"
 #include "core/threads.h"
-#include "train/decode.h"
+#include "translate/decode.h"
 
 /* Four sources of different lengths, padded to S = 6 with <pad>. */
 enum { NB = 4, NS = 6 };

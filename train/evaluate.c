@@ -1,8 +1,7 @@
-/* train/evaluate.c - validation loss, batched translation and BLEU. */
+/* train/evaluate.c - validation loss and corpus BLEU of a model. */
 #include "train/evaluate.h"
 
 #include <math.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "core/ops.h"
@@ -35,119 +34,6 @@ int cf_eval_loss(cf_ctx *ctx, const cf_transformer *m, const cf_corpus *c, int64
     return 0;
 }
 
-static const int64_t *sort_lens; /* qsort has no context argument in C11 */
-
-static int cmp_by_len(const void *a, const void *b) {
-    int64_t i = *(const int64_t *)a, j = *(const int64_t *)b;
-    if (sort_lens[i] != sort_lens[j]) return sort_lens[i] < sort_lens[j] ? -1 : 1;
-    return i < j ? -1 : i > j;
-}
-
-/* Length of the valid UTF-8 sequence at s (1-4), or 0 if the bytes there are not one. */
-static size_t utf8_seq_len(const unsigned char *s, size_t n) {
-    unsigned c = s[0];
-    size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-    if (len == 0 || len > n) return 0;
-    for (size_t k = 1; k < len; k++)
-        if ((s[k] & 0xC0) != 0x80) return 0;
-    uint32_t cp = len == 1 ? c : len == 2 ? c & 0x1F : len == 3 ? c & 0x0F : c & 0x07;
-    for (size_t k = 1; k < len; k++) cp = cp << 6 | (s[k] & 0x3F);
-    static const uint32_t min_cp[5] = {0, 0, 0x80, 0x800, 0x10000}; /* no overlong forms */
-    if (cp < min_cp[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-    return len;
-}
-
-/* The model emits bytes; a hypothesis must be text. Invalid bytes become U+FFFD, as Python's
- * bytes.decode(errors="replace") would show them. */
-static char *utf8_sanitized(const char *s, size_t n) {
-    char *out = cf_xmalloc(3 * n + 1), *o = out;
-    for (size_t i = 0; i < n;) {
-        size_t len = utf8_seq_len((const unsigned char *)s + i, n - i);
-        if (len) {
-            memcpy(o, s + i, len);
-            o += len;
-            i += len;
-        } else {
-            memcpy(o, "\xEF\xBF\xBD", 3);
-            o += 3;
-            i++;
-        }
-    }
-    *o = 0;
-    return out;
-}
-
-char **cf_translate_ids(cf_ctx *ctx, const cf_transformer *m, const cf_bpe *tgt_tok, const int32_t *const *src,
-                        const int64_t *src_len, int64_t n, const cf_decode_opts *o, int64_t batch_size) {
-    char **out = cf_xcalloc((size_t)(n ? n : 1), sizeof *out);
-    int64_t *order = cf_xmalloc((size_t)(n ? n : 1) * sizeof *order);
-    for (int64_t i = 0; i < n; i++) order[i] = i;
-    sort_lens = src_len;
-    qsort(order, (size_t)n, sizeof *order, cmp_by_len); /* similar lengths together: less padding */
-    int64_t limit = m->cfg.max_len - 1;                  /* room for <eos> */
-    int32_t *buf = cf_xmalloc((size_t)(batch_size * (limit + 1)) * sizeof *buf);
-    int32_t lens[batch_size > 0 ? batch_size : 1];
-    cf_decode_result res = {0};
-    size_t text_cap = 256;
-    char *text = cf_xmalloc(text_cap);
-    bool was_training = ctx->training, had_grad = cf_ctx_set_grad(ctx, false);
-    ctx->training = false;
-    for (int64_t start = 0; start < n; start += batch_size) {
-        int64_t nb = n - start < batch_size ? n - start : batch_size, s_max = 0;
-        for (int64_t k = 0; k < nb; k++) {
-            int64_t len = src_len[order[start + k]];
-            if (len > limit) len = limit; /* longer sources are truncated to what the model can read */
-            lens[k] = (int32_t)(len + 1);
-            if (len + 1 > s_max) s_max = len + 1;
-        }
-        for (int64_t k = 0; k < nb; k++) {
-            int32_t *row = buf + k * s_max;
-            int64_t len = lens[k] - 1;
-            memcpy(row, src[order[start + k]], (size_t)len * sizeof *row);
-            row[len] = CF_EOS_ID;
-            for (int64_t j = len + 1; j < s_max; j++) row[j] = CF_PAD_ID;
-        }
-        if (cf_decode_batch(m, ctx, buf, lens, nb, s_max, o, &res) != 0) {
-            cf_strings_free(out, n);
-            out = NULL;
-            break;
-        }
-        for (int64_t k = 0; k < nb; k++) {
-            int64_t len = cf_decode_result_len(&res, k);
-            size_t need = (size_t)len * 64 + 1; /* a token decodes to at most its byte string */
-            if (need > text_cap) {
-                text_cap = need;
-                text = realloc(text, text_cap);
-                CF_ASSERT(text != NULL);
-            }
-            size_t bytes = cf_bpe_decode(tgt_tok, res.tokens + res.offsets[k], len, text, text_cap);
-            out[order[start + k]] = utf8_sanitized(text, bytes);
-        }
-    }
-    ctx->training = was_training;
-    cf_ctx_set_grad(ctx, had_grad);
-    cf_decode_result_free(&res);
-    free(text);
-    free(buf);
-    free(order);
-    return out;
-}
-
-char **cf_translate_corpus(cf_ctx *ctx, const cf_transformer *m, const cf_bpe *tgt_tok, const cf_corpus *c, int64_t n,
-                           const cf_decode_opts *o, int64_t batch_size) {
-    if (n <= 0 || n > c->n) n = c->n;
-    const int32_t **src = cf_xmalloc((size_t)(n ? n : 1) * sizeof *src);
-    int64_t *len = cf_xmalloc((size_t)(n ? n : 1) * sizeof *len);
-    for (int64_t i = 0; i < n; i++) {
-        src[i] = cf_corpus_src(c, i);
-        len[i] = cf_corpus_src_len(c, i);
-    }
-    char **out = cf_translate_ids(ctx, m, tgt_tok, src, len, n, o, batch_size);
-    free(src);
-    free(len);
-    return out;
-}
-
 cf_bleu_score cf_eval_bleu(const cf_corpus *c, char *const *hyps, int64_t n) {
     cf_bleu_stats st = {0};
     for (int64_t i = 0; i < n; i++) {
@@ -158,8 +44,3 @@ cf_bleu_score cf_eval_bleu(const cf_corpus *c, char *const *hyps, int64_t n) {
     return cf_bleu_compute(&st, false);
 }
 
-void cf_strings_free(char **s, int64_t n) {
-    if (!s) return;
-    for (int64_t i = 0; i < n; i++) free(s[i]);
-    free(s);
-}

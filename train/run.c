@@ -8,6 +8,15 @@
 
 #include "train/checkpoint.h"
 
+cf_decode_opts cf_config_decode_opts(const cf_decode_config *d) {
+    cf_decode_opts o = cf_decode_opts_default();
+    o.beam = d->beam;
+    o.length_penalty = d->length_penalty;
+    o.max_len_a = d->max_len_a;
+    o.max_len_b = d->max_len_b;
+    return o;
+}
+
 cf_model_config cf_run_model_config(const cf_config *cfg, const cf_bpe *src_tok, const cf_bpe *tgt_tok) {
     cf_model_config m = cfg->model;
     m.src_vocab = cf_bpe_vocab_size(src_tok);

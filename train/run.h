@@ -21,6 +21,7 @@
 #include "data/tokenizer.h"
 #include "nn/transformer.h"
 #include "train/config.h"
+#include "translate/decode.h"
 
 typedef struct cf_run {
     cf_config cfg;
@@ -35,6 +36,10 @@ typedef struct cf_run {
  * tokenizer from RUN_DIR/tokenizer.json, weights loaded. state (may be NULL) receives state.json. */
 int cf_run_open(cf_run *r, const char *path, cJSON **state);
 void cf_run_close(cf_run *r);
+
+/* The decoding options of a config's decode section (beam = decode.beam; set .beam =
+ * decode.eval_beam for validation BLEU). */
+cf_decode_opts cf_config_decode_opts(const cf_decode_config *d);
 
 /* Model config with the vocabulary sizes of the tokenizers filled in. */
 cf_model_config cf_run_model_config(const cf_config *cfg, const cf_bpe *src_tok, const cf_bpe *tgt_tok);

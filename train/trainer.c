@@ -319,7 +319,7 @@ static int evaluate(trainer *t, double elapsed) {
     if (cf_eval_loss(t->ctx, t->model, t->valid, t->cfg.train.batch_tokens, &l) != 0) return -1;
     int64_t n = t->cfg.train.eval_max_sentences;
     if (n <= 0 || n > t->valid->n) n = t->valid->n;
-    cf_decode_opts o = cf_decode_opts_from_config(&t->cfg.decode);
+    cf_decode_opts o = cf_config_decode_opts(&t->cfg.decode);
     o.beam = t->cfg.decode.eval_beam;
     char **hyps = cf_translate_corpus(t->ctx, t->model, t->tgt_tok, t->valid, n, &o, t->cfg.decode.batch_size);
     if (!hyps) return -1;
@@ -463,7 +463,7 @@ static int final_test(trainer *t) {
     t->test = cf_run_load_corpus(&t->cfg, t->src_tok, t->tgt_tok, d->test_src, d->test_tgt, d->test_tsv, false, true,
                                  t->args->quiet ? NULL : stdout);
     if (!t->test) return -1;
-    cf_decode_opts o = cf_decode_opts_from_config(&t->cfg.decode);
+    cf_decode_opts o = cf_config_decode_opts(&t->cfg.decode);
     double t0 = now_s();
     char **hyps = cf_translate_corpus(t->ctx, t->model, t->tgt_tok, t->test, 0, &o, t->cfg.decode.batch_size);
     if (!hyps) return -1;

@@ -1,4 +1,4 @@
-/* train/cmd_bench.c - `cformer bench CONFIG [--steps N] [--warmup N] [--threads N] [--set k=v]... [--json]`
+/* cli/cmd_bench.c - `cformer bench CONFIG [--steps N] [--warmup N] [--threads N] [--set k=v]... [--json]`
  *
  * Times full training steps of the model CONFIG describes on synthetic batches: bench.batch_size
  * sentence pairs of exactly bench.src_len / bench.tgt_len random token ids (no padding), vocabulary
@@ -11,7 +11,7 @@
  *
  * bench/compare_torch.sh runs it next to bench/ref/torch_train_bench.py (same shapes, same step).
  */
-#include "train/commands.h"
+#include "cli/commands.h"
 
 #include <malloc.h>
 #include <math.h>

@@ -1,12 +1,13 @@
-/* train/cmd_model.c - `cformer eval`, `cformer translate` and `cformer info` on a trained run. */
+/* cli/cmd_model.c - `cformer eval`, `cformer translate` and `cformer info` on a trained run. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "cli/commands.h"
 #include "core/threads.h"
-#include "train/commands.h"
 #include "train/evaluate.h"
+#include "train/run.h"
 
 typedef struct model_args {
     const char *path;
@@ -94,7 +95,7 @@ int cf_cmd_eval(int argc, char **argv) {
     }
     cf_eval_loss_result l;
     cf_eval_loss(r.ctx, r.model, c, r.cfg.train.batch_tokens, &l);
-    cf_decode_opts o = cf_decode_opts_from_config(&r.cfg.decode);
+    cf_decode_opts o = cf_config_decode_opts(&r.cfg.decode);
     if (a.beam) o.beam = a.beam;
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -151,7 +152,7 @@ int cf_cmd_translate(int argc, char **argv) {
         fprintf(stderr, "error: %s\n", cf_error_message());
         return 2;
     }
-    cf_decode_opts o = cf_decode_opts_from_config(&r.cfg.decode);
+    cf_decode_opts o = cf_config_decode_opts(&r.cfg.decode);
     if (a.beam) o.beam = a.beam;
     /* Read all of stdin first: sentences are decoded in length-sorted batches. */
     int64_t n = 0, cap = 256;

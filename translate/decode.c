@@ -1,4 +1,4 @@
-/* train/decode.c - greedy and beam search over the incremental decoder (conventions in decode.h).
+/* translate/decode.c - greedy and beam search over the incremental decoder (conventions in decode.h).
  *
  * Shapes: B sentences, K beams, N = B*K decoder rows (row b*K + k is beam k of sentence b), S padded
  * source length, d model width, V target vocabulary, L the largest output length of the batch.
@@ -8,7 +8,7 @@
  */
 /* Work below which the selection loops stay on one thread (a parallel region costs microseconds). */
 #define DECODE_PAR_MIN_WORK 32768
-#include "train/decode.h"
+#include "translate/decode.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -21,15 +21,6 @@
 cf_decode_opts cf_decode_opts_default(void) {
     return (cf_decode_opts){.beam = 1, .length_penalty = 0.6, .max_len_a = 1.2, .max_len_b = 10,
                             .bos_id = CF_BOS_ID, .eos_id = CF_EOS_ID, .pad_id = CF_PAD_ID};
-}
-
-cf_decode_opts cf_decode_opts_from_config(const cf_decode_config *c) {
-    cf_decode_opts o = cf_decode_opts_default();
-    o.beam = c->beam;
-    o.length_penalty = c->length_penalty;
-    o.max_len_a = c->max_len_a;
-    o.max_len_b = c->max_len_b;
-    return o;
 }
 
 double cf_length_penalty(int64_t len, double alpha) {

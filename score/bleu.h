@@ -1,4 +1,4 @@
-/* train/bleu.h - corpus BLEU and chrF, computed exactly as sacrebleu 2.x computes them by default.
+/* score/bleu.h - corpus BLEU and chrF, computed exactly as sacrebleu 2.x computes them by default.
  *
  * Usage:
  *     cf_bleu_stats bleu = {0};

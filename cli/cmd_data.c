@@ -1,11 +1,11 @@
-/* train/cmd_data.c - `cformer data toy`: write the toy German -> English set. */
+/* cli/cmd_data.c - `cformer data toy`: write the toy German -> English set. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/common.h"
 #include "data/toy.h"
-#include "train/commands.h"
+#include "cli/commands.h"
 
 static const char usage[] =
     "usage: cformer data toy --out DIR [--seed S] [--train N] [--valid N] [--test N]\n"

@@ -1,4 +1,4 @@
-/* train/cli.h - the subcommands of build/cformer. Each takes argc/argv after the subcommand name
+/* cli/cli.h - the subcommands of build/cformer. Each takes argc/argv after the subcommand name
  * and returns the process exit code (0 ok, 1 runtime failure, 2 bad usage or bad input). */
 #ifndef CF_CLI_H
 #define CF_CLI_H

@@ -1,5 +1,5 @@
-/* train/cmd_config.c - `cformer config`: validate a config and print it as the trainer would use it. */
-#include "train/commands.h"
+/* cli/cmd_config.c - `cformer config`: validate a config and print it as the trainer would use it. */
+#include "cli/commands.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,4 +1,4 @@
-/* train/tokenize_13a.c - sacrebleu's 13a tokenizer, Python whitespace and strict UTF-8 (bleu.h).
+/* score/tokenize_13a.c - sacrebleu's 13a tokenizer, Python whitespace and strict UTF-8 (bleu.h).
  *
  * sacrebleu runs its rules on Python str (code points); we run them on UTF-8 bytes. That is exact
  * because every character the rules look at is ASCII: a byte of a multi-byte sequence is never a
@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "core/common.h"
-#include "train/bleu.h"
+#include "score/bleu.h"
 
 /* ---- Python's whitespace ----------------------------------------------------------------------
  * The code points with str.isspace() true (bidirectional class WS, B or S, or category Zs), as

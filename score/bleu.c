@@ -1,11 +1,11 @@
-/* train/bleu.c - BLEU and chrF statistics, scores and score lines as sacrebleu 2.x makes them.
+/* score/bleu.c - BLEU and chrF statistics, scores and score lines as sacrebleu 2.x makes them.
  *
  * The floating-point expressions below follow sacrebleu's Python expressions operation by
  * operation (same operands, same order; Python floats are C doubles and math.log/exp are libm's),
  * so the printed digits agree even where a rounding boundary is close. This relies on no FMA
  * contraction, which -std=c11 guarantees in gcc (-ffp-contract=off outside GNU modes).
  */
-#include "train/bleu.h"
+#include "score/bleu.h"
 
 #include <errno.h>
 #include <math.h>

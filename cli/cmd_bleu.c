@@ -1,12 +1,12 @@
-/* train/cmd_bleu.c - `cformer bleu`: sacrebleu's default corpus BLEU (and chrF) of text files. */
-#include "train/commands.h"
+/* cli/cmd_bleu.c - `cformer bleu`: sacrebleu's default corpus BLEU (and chrF) of text files. */
+#include "cli/commands.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/common.h"
-#include "train/bleu.h"
+#include "score/bleu.h"
 
 static void usage(FILE *out) {
     fprintf(out,

@@ -1,11 +1,11 @@
-/* train/main.c - build/cformer: dispatch to subcommands. */
+/* cli/main.c - build/cformer: dispatch to subcommands. */
 #include <stdio.h>
 #include <string.h>
 
 #include "core/common.h"
 #include "core/threads.h"
-#include "train/cli.h"
-#include "train/commands.h"
+#include "cli/cli.h"
+#include "cli/commands.h"
 
 static int cmd_help(int argc, char **argv);
 

@@ -1,7 +1,7 @@
-/* train/decode.h - greedy and beam-search decoding with the KV cache, batched.
+/* translate/decode.h - greedy and beam-search decoding with the KV cache, batched.
  *
  * Usage (validation BLEU, the CLI's translate):
- *     cf_decode_opts o = cf_decode_opts_from_config(&cfg.decode);   // or cf_decode_opts_default()
+ *     cf_decode_opts o = cf_decode_opts_default();                    // train/: cf_config_decode_opts
  *     o.beam = 4;
  *     cf_decode_result r = {0};                                       // reused across calls
  *     for each batch of B source sentences (padded to S with <pad>, lengths src_lens):
@@ -38,13 +38,11 @@
  * cross-attention memory and parents never cross sentences. Finished rows are still computed
  * (they feed <eos>; their outputs are ignored): sort sentences by length before batching.
  */
-#ifndef CF_TRAIN_DECODE_H
-#define CF_TRAIN_DECODE_H
+#ifndef CF_TRANSLATE_DECODE_H
+#define CF_TRANSLATE_DECODE_H
 
 #include "data/tokenizer.h"
 #include "nn/transformer.h"
-#include "train/config.h"
-
 
 typedef struct cf_decode_opts {
     int64_t beam;               /* 1: greedy */
@@ -71,8 +69,6 @@ static inline int64_t cf_decode_result_len(const cf_decode_result *r, int64_t i)
 
 /* beam 1, alpha 0.6, a 1.2, b 10 and the fixed special ids. */
 cf_decode_opts cf_decode_opts_default(void);
-/* The run config's decode section (beam = decode.beam; set o.beam = c->eval_beam for validation). */
-cf_decode_opts cf_decode_opts_from_config(const cf_decode_config *c);
 /* GNMT length penalty ((5 + len) / 6)^alpha. */
 double cf_length_penalty(int64_t len, double alpha);
 /* Largest number of output tokens (without <eos>) for a source of src_len tokens. */

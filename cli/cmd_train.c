@@ -1,9 +1,9 @@
-/* train/cmd_train.c - `cformer train CONFIG [--out DIR] [--resume] [--set key.path=value]...` */
+/* cli/cmd_train.c - `cformer train CONFIG [--out DIR] [--resume] [--set key.path=value]...` */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "train/commands.h"
+#include "cli/commands.h"
 #include "train/trainer.h"
 
 static const char *usage =

@@ -1,4 +1,4 @@
-/* train/commands.h - the subcommands of build/cformer (train/main.c lists them). Each takes the
+/* cli/commands.h - the subcommands of build/cformer (cli/main.c lists them). Each takes the
  * arguments after its name and returns the exit code: 0 ok, 1 runtime failure, 2 bad usage/input. */
 #ifndef CF_COMMANDS_H
 #define CF_COMMANDS_H

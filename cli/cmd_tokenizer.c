@@ -1,4 +1,4 @@
-/* train/cmd_tokenizer.c - `cformer tokenizer train|encode|decode`. */
+/* cli/cmd_tokenizer.c - `cformer tokenizer train|encode|decode`. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,7 +7,7 @@
 #include "core/common.h"
 #include "data/corpus.h"
 #include "data/tokenizer.h"
-#include "train/commands.h"
+#include "cli/commands.h"
 
 static const char usage[] =
     "usage: cformer tokenizer train --vocab-size N --out tok.json FILE...\n"

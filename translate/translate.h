@@ -1,0 +1,33 @@
+/* translate/translate.h - translate many sentences: length-sorted batches through the decoder.
+ *
+ * Usage (cformer translate, validation BLEU):
+ *     cf_decode_opts o = cf_decode_opts_default();
+ *     o.beam = 4;
+ *     char **hyps = cf_translate_corpus(ctx, model, tgt_tok, corpus, 0, &o, 64);   // corpus order
+ *     for (int64_t i = 0; i < corpus->n; i++) puts(hyps[i]);
+ *     cf_strings_free(hyps, corpus->n);
+ *
+ * Sources are decoded in batches of batch_size sentences of similar length (less padding), each
+ * with <eos> appended, and the outputs come back in input order, detokenised with the target
+ * tokenizer. A source longer than model.max_len - 1 tokens is cut to its first max_len - 1 tokens
+ * (the <eos> takes the last position) rather than refused. Output bytes that are not valid UTF-8
+ * become U+FFFD, as Python's bytes.decode(errors="replace") shows them. docs/decoding.md has the
+ * rules.
+ */
+#ifndef CF_TRANSLATE_TRANSLATE_H
+#define CF_TRANSLATE_TRANSLATE_H
+
+#include "data/corpus.h"
+#include "translate/decode.h"
+
+/* Translate n source token sequences (without <eos>; it is added) in batches of batch_size;
+ * returns n malloc'ed strings in input order (a malloc'ed array), or NULL with a message. */
+char **cf_translate_ids(cf_ctx *ctx, const cf_transformer *m, const cf_bpe *tgt_tok, const int32_t *const *src,
+                        const int64_t *src_len, int64_t n, const cf_decode_opts *o, int64_t batch_size);
+/* The sources of the first n pairs of a corpus (n <= c->n; 0 = all). */
+char **cf_translate_corpus(cf_ctx *ctx, const cf_transformer *m, const cf_bpe *tgt_tok, const cf_corpus *c, int64_t n,
+                           const cf_decode_opts *o, int64_t batch_size);
+/* Free n strings and their array (NULL is fine). */
+void cf_strings_free(char **s, int64_t n);
+
+#endif
