@@ -83,9 +83,10 @@ $(BENCH_BIN): $(call obj,$(BENCH_SRC)) $(LIB)
 	@echo "LD    $@"
 	@$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
-# Unit tests (float32 library) and gradient checks (float64 build); the last line sums both.
+# The dependency rule on the #include lines (scripts/check_layers.sh: no upward include, no
+# cycle), unit tests (float32 library) and gradient checks (float64 build); the last line sums all.
 test: all $(UNIT_BIN) $(GRAD_BIN)
-	@scripts/run_tests.sh $(UNIT_BIN) $(GRAD_BIN)
+	@scripts/run_tests.sh scripts/check_layers.sh $(UNIT_BIN) $(GRAD_BIN)
 
 # The same tests under AddressSanitizer + UndefinedBehaviorSanitizer, in their own build dir.
 asan:

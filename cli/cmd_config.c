@@ -7,6 +7,7 @@
 
 #include "core/common.h"
 #include "train/config.h"
+#include "train/config_doc.h"
 
 static void usage(FILE *out) {
     fprintf(out,

@@ -39,6 +39,25 @@ bool cf_ctx_set_grad(cf_ctx *ctx, bool enabled) {
     return prev;
 }
 
+cf_tensor *cf_tensor_view(cf_ctx *ctx, cf_real *data, int ndim, const int64_t *shape) {
+    cf_tensor *t = cf_arena_alloc(&ctx->arena, sizeof *t);
+    *t = cf_tensor_header(ndim, shape);
+    t->data = data;
+    return t;
+}
+
+cf_tensor *cf_tensor_new(cf_ctx *ctx, int ndim, const int64_t *shape) {
+    cf_tensor *t = cf_tensor_view(ctx, NULL, ndim, shape);
+    t->data = cf_arena_alloc(&ctx->arena, (size_t)t->numel * sizeof(cf_real));
+    return t;
+}
+
+cf_tensor *cf_tensor_zeros(cf_ctx *ctx, int ndim, const int64_t *shape) {
+    cf_tensor *t = cf_tensor_new(ctx, ndim, shape);
+    memset(t->data, 0, (size_t)t->numel * sizeof(cf_real));
+    return t;
+}
+
 cf_node *cf_tape_record(cf_ctx *ctx, const char *op, cf_backward_fn backward, cf_tensor *out,
                         int n_in, cf_tensor *const *in) {
     CF_ASSERT(n_in >= 0 && n_in <= CF_NODE_MAX_INPUTS, "%s: %d inputs", op, n_in);

@@ -27,6 +27,7 @@
 
 #define CF_NODE_MAX_INPUTS 8
 
+typedef struct cf_ctx cf_ctx;
 typedef struct cf_node cf_node;
 typedef void (*cf_backward_fn)(cf_ctx *ctx, cf_node *node);
 
@@ -68,6 +69,13 @@ void cf_ctx_begin_step(cf_ctx *ctx, uint64_t step);
 void cf_ctx_reset(cf_ctx *ctx);
 /* Returns the previous setting, so callers can restore it. */
 bool cf_ctx_set_grad(cf_ctx *ctx, bool enabled);
+
+/* Activations and inputs live in the context's arena until the next reset. Contents are
+ * uninitialised (cf_tensor_zeros: 0). */
+cf_tensor *cf_tensor_new(cf_ctx *ctx, int ndim, const int64_t *shape);
+cf_tensor *cf_tensor_zeros(cf_ctx *ctx, int ndim, const int64_t *shape);
+/* A tensor header in the arena over memory owned by someone else (no copy). */
+cf_tensor *cf_tensor_view(cf_ctx *ctx, cf_real *data, int ndim, const int64_t *shape);
 
 /* For op implementations: record a node if grad mode is on and any input requires grad; returns
  * the node (to fill saved context) or NULL. Marks out->requires_grad accordingly. */

@@ -5,25 +5,24 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/autograd.h"
-
 int64_t cf_shape_numel(int ndim, const int64_t *shape) {
     int64_t n = 1;
     for (int d = 0; d < ndim; d++) n *= shape[d];
     return n;
 }
 
-static void set_shape(cf_tensor *t, int ndim, const int64_t *shape) {
+cf_tensor cf_tensor_header(int ndim, const int64_t *shape) {
     CF_ASSERT(ndim >= 1 && ndim <= CF_MAX_DIMS, "ndim %d", ndim);
-    t->ndim = ndim;
-    for (int d = 0; d < CF_MAX_DIMS; d++) t->shape[d] = d < ndim ? shape[d] : 1;
+    cf_tensor t = {.ndim = ndim};
+    for (int d = 0; d < CF_MAX_DIMS; d++) t.shape[d] = d < ndim ? shape[d] : 1;
     for (int d = 0; d < ndim; d++) CF_ASSERT(shape[d] >= 0, "negative size %lld", (long long)shape[d]);
-    t->numel = cf_shape_numel(ndim, shape);
+    t.numel = cf_shape_numel(ndim, shape);
+    return t;
 }
 
 cf_tensor *cf_param_new(const char *name, int ndim, const int64_t *shape) {
-    cf_tensor *p = cf_xcalloc(1, sizeof *p);
-    set_shape(p, ndim, shape);
+    cf_tensor *p = cf_xmalloc(sizeof *p);
+    *p = cf_tensor_header(ndim, shape);
     p->data = cf_xalloc_aligned((size_t)p->numel * sizeof(cf_real));
     p->grad = cf_xalloc_aligned((size_t)p->numel * sizeof(cf_real));
     p->requires_grad = true;
@@ -45,26 +44,6 @@ void cf_param_free(cf_tensor *p) {
 }
 
 void cf_param_zero_grad(cf_tensor *p) { memset(p->grad, 0, (size_t)p->numel * sizeof(cf_real)); }
-
-cf_tensor *cf_tensor_view(cf_ctx *ctx, cf_real *data, int ndim, const int64_t *shape) {
-    cf_tensor *t = cf_arena_alloc(&ctx->arena, sizeof *t);
-    memset(t, 0, sizeof *t);
-    set_shape(t, ndim, shape);
-    t->data = data;
-    return t;
-}
-
-cf_tensor *cf_tensor_new(cf_ctx *ctx, int ndim, const int64_t *shape) {
-    cf_tensor *t = cf_tensor_view(ctx, NULL, ndim, shape);
-    t->data = cf_arena_alloc(&ctx->arena, (size_t)t->numel * sizeof(cf_real));
-    return t;
-}
-
-cf_tensor *cf_tensor_zeros(cf_ctx *ctx, int ndim, const int64_t *shape) {
-    cf_tensor *t = cf_tensor_new(ctx, ndim, shape);
-    memset(t->data, 0, (size_t)t->numel * sizeof(cf_real));
-    return t;
-}
 
 bool cf_shape_equal(const cf_tensor *a, const cf_tensor *b) {
     if (a->ndim != b->ndim) return false;

@@ -2,13 +2,14 @@
  *
  * Usage:
  *     cf_tensor *w = cf_param_new("encoder.layers.0.fc1.weight", 2, (int64_t[]){512, 128});
- *     cf_tensor *x = cf_tensor_new(ctx, 3, (int64_t[]){B, T, 128});   // from the step's arena
+ *     cf_tensor *x = cf_tensor_new(ctx, 3, (int64_t[]){B, T, 128});   // core/autograd.h: the step's arena
  *     ... ops (core/ops.h) ...
  *     cf_param_free(w);
  *
  * A tensor is cf_real (float32 in the library), contiguous and row-major, with up to 4 dims and
  * int64_t sizes. Parameters own their data and gradient (malloc'ed once, zeroed). Activations
- * live in the per-step arena of a cf_ctx (core/autograd.h) and vanish at cf_ctx_reset; their
+ * live in the per-step arena of a cf_ctx and vanish at cf_ctx_reset, so they are made by
+ * core/autograd.h (cf_tensor_new, cf_tensor_zeros, cf_tensor_view), which owns that arena; their
  * gradient buffer is taken from the arena the first time a gradient reaches them.
  */
 #ifndef CF_TENSOR_H
@@ -17,8 +18,6 @@
 #include "core/common.h"
 
 #define CF_MAX_DIMS 4
-
-typedef struct cf_ctx cf_ctx;
 
 typedef struct cf_tensor {
     cf_real *data;              /* [numel] row-major */
@@ -36,11 +35,8 @@ cf_tensor *cf_param_new(const char *name, int ndim, const int64_t *shape);
 void cf_param_free(cf_tensor *p);
 void cf_param_zero_grad(cf_tensor *p);
 
-/* Activations / inputs in the context's arena. Contents are uninitialised (cf_tensor_zeros: 0). */
-cf_tensor *cf_tensor_new(cf_ctx *ctx, int ndim, const int64_t *shape);
-cf_tensor *cf_tensor_zeros(cf_ctx *ctx, int ndim, const int64_t *shape);
-/* A tensor header in the arena over memory owned by someone else (no copy). */
-cf_tensor *cf_tensor_view(cf_ctx *ctx, cf_real *data, int ndim, const int64_t *shape);
+/* A tensor of this shape with no data, no gradient and no name (the shape is checked). */
+cf_tensor cf_tensor_header(int ndim, const int64_t *shape);
 
 int64_t cf_shape_numel(int ndim, const int64_t *shape);
 bool cf_shape_equal(const cf_tensor *a, const cf_tensor *b);

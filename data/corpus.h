@@ -1,5 +1,5 @@
-/* data/corpus.h - parallel corpora in memory (token ids after one shared tokenizer), and the line
- * reader under them (plain or gzip files).
+/* data/corpus.h - parallel corpora in memory (token ids after one shared tokenizer, or one per
+ * side), read through the line reader of data/lines.h (plain or gzip files).
  *
  * Usage:
  *     cf_corpus_opts o = {.src_path = "train.de.gz", .tgt_path = "train.en.gz", .max_len = 100,
@@ -11,13 +11,8 @@
  *     }
  *     cf_corpus_free(c);
  *
- *     cf_lines *r = cf_lines_open("file.gz");        // any line-oriented input
- *     const char *line; size_t n;
- *     while (cf_lines_next(r, &line, &n) > 0) ...;   // line without "\n" / "\r\n", NUL-terminated
- *     cf_lines_close(r);
- *
- * Rules (docs/data.md): a file ending in .gz is read through zlib, anything else as plain bytes;
- * CRLF endings and a missing final newline are accepted. Source and target files must have the
+ * Rules (docs/data.md): files are read as data/lines.h reads them (plain or .gz, CRLF endings and
+ * a missing final newline accepted). Source and target files must have the
  * same number of lines (else an error naming both files and counts). A pair with an empty (or
  * all-whitespace) side, or with more than max_len tokens on a side, is dropped and counted; the
  * counts are in c->stats and in the summary line written to opts.log.
@@ -29,14 +24,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "data/lines.h"
 #include "data/tokenizer.h"
-
-typedef struct cf_lines cf_lines;
-cf_lines *cf_lines_open(const char *path);               /* "-" = stdin; NULL + error naming the file */
-/* 1 = a line (valid until the next call), 0 = end of file, -1 = read error (message names file:line). */
-int cf_lines_next(cf_lines *r, const char **line, size_t *len);
-int64_t cf_lines_lineno(const cf_lines *r);              /* 1-based number of the last line returned */
-void cf_lines_close(cf_lines *r);
 
 typedef struct cf_corpus_opts {
     const char *src_path, *tgt_path; /* line-aligned pair of files ... */

@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "core/common.h"
-#include "data/corpus.h"
+#include "data/lines.h"
 #include "data/tokenizer_internal.h"
 
 /* Words longer than this are cut into pieces: it bounds the per-word merge loop (a 100k-byte line

@@ -7,6 +7,7 @@
 #include "tests/test.h"
 #include "tests/testlib.h"
 #include "train/config.h"
+#include "train/config_doc.h"
 
 #define ORIGIN "cfgs/unit.json"
 

@@ -1,17 +1,14 @@
-/* train/config_table.c - the run config's keys (one row each), their defaults and docs/config.md.
+/* train/config_table.c - the run config's keys (one row each) and their defaults.
  *
- * Parsing, cf_config_to_json, the unknown-key suggestions and the documentation all walk this
- * table, so a key added here is parsed, written, suggested and documented at once; the test
- * config_doc_in_sync fails until docs/config.md is regenerated (cformer config --doc).
+ * Parsing, cf_config_to_json, the unknown-key suggestions, the resume check and the documentation
+ * all walk this table, so a key added here is parsed, written, suggested, checked and documented
+ * at once; the test config_doc_in_sync fails until docs/config.md is regenerated
+ * (cformer config --doc, train/config_doc.c).
  */
+#include "train/config_table.h"
+
 #include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-
-#include <cjson/cJSON.h>
-
-#include "train/config.h"
 
 /* Every enum field is read and written through an int. */
 _Static_assert(sizeof(cf_attn_kind) == sizeof(int) && sizeof(cf_ffn_kind) == sizeof(int) &&
@@ -52,15 +49,19 @@ static const char *sched_name(int v) { return cf_schedule_kind_name((cf_schedule
 
 #define NO_LIMIT INFINITY
 #define OFF(field) offsetof(cf_config, field)
-#define K_INT(p, f, lo_, hi_, d) {.path = p, .type = CF_CONFIG_INT, .offset = OFF(f), .lo = lo_, .hi = hi_, .doc = d}
+/* Each macro gives a row's fields; a row is {K_...(...)} or {K_...(...), SHAPES}. */
+#define K_INT(p, f, lo_, hi_, d) .path = p, .type = CF_CONFIG_INT, .offset = OFF(f), .lo = lo_, .hi = hi_, .doc = d
 /* [lo, inf), (lo, inf) and [0, 1) doubles: the only shapes of range the keys need */
-#define K_GE(p, f, lo_, d) {.path = p, .type = CF_CONFIG_DOUBLE, .offset = OFF(f), .lo = lo_, .hi = NO_LIMIT, .doc = d}
-#define K_GT(p, f, lo_, d)                                                                         \
-    {.path = p, .type = CF_CONFIG_DOUBLE, .offset = OFF(f), .lo = lo_, .hi = NO_LIMIT, .lo_open = true, .doc = d}
-#define K_UNIT(p, f, d) {.path = p, .type = CF_CONFIG_DOUBLE, .offset = OFF(f), .lo = 0, .hi = 1, .hi_open = true, .doc = d}
-#define K_BOOL(p, f, d) {.path = p, .type = CF_CONFIG_BOOL, .offset = OFF(f), .doc = d}
-#define K_PATH(p, f, d) {.path = p, .type = CF_CONFIG_PATH, .offset = OFF(f), .doc = d}
-#define K_ENUM(p, f, fn, n, d) {.path = p, .type = CF_CONFIG_ENUM, .offset = OFF(f), .enum_name = fn, .n_enum = n, .doc = d}
+#define K_GE(p, f, lo_, d) .path = p, .type = CF_CONFIG_DOUBLE, .offset = OFF(f), .lo = lo_, .hi = NO_LIMIT, .doc = d
+#define K_GT(p, f, lo_, d)                                                                                   \
+    .path = p, .type = CF_CONFIG_DOUBLE, .offset = OFF(f), .lo = lo_, .hi = NO_LIMIT, .lo_open = true, .doc = d
+#define K_UNIT(p, f, d) .path = p, .type = CF_CONFIG_DOUBLE, .offset = OFF(f), .lo = 0, .hi = 1, .hi_open = true, .doc = d
+#define K_BOOL(p, f, d) .path = p, .type = CF_CONFIG_BOOL, .offset = OFF(f), .doc = d
+#define K_PATH(p, f, d) .path = p, .type = CF_CONFIG_PATH, .offset = OFF(f), .doc = d
+#define K_ENUM(p, f, fn, n, d) .path = p, .type = CF_CONFIG_ENUM, .offset = OFF(f), .enum_name = fn, .n_enum = n, .doc = d
+/* The key fixes parameter or optimizer-state shapes (or the vocabulary behind them): a resumed run
+ * must keep its value, since the checkpoint's tensors would no longer fit. */
+#define SHAPES .sets_shapes = true
 
 static const cf_config_key keys[] = {
     {.path = "name", .type = CF_CONFIG_STRING, .offset = OFF(name), .default_doc = "the file name without extension",
@@ -68,91 +69,91 @@ static const cf_config_key keys[] = {
     {.path = "seed", .type = CF_CONFIG_U64, .offset = OFF(seed), .lo = 0, .hi = 9007199254740992.0,
      .doc = "seeds initialisation, dropout and data order"},
 
-    K_PATH("data.train_src", data.train_src, "training source sentences, one a line (plain or .gz)"),
-    K_PATH("data.train_tgt", data.train_tgt, "training target sentences, line-aligned with data.train_src"),
-    K_PATH("data.train_tsv", data.train_tsv, "instead of train_src/train_tgt: one file of `source<TAB>target` lines"),
-    K_PATH("data.valid_src", data.valid_src, "validation source (required: valid_src+valid_tgt or valid_tsv)"),
-    K_PATH("data.valid_tgt", data.valid_tgt, "validation target"),
-    K_PATH("data.valid_tsv", data.valid_tsv, "validation pairs as one TSV file"),
-    K_PATH("data.test_src", data.test_src, "test source (optional)"),
-    K_PATH("data.test_tgt", data.test_tgt, "test target"),
-    K_PATH("data.test_tsv", data.test_tsv, "test pairs as one TSV file"),
-    K_PATH("data.tokenizer", data.tokenizer, "an existing tokenizer.json; null: train a BPE on the training data"),
-    K_INT("data.vocab_size", data.vocab_size, 260, 1000000, "BPE vocabulary size (4 specials + 256 bytes + merges)"),
-    K_BOOL("data.shared_vocab", data.shared_vocab, "one tokenizer for both languages (needed by model.share_embeddings); false: one per side, tokenizer.json and tokenizer.tgt.json"),
-    K_INT("data.max_len", data.max_len, 1, NO_LIMIT, "training pairs with more tokens on either side are dropped"),
+    {K_PATH("data.train_src", data.train_src, "training source sentences, one a line (plain or .gz)")},
+    {K_PATH("data.train_tgt", data.train_tgt, "training target sentences, line-aligned with data.train_src")},
+    {K_PATH("data.train_tsv", data.train_tsv, "instead of train_src/train_tgt: one file of `source<TAB>target` lines")},
+    {K_PATH("data.valid_src", data.valid_src, "validation source (required: valid_src+valid_tgt or valid_tsv)")},
+    {K_PATH("data.valid_tgt", data.valid_tgt, "validation target")},
+    {K_PATH("data.valid_tsv", data.valid_tsv, "validation pairs as one TSV file")},
+    {K_PATH("data.test_src", data.test_src, "test source (optional)")},
+    {K_PATH("data.test_tgt", data.test_tgt, "test target")},
+    {K_PATH("data.test_tsv", data.test_tsv, "test pairs as one TSV file")},
+    {K_PATH("data.tokenizer", data.tokenizer, "an existing tokenizer.json; null: train a BPE on the training data"), SHAPES},
+    {K_INT("data.vocab_size", data.vocab_size, 260, 1000000, "BPE vocabulary size (4 specials + 256 bytes + merges)"), SHAPES},
+    {K_BOOL("data.shared_vocab", data.shared_vocab, "one tokenizer for both languages (needed by model.share_embeddings); false: one per side, tokenizer.json and tokenizer.tgt.json"), SHAPES},
+    {K_INT("data.max_len", data.max_len, 1, NO_LIMIT, "training pairs with more tokens on either side are dropped")},
 
-    K_INT("model.d_model", model.d_model, 1, NO_LIMIT, "width of embeddings and residual stream"),
-    K_INT("model.n_heads", model.n_heads, 1, NO_LIMIT, "attention (query) heads"),
-    K_INT("model.n_kv_heads", model.n_kv_heads, 0, NO_LIMIT, "key/value heads: 0 = n_heads (mha) or 1 (mqa); a divisor of n_heads for gqa"),
-    K_INT("model.head_dim", model.head_dim, 0, NO_LIMIT, "per-head dimension; 0: d_model / n_heads"),
-    K_ENUM("model.attention", model.attention, attn_name, 4, "attention variant: multi-head, grouped-query, multi-query, multi-head latent"),
-    K_INT("model.kv_lora_rank", model.kv_lora_rank, 0, NO_LIMIT, "mla: key/value latent rank; 0: d_model / 2"),
-    K_INT("model.q_lora_rank", model.q_lora_rank, 0, NO_LIMIT, "mla: query latent rank; 0: queries projected directly"),
-    K_INT("model.qk_nope_dim", model.qk_nope_dim, 0, NO_LIMIT, "mla: per-head query/key dims without RoPE; 0: head dim"),
-    K_INT("model.qk_rope_dim", model.qk_rope_dim, 0, NO_LIMIT, "mla: per-head query/key dims with RoPE (even); 0: head dim / 2"),
-    K_INT("model.v_head_dim", model.v_head_dim, 0, NO_LIMIT, "mla: per-head value dim; 0: head dim"),
-    K_INT("model.enc_layers", model.enc_layers, 0, NO_LIMIT, "encoder layers"),
-    K_INT("model.dec_layers", model.dec_layers, 1, NO_LIMIT, "decoder layers"),
-    K_INT("model.d_ff", model.d_ff, 1, NO_LIMIT, "hidden width of the feed-forward blocks"),
-    K_ENUM("model.activation", model.activation, ffn_name, 3, "feed-forward activation"),
-    K_ENUM("model.norm", model.norm, norm_name, 2, "normalisation layer"),
-    K_BOOL("model.pre_norm", model.pre_norm, "pre-LN (with a final norm on each stack); false: post-LN"),
-    K_GT("model.norm_eps", model.norm_eps, 0, "epsilon of the normalisation layers"),
-    K_ENUM("model.pos_encoding", model.pos_encoding, pos_name, 4, "positional encoding"),
-    K_GT("model.rope_base", model.rope_base, 1, "RoPE frequency base"),
-    K_INT("model.max_len", model.max_len, 1, NO_LIMIT, "positions available (must cover data.max_len and decoding)"),
-    K_INT("model.window", model.window, 0, NO_LIMIT, "sliding-window self-attention width; 0: full attention"),
-    K_UNIT("model.dropout", model.dropout, "dropout on embeddings, residual branches and feed-forward"),
-    K_UNIT("model.attn_dropout", model.attn_dropout, "dropout on attention weights"),
-    K_BOOL("model.bias", model.bias, "biases in projections and feed-forward layers"),
-    K_BOOL("model.share_embeddings", model.share_embeddings, "one embedding table for source and target (needs data.shared_vocab)"),
-    K_BOOL("model.tie_output", model.tie_output, "output projection = target embedding transposed"),
-    K_BOOL("model.scale_embedding", model.scale_embedding, "multiply embeddings by sqrt(d_model)"),
+    {K_INT("model.d_model", model.d_model, 1, NO_LIMIT, "width of embeddings and residual stream"), SHAPES},
+    {K_INT("model.n_heads", model.n_heads, 1, NO_LIMIT, "attention (query) heads"), SHAPES},
+    {K_INT("model.n_kv_heads", model.n_kv_heads, 0, NO_LIMIT, "key/value heads: 0 = n_heads (mha) or 1 (mqa); a divisor of n_heads for gqa"), SHAPES},
+    {K_INT("model.head_dim", model.head_dim, 0, NO_LIMIT, "per-head dimension; 0: d_model / n_heads"), SHAPES},
+    {K_ENUM("model.attention", model.attention, attn_name, 4, "attention variant: multi-head, grouped-query, multi-query, multi-head latent"), SHAPES},
+    {K_INT("model.kv_lora_rank", model.kv_lora_rank, 0, NO_LIMIT, "mla: key/value latent rank; 0: d_model / 2"), SHAPES},
+    {K_INT("model.q_lora_rank", model.q_lora_rank, 0, NO_LIMIT, "mla: query latent rank; 0: queries projected directly"), SHAPES},
+    {K_INT("model.qk_nope_dim", model.qk_nope_dim, 0, NO_LIMIT, "mla: per-head query/key dims without RoPE; 0: head dim"), SHAPES},
+    {K_INT("model.qk_rope_dim", model.qk_rope_dim, 0, NO_LIMIT, "mla: per-head query/key dims with RoPE (even); 0: head dim / 2"), SHAPES},
+    {K_INT("model.v_head_dim", model.v_head_dim, 0, NO_LIMIT, "mla: per-head value dim; 0: head dim"), SHAPES},
+    {K_INT("model.enc_layers", model.enc_layers, 0, NO_LIMIT, "encoder layers"), SHAPES},
+    {K_INT("model.dec_layers", model.dec_layers, 1, NO_LIMIT, "decoder layers"), SHAPES},
+    {K_INT("model.d_ff", model.d_ff, 1, NO_LIMIT, "hidden width of the feed-forward blocks"), SHAPES},
+    {K_ENUM("model.activation", model.activation, ffn_name, 3, "feed-forward activation"), SHAPES},
+    {K_ENUM("model.norm", model.norm, norm_name, 2, "normalisation layer"), SHAPES},
+    {K_BOOL("model.pre_norm", model.pre_norm, "pre-LN (with a final norm on each stack); false: post-LN"), SHAPES},
+    {K_GT("model.norm_eps", model.norm_eps, 0, "epsilon of the normalisation layers")},
+    {K_ENUM("model.pos_encoding", model.pos_encoding, pos_name, 4, "positional encoding"), SHAPES},
+    {K_GT("model.rope_base", model.rope_base, 1, "RoPE frequency base")},
+    {K_INT("model.max_len", model.max_len, 1, NO_LIMIT, "positions available (must cover data.max_len and decoding)"), SHAPES},
+    {K_INT("model.window", model.window, 0, NO_LIMIT, "sliding-window self-attention width; 0: full attention")},
+    {K_UNIT("model.dropout", model.dropout, "dropout on embeddings, residual branches and feed-forward")},
+    {K_UNIT("model.attn_dropout", model.attn_dropout, "dropout on attention weights")},
+    {K_BOOL("model.bias", model.bias, "biases in projections and feed-forward layers"), SHAPES},
+    {K_BOOL("model.share_embeddings", model.share_embeddings, "one embedding table for source and target (needs data.shared_vocab)"), SHAPES},
+    {K_BOOL("model.tie_output", model.tie_output, "output projection = target embedding transposed"), SHAPES},
+    {K_BOOL("model.scale_embedding", model.scale_embedding, "multiply embeddings by sqrt(d_model)")},
 
-    K_ENUM("optim.kind", optim.kind, optim_name, 3, "optimizer (PyTorch's update rules)"),
-    K_UNIT("optim.beta1", optim.beta1, "Adam first-moment decay"),
-    K_UNIT("optim.beta2", optim.beta2, "Adam second-moment decay"),
-    K_GE("optim.eps", optim.eps, 0, "Adam denominator epsilon"),
-    K_GE("optim.weight_decay", optim.weight_decay, 0, "decoupled (adamw) or L2 (adam, sgd) weight decay"),
-    K_GE("optim.momentum", optim.momentum, 0, "sgd momentum"),
-    K_GE("optim.dampening", optim.dampening, 0, "sgd dampening"),
-    K_BOOL("optim.nesterov", optim.nesterov, "sgd Nesterov momentum (needs momentum > 0, dampening 0)"),
+    {K_ENUM("optim.kind", optim.kind, optim_name, 3, "optimizer (PyTorch's update rules)"), SHAPES},
+    {K_UNIT("optim.beta1", optim.beta1, "Adam first-moment decay")},
+    {K_UNIT("optim.beta2", optim.beta2, "Adam second-moment decay")},
+    {K_GE("optim.eps", optim.eps, 0, "Adam denominator epsilon")},
+    {K_GE("optim.weight_decay", optim.weight_decay, 0, "decoupled (adamw) or L2 (adam, sgd) weight decay")},
+    {K_GE("optim.momentum", optim.momentum, 0, "sgd momentum")},
+    {K_GE("optim.dampening", optim.dampening, 0, "sgd dampening")},
+    {K_BOOL("optim.nesterov", optim.nesterov, "sgd Nesterov momentum (needs momentum > 0, dampening 0)")},
 
-    K_ENUM("schedule.kind", schedule.kind, sched_name, 4, "learning-rate schedule (optim/schedule.h)"),
-    K_GE("schedule.lr", schedule.lr, 0, "peak learning rate, reached after warmup (unused by noam)"),
-    K_GE("schedule.min_lr", schedule.min_lr, 0, "cosine/linear: final learning rate (<= lr)"),
-    K_INT("schedule.warmup_steps", schedule.warmup_steps, 0, NO_LIMIT, "linear warmup updates (noam: >= 1)"),
-    K_INT("schedule.total_steps", schedule.total_steps, 0, NO_LIMIT, "cosine/linear: decay ends here; 0: train.max_steps (written resolved)"),
-    K_GT("schedule.noam_factor", schedule.noam_factor, 0, "noam: lr = `factor * d_model^-0.5 * min(t^-0.5, t * warmup^-1.5)`"),
+    {K_ENUM("schedule.kind", schedule.kind, sched_name, 4, "learning-rate schedule (optim/schedule.h)")},
+    {K_GE("schedule.lr", schedule.lr, 0, "peak learning rate, reached after warmup (unused by noam)")},
+    {K_GE("schedule.min_lr", schedule.min_lr, 0, "cosine/linear: final learning rate (<= lr)")},
+    {K_INT("schedule.warmup_steps", schedule.warmup_steps, 0, NO_LIMIT, "linear warmup updates (noam: >= 1)")},
+    {K_INT("schedule.total_steps", schedule.total_steps, 0, NO_LIMIT, "cosine/linear: decay ends here; 0: train.max_steps (written resolved)")},
+    {K_GT("schedule.noam_factor", schedule.noam_factor, 0, "noam: lr = `factor * d_model^-0.5 * min(t^-0.5, t * warmup^-1.5)`")},
 
-    K_INT("train.max_steps", train.max_steps, 1, NO_LIMIT, "optimizer updates to run"),
-    K_INT("train.batch_tokens", train.batch_tokens, 1, NO_LIMIT, "token budget per micro-batch (padded source or target, whichever larger)"),
-    K_INT("train.grad_accum", train.grad_accum, 1, NO_LIMIT, "micro-batches per update"),
-    K_UNIT("train.label_smoothing", train.label_smoothing, "label smoothing of the cross-entropy"),
-    K_GE("train.clip", train.clip, 0, "clip the global gradient norm to this; 0: no clipping"),
-    K_INT("train.eval_every", train.eval_every, 1, NO_LIMIT, "updates between evaluations (valid loss and BLEU)"),
-    K_INT("train.save_every", train.save_every, 1, NO_LIMIT, "updates between checkpoints"),
-    K_INT("train.log_every", train.log_every, 1, NO_LIMIT, "updates between metrics.jsonl train lines"),
-    K_INT("train.keep_last", train.keep_last, 1, NO_LIMIT, "checkpoints kept besides the best"),
-    K_INT("train.threads", train.threads, 0, 4096, "threads; 0: all cores"),
-    K_INT("train.patience", train.patience, 0, NO_LIMIT, "evaluations without a better valid BLEU before stopping; 0: never stop early"),
-    K_INT("train.max_bad_steps", train.max_bad_steps, 1, NO_LIMIT, "consecutive non-finite updates before giving up"),
-    K_INT("train.eval_max_sentences", train.eval_max_sentences, 0, NO_LIMIT, "valid sentences decoded for BLEU at each evaluation; 0: all"),
-    K_BOOL("train.exempt_embeddings", train.exempt_embeddings, "no weight decay on embedding tables"),
+    {K_INT("train.max_steps", train.max_steps, 1, NO_LIMIT, "optimizer updates to run")},
+    {K_INT("train.batch_tokens", train.batch_tokens, 1, NO_LIMIT, "token budget per micro-batch (padded source or target, whichever larger)")},
+    {K_INT("train.grad_accum", train.grad_accum, 1, NO_LIMIT, "micro-batches per update")},
+    {K_UNIT("train.label_smoothing", train.label_smoothing, "label smoothing of the cross-entropy")},
+    {K_GE("train.clip", train.clip, 0, "clip the global gradient norm to this; 0: no clipping")},
+    {K_INT("train.eval_every", train.eval_every, 1, NO_LIMIT, "updates between evaluations (valid loss and BLEU)")},
+    {K_INT("train.save_every", train.save_every, 1, NO_LIMIT, "updates between checkpoints")},
+    {K_INT("train.log_every", train.log_every, 1, NO_LIMIT, "updates between metrics.jsonl train lines")},
+    {K_INT("train.keep_last", train.keep_last, 1, NO_LIMIT, "checkpoints kept besides the best")},
+    {K_INT("train.threads", train.threads, 0, 4096, "threads; 0: all cores")},
+    {K_INT("train.patience", train.patience, 0, NO_LIMIT, "evaluations without a better valid BLEU before stopping; 0: never stop early")},
+    {K_INT("train.max_bad_steps", train.max_bad_steps, 1, NO_LIMIT, "consecutive non-finite updates before giving up")},
+    {K_INT("train.eval_max_sentences", train.eval_max_sentences, 0, NO_LIMIT, "valid sentences decoded for BLEU at each evaluation; 0: all")},
+    {K_BOOL("train.exempt_embeddings", train.exempt_embeddings, "no weight decay on embedding tables")},
 
-    K_INT("decode.beam", decode.beam, 1, 1024, "beam size; 1: greedy"),
-    K_GE("decode.length_penalty", decode.length_penalty, 0, "GNMT alpha: hypotheses are ranked by `score / ((5 + len) / 6)^alpha`"),
-    K_GE("decode.max_len_a", decode.max_len_a, 0, "output length limit = a * source length + b (capped by model.max_len)"),
-    K_INT("decode.max_len_b", decode.max_len_b, 0, NO_LIMIT, "see max_len_a"),
-    K_INT("decode.eval_beam", decode.eval_beam, 1, 1024, "beam size for validation BLEU during training"),
-    K_INT("decode.batch_size", decode.batch_size, 1, NO_LIMIT, "sentences decoded together"),
+    {K_INT("decode.beam", decode.beam, 1, 1024, "beam size; 1: greedy")},
+    {K_GE("decode.length_penalty", decode.length_penalty, 0, "GNMT alpha: hypotheses are ranked by `score / ((5 + len) / 6)^alpha`")},
+    {K_GE("decode.max_len_a", decode.max_len_a, 0, "output length limit = a * source length + b (capped by model.max_len)")},
+    {K_INT("decode.max_len_b", decode.max_len_b, 0, NO_LIMIT, "see max_len_a")},
+    {K_INT("decode.eval_beam", decode.eval_beam, 1, 1024, "beam size for validation BLEU during training")},
+    {K_INT("decode.batch_size", decode.batch_size, 1, NO_LIMIT, "sentences decoded together")},
 
-    K_INT("bench.batch_size", bench.batch_size, 1, NO_LIMIT, "sentence pairs per benchmark step"),
-    K_INT("bench.src_len", bench.src_len, 1, NO_LIMIT, "source tokens per sentence (no padding)"),
-    K_INT("bench.tgt_len", bench.tgt_len, 1, NO_LIMIT, "target tokens per sentence (no padding)"),
-    K_INT("bench.steps", bench.steps, 1, NO_LIMIT, "timed training steps; the median is reported"),
-    K_INT("bench.warmup", bench.warmup, 0, NO_LIMIT, "untimed steps before timing (the arena grows to its size)"),
+    {K_INT("bench.batch_size", bench.batch_size, 1, NO_LIMIT, "sentence pairs per benchmark step")},
+    {K_INT("bench.src_len", bench.src_len, 1, NO_LIMIT, "source tokens per sentence (no padding)")},
+    {K_INT("bench.tgt_len", bench.tgt_len, 1, NO_LIMIT, "target tokens per sentence (no padding)")},
+    {K_INT("bench.steps", bench.steps, 1, NO_LIMIT, "timed training steps; the median is reported")},
+    {K_INT("bench.warmup", bench.warmup, 0, NO_LIMIT, "untimed steps before timing (the arena grows to its size)")},
 };
 enum { N_KEYS = sizeof keys / sizeof keys[0] };
 
@@ -165,100 +166,4 @@ const cf_config_key *cf_config_key_find(const char *path) {
     for (int i = 0; i < N_KEYS; i++)
         if (strcmp(keys[i].path, path) == 0) return &keys[i];
     return NULL;
-}
-
-/* ---- docs/config.md ---- */
-
-static const struct {
-    const char *group, *blurb;
-} groups[] = {
-    {"", "The run's identity."},
-    {"data", "Corpora and tokenizer. Training data is `train_src` + `train_tgt` or `train_tsv` (exactly one); "
-             "validation data is required the same way; test data is optional. Relative paths are resolved "
-             "against the working directory; files must exist."},
-    {"model", "The encoder-decoder Transformer (`nn/config.h`); the vocabulary sizes come from the tokenizer."},
-    {"optim", "The optimizer (`optim/optim.h`); its learning rate is `schedule.lr`."},
-    {"schedule", "The learning rate at each update (`optim/schedule.h`); noam uses `model.d_model`."},
-    {"train", "The training loop."},
-    {"decode", "Beam search, for evaluation and `cformer translate`."},
-    {"bench", "`cformer bench`: timed training steps on random token ids of fixed shape (no padding); the "
-              "vocabulary is `data.vocab_size` and the data files are not needed. `cformer train` ignores it."},
-};
-
-static const char *type_name(cf_config_type t) {
-    switch (t) {
-    case CF_CONFIG_INT: return "int";
-    case CF_CONFIG_U64: return "uint";
-    case CF_CONFIG_DOUBLE: return "float";
-    case CF_CONFIG_BOOL: return "bool";
-    case CF_CONFIG_STRING: return "string";
-    case CF_CONFIG_PATH: return "path";
-    case CF_CONFIG_ENUM: return "enum";
-    }
-    return "?";
-}
-
-static void print_range(FILE *f, const cf_config_key *k) {
-    if (k->type == CF_CONFIG_ENUM) {
-        for (int v = 0; v < k->n_enum; v++) fprintf(f, "%s`%s`", v ? ", " : "", k->enum_name(v));
-        return;
-    }
-    if (k->type != CF_CONFIG_INT && k->type != CF_CONFIG_U64 && k->type != CF_CONFIG_DOUBLE) return;
-    if (isinf(k->hi)) fprintf(f, "%s %.17g", k->lo_open ? ">" : ">=", k->lo);
-    else if (k->hi == 9007199254740992.0) fprintf(f, "[%.17g, 2^53]", k->lo); /* the seed: JSON's exact integers */
-    else fprintf(f, "%s%.17g, %.17g%s", k->lo_open ? "(" : "[", k->lo, k->hi, k->hi_open ? ")" : "]");
-}
-
-static bool in_group(const cf_config_key *k, const char *group) {
-    size_t n = strlen(group);
-    if (n == 0) return strchr(k->path, '.') == NULL;
-    return strncmp(k->path, group, n) == 0 && k->path[n] == '.';
-}
-
-char *cf_config_doc_markdown(void) {
-    cf_config d;
-    cf_config_defaults(&d);
-    d.schedule.d_model = d.model.d_model;
-    char *json = cf_config_to_json(&d);
-    cJSON *defaults = cJSON_Parse(json);
-    free(json);
-
-    char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
-    fprintf(f, "# Run configuration\n\n"
-               "<!-- Generated from the key table in train/config_table.c: regenerate with\n"
-               "     `build/cformer config --doc > docs/config.md`; tests/test_config.c fails when they differ. -->\n\n"
-               "One JSON file describes a run (see `configs/`). Every key is optional and has the default below; "
-               "`--set key.path=value` overrides any key (the value is read as JSON when it parses, else as a "
-               "string). The trainer writes the effective config, every key included, to `DIR/config.json`. "
-               "Unknown keys, wrong types, out-of-range values, inconsistent dimensions and missing data files "
-               "are errors naming the key path and the value. Integers must be integral numbers, booleans "
-               "`true`/`false`, enums one of the names listed; a path may be `null` (unset).\n");
-    for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++) {
-        fprintf(f, "\n## %s\n\n%s\n\n", groups[g].group[0] ? groups[g].group : "(top level)", groups[g].blurb);
-        fprintf(f, "| key | type | default | range | meaning |\n|---|---|---|---|---|\n");
-        for (int i = 0; i < N_KEYS; i++) {
-            const cf_config_key *k = &keys[i];
-            if (!in_group(k, groups[g].group)) continue;
-            fprintf(f, "| `%s` | %s | ", k->path, type_name(k->type));
-            if (k->default_doc) {
-                fprintf(f, "%s", k->default_doc);
-            } else {
-                const char *dot = strchr(k->path, '.');
-                const cJSON *v = dot ? cJSON_GetObjectItemCaseSensitive(
-                                           cJSON_GetObjectItemCaseSensitive(defaults, groups[g].group), dot + 1)
-                                     : cJSON_GetObjectItemCaseSensitive(defaults, k->path);
-                char *s = v ? cJSON_PrintUnformatted(v) : NULL;
-                fprintf(f, "`%s`", s ? s : "?");
-                free(s);
-            }
-            fprintf(f, " | ");
-            print_range(f, k);
-            fprintf(f, " | %s |\n", k->doc);
-        }
-    }
-    fclose(f);
-    cJSON_Delete(defaults);
-    return text;
 }

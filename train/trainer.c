@@ -226,16 +226,10 @@ static int state_from_json(trainer *t, const cJSON *s, const char *where) {
     return 0;
 }
 
-/* Keys whose change alters parameter or optimizer-state shapes: a resume cannot cross them. */
+/* The table marks the keys that fix parameter or optimizer-state shapes. */
 static bool changes_shapes(const char *key) {
-    static const char *fixed[] = {"model.d_model", "model.n_heads", "model.n_kv_heads", "model.head_dim",
-        "model.attention", "model.kv_lora_rank", "model.q_lora_rank", "model.qk_nope_dim", "model.qk_rope_dim",
-        "model.v_head_dim", "model.enc_layers", "model.dec_layers", "model.d_ff", "model.activation", "model.norm",
-        "model.pre_norm", "model.pos_encoding", "model.max_len", "model.bias", "model.share_embeddings",
-        "model.tie_output", "data.vocab_size", "data.shared_vocab", "data.tokenizer", "optim.kind"};
-    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
-        if (strcmp(key, fixed[i]) == 0) return true;
-    return false;
+    const cf_config_key *k = cf_config_key_find(key);
+    return k && k->sets_shapes;
 }
 
 /* Compare the checkpoint's config with the one given now: refuse shape changes, report others. */
