@@ -19,12 +19,13 @@
  * and are written out in docs/optim.md. Arithmetic is float32 element-wise in PyTorch's order,
  * with the scalar coefficients (bias corrections, step size) computed in double, so results
  * match PyTorch to a few float32 ulps and are bit-identical for any thread count.
- * All state is allocated by cf_optimizer_new: cf_optimizer_step never allocates.
+ * All state is allocated by cf_optimizer_new: cf_optimizer_step never allocates. Saving and
+ * loading that state is the checkpoint's business (train/optim_state.h): this module knows no
+ * file format.
  */
 #ifndef CF_OPTIM_H
 #define CF_OPTIM_H
 
-#include "core/safetensors.h"
 #include "core/tensor.h"
 
 /* ---- parameter list with a weight-decay flag per parameter (PyTorch's two param groups) ---- */
@@ -88,15 +89,5 @@ void cf_optimizer_free(cf_optimizer *opt);
  * update (docs/optim.md). No allocation; parallel over elements of large parameters. */
 void cf_optimizer_step(cf_optimizer *opt, double lr);
 void cf_optimizer_zero_grad(cf_optimizer *opt);
-
-/* Checkpoint state (optim.safetensors): F32 tensors "<param>.exp_avg" and "<param>.exp_avg_sq"
- * (Adam kinds) or "<param>.momentum_buffer" (SGD with momentum), the I64 tensor "optim.step" = [t]
- * and metadata "optim.kind". Save references opt's buffers: write w before the next step. */
-void cf_optimizer_state_save(const cf_optimizer *opt, cf_st_writer *w);
-/* Loads a saved state after checking every name, shape and dtype, the kind and the step; on
- * failure returns -1 with a message naming the file or tensor, and leaves opt unchanged. */
-int cf_optimizer_state_load(cf_optimizer *opt, const cf_st_file *f);
-/* The same from a path (the message then always starts with the path). */
-int cf_optimizer_state_load_file(cf_optimizer *opt, const char *path);
 
 #endif

@@ -10,6 +10,7 @@
 #include "core/threads.h"
 #include "optim/clip.h"
 #include "optim/optim.h"
+#include "train/optim_state.h"
 #include "optim/schedule.h"
 #include "tests/test.h"
 #include "tests/testlib.h"

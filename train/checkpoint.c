@@ -14,6 +14,7 @@
 
 #include "core/fileio.h"
 #include "core/safetensors.h"
+#include "train/optim_state.h"
 
 #define MODEL_FILE "model.safetensors"
 #define OPTIM_FILE "optim.safetensors"

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/safetensors.h"
 #include "train/checkpoint.h"
 
 cf_decode_opts cf_config_decode_opts(const cf_decode_config *d) {

@@ -14,6 +14,7 @@
 
 #include "core/fileio.h"
 #include "core/ops.h"
+#include "core/safetensors.h"
 #include "core/threads.h"
 #include "data/batch.h"
 #include "optim/clip.h"
