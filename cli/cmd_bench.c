@@ -2,9 +2,10 @@
  *
  * Times full training steps of the model CONFIG describes on synthetic batches: bench.batch_size
  * sentence pairs of exactly bench.src_len / bench.tgt_len random token ids (no padding), vocabulary
- * data.vocab_size. A step is what train/trainer.c does per update with grad_accum 1: forward,
- * label-smoothed loss, backward, gradient clipping, the optimizer step, zero grad and the arena
- * reset. Batches are drawn before each step's clock starts. After bench.warmup untimed steps (the
+ * data.vocab_size. A step is the trainer's own update, cf_train_step (train/step.h): for each of
+ * train.grad_accum micro-batches forward, label-smoothed loss, backward and the arena reset; then
+ * gradient clipping, the optimizer step and zero grad. Batches are drawn before each step's clock
+ * starts. After bench.warmup untimed steps (the
  * arena reaches its final size) it reports the median of bench.steps timed steps, throughput,
  * GFLOP/s (forward FLOPs x 3 for forward + backward), peak RSS and the allocations made during the
  * timed steps: the arena's malloc count (must be 0: GUIDE section 2) and glibc's heap-in-use delta.
@@ -19,49 +20,28 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 
 #include "core/rng.h"
 #include "core/threads.h"
 #include "data/tokenizer.h"
 #include "nn/transformer.h"
-#include "optim/clip.h"
 #include "optim/optim.h"
 #include "train/config.h"
+#include "train/step.h"
 
 static const char *usage =
     "usage: cformer bench CONFIG [--steps N] [--warmup N] [--threads N] [--set key.path=value]... [--json]\n"
     "\n"
-    "Time full training steps (forward, label-smoothed loss, backward, clip, optimizer step, zero grad,\n"
-    "arena reset) of CONFIG's model on random batches of bench.batch_size x bench.src_len/bench.tgt_len\n"
-    "tokens (vocabulary data.vocab_size; no data files needed). Prints the median step time, target and\n"
+    "Time the trainer's own training steps (forward, label-smoothed loss, backward and arena reset for\n"
+    "each of train.grad_accum micro-batches, then clip, optimizer step, zero grad) of CONFIG's model on\n"
+    "random micro-batches of bench.batch_size x bench.src_len/bench.tgt_len tokens (vocabulary\n"
+    "data.vocab_size; no data files needed). Prints the median step time, target and\n"
     "source+target tokens/s, GFLOP/s, peak RSS and the mallocs made during the timed steps.\n"
     "  --steps N        timed steps (bench.steps)\n"
     "  --warmup N       untimed steps first (bench.warmup)\n"
     "  --threads N      threads (train.threads; 0 = all cores)\n"
     "  --set key.path=v override a config key (repeatable), e.g. --set bench.batch_size=64\n"
     "  --json           one JSON object on stdout instead of the report\n";
-
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-/* Median of t[0..n-1]; sorts a copy so the caller's order (step order) survives. */
-static double median(const double *t, int64_t n) {
-    double *s = malloc((size_t)n * sizeof *s);
-    memcpy(s, t, (size_t)n * sizeof *s);
-    qsort(s, (size_t)n, sizeof *s, cmp_double);
-    double m = n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
-    free(s);
-    return m;
-}
 
 static double peak_rss_mib(void) {
     struct rusage ru;
@@ -85,6 +65,17 @@ static void fill_batch(cf_rng *r, int64_t V, int64_t B, int64_t S, int64_t T, in
         tgt_in[b * T] = CF_BOS_ID;
         for (int64_t t = 1; t < T; t++) tgt_in[b * T + t] = tgt_out[b * T + t - 1];
     }
+}
+
+/* The micro-batches of one step, drawn before its clock starts; cf_train_step takes them in turn. */
+typedef struct micro_batches {
+    cf_seq_batch *b;
+    int64_t n, next;
+} micro_batches;
+
+static const cf_seq_batch *next_micro_batch(void *arg) {
+    micro_batches *mb = arg;
+    return &mb->b[mb->next++ % mb->n];
 }
 
 /* Phases of one step, timed separately to show where the time goes. */
@@ -111,56 +102,56 @@ static int run_bench(const cf_config *cfg, bool json) {
     cf_ctx *ctx = cf_ctx_new(cfg->seed);
     double rss_model = peak_rss_mib();
 
-    int32_t *src = cf_xmalloc((size_t)(B * S) * sizeof *src), *src_lens = cf_xmalloc((size_t)B * sizeof *src_lens);
-    int32_t *tgt_in = cf_xmalloc((size_t)(B * T) * sizeof *tgt_in), *tgt_out = cf_xmalloc((size_t)(B * T) * sizeof *tgt_out);
+    /* A = grad_accum micro-batches of B pairs a step, the trainer's unit of work. */
+    const int64_t A = cfg->train.grad_accum;
+    int32_t *src = cf_xmalloc((size_t)(A * B * S) * sizeof *src), *src_lens = cf_xmalloc((size_t)B * sizeof *src_lens);
+    int32_t *tgt_in = cf_xmalloc((size_t)(A * B * T) * sizeof *tgt_in);
+    int32_t *tgt_out = cf_xmalloc((size_t)(A * B * T) * sizeof *tgt_out);
     for (int64_t b = 0; b < B; b++) src_lens[b] = (int32_t)S;
     double *times = cf_xcalloc((size_t)(N_PHASES * n_steps), sizeof *times); /* [phase][step] */
     cf_rng rng = cf_rng_init(cfg->seed, CF_RNG_STREAM_DATA);
-    cf_seq_batch sb = {.batch = B, .src_len = S, .tgt_len = T, .src = src, .src_lens = src_lens, .tgt_in = tgt_in,
-                       .tgt_out = tgt_out, .pad_id = CF_PAD_ID};
+    micro_batches mb = {.b = cf_xmalloc((size_t)A * sizeof *mb.b), .n = A};
+    for (int64_t a = 0; a < A; a++)
+        mb.b[a] = (cf_seq_batch){.batch = B, .src_len = S, .tgt_len = T, .src = src + a * B * S, .src_lens = src_lens,
+                                 .tgt_in = tgt_in + a * B * T, .tgt_out = tgt_out + a * B * T, .pad_id = CF_PAD_ID};
+    /* The trainer's guard without its limit: a non-finite step is skipped, and the timing counts. */
+    cf_nan_guard guard;
+    cf_nan_guard_init(&guard, 0);
+    const cf_step_setup setup = {.ctx = ctx, .model = m, .opt = opt, .schedule = &cfg->schedule,
+                                 .label_smoothing = cfg->train.label_smoothing, .clip = cfg->train.clip,
+                                 .grad_accum = A, .guard = &guard};
 
     size_t arena_mallocs0 = 0, heap0 = 0;
     double first_loss = 0, last_loss = 0;
     for (int64_t step = 0; step < n_warm + n_steps; step++) {
-        fill_batch(&rng, V, B, S, T, src, tgt_in, tgt_out);
+        for (int64_t a = 0; a < A; a++)
+            fill_batch(&rng, V, B, S, T, src + a * B * S, tgt_in + a * B * T, tgt_out + a * B * T);
         if (step == n_warm) {
             arena_mallocs0 = ctx->arena.mallocs;
             heap0 = heap_in_use();
         }
-        double t0 = now_s();
-        cf_ctx_begin_step(ctx, (uint64_t)step);
-        cf_ce_stats stats = {0};
-        cf_tensor *loss = cf_transformer_loss(ctx, m, &sb, cfg->train.label_smoothing, &stats);
-        double t1 = now_s();
-        cf_backward(ctx, loss);
-        double t2 = now_s();
-        double lv = loss->data[0];
-        double norm = cfg->train.clip > 0 ? cf_clip_grad_norm(pl.params, pl.n, cfg->train.clip)
-                                          : cf_grad_norm(pl.params, pl.n);
-        /* A non-finite step is skipped as the trainer's guard would; the timing still counts. */
-        if (isfinite(norm) && isfinite(lv)) cf_optimizer_step(opt, cf_schedule_lr(&cfg->schedule, step + 1));
-        cf_optimizer_zero_grad(opt);
-        double t3 = now_s();
-        cf_ctx_reset(ctx);
-        double t4 = now_s();
-        if (step == 0) first_loss = lv;
-        last_loss = lv;
+        double t0 = cf_now_s();
+        cf_step_result r;
+        cf_train_step(&setup, step, next_micro_batch, &mb, &r);
+        double t1 = cf_now_s();
+        if (step == 0) first_loss = r.loss;
+        last_loss = r.loss;
         if (step >= n_warm) {
             int64_t k = step - n_warm;
-            times[PH_FORWARD * n_steps + k] = t1 - t0;
-            times[PH_BACKWARD * n_steps + k] = t2 - t1;
-            times[PH_OPTIM * n_steps + k] = t3 - t2;
-            times[PH_RESET * n_steps + k] = t4 - t3;
-            times[PH_TOTAL * n_steps + k] = t4 - t0;
+            times[PH_FORWARD * n_steps + k] = r.forward_s;
+            times[PH_BACKWARD * n_steps + k] = r.backward_s;
+            times[PH_OPTIM * n_steps + k] = r.update_s;
+            times[PH_RESET * n_steps + k] = r.reset_s;
+            times[PH_TOTAL * n_steps + k] = t1 - t0;
         }
     }
     size_t arena_mallocs = ctx->arena.mallocs - arena_mallocs0;
     long long heap_delta = (long long)heap_in_use() - (long long)heap0;
     double med[N_PHASES];
-    for (int p = 0; p < N_PHASES; p++) med[p] = median(times + p * n_steps, n_steps);
+    for (int p = 0; p < N_PHASES; p++) med[p] = cf_median(times + p * n_steps, n_steps);
     double t_step = med[PH_TOTAL];
-    double fwd_flops = cf_transformer_flops(m, S, T) * (double)B;
-    double tgt_tps = (double)(B * T) / t_step, all_tps = (double)(B * (S + T)) / t_step;
+    double fwd_flops = cf_transformer_flops(m, S, T) * (double)(A * B);
+    double tgt_tps = (double)(A * B * T) / t_step, all_tps = (double)(A * B * (S + T)) / t_step;
     double gflops = 3.0 * fwd_flops / t_step * 1e-9;
     double rss_peak = peak_rss_mib();
     const char *coretype = getenv("OPENBLAS_CORETYPE");
@@ -197,6 +188,7 @@ static int run_bench(const cf_config *cfg, bool json) {
                heap_delta);
     }
     free(times);
+    free(mb.b);
     free(src);
     free(src_lens);
     free(tgt_in);

@@ -1,4 +1,5 @@
-/* core/common.h - the scalar type, error reporting and the internal assert.
+/* core/common.h - the scalar type, error reporting, the internal assert, checked allocation and
+ * the clock.
  *
  * Usage:
  *     if (!cf_something(...)) { fprintf(stderr, "error: %s\n", cf_error_message()); return 2; }
@@ -52,5 +53,15 @@ void *cf_xmalloc_at(size_t n, const char *file, int line);
 void *cf_xcalloc_at(size_t n, size_t size, const char *file, int line);
 /* 64-byte aligned, zeroed; free with free(). */
 void *cf_xalloc_aligned(size_t n);
+/* Grow the malloc'ed array p so that it holds need elements of elem bytes: *cap (elements)
+ * doubles, from 1024, until it is large enough, so n appends cost O(n) copies. Returns the new
+ * pointer (p itself when it is already large enough); aborts when out of memory. */
+void *cf_grow(void *p, size_t *cap, size_t need, size_t elem);
+
+/* Monotonic seconds, for timings and throughput (never for anything a result depends on). */
+double cf_now_s(void);
+/* Median of x[0..n-1], n >= 1 (the mean of the two middle values when n is even); x is left as
+ * it is. */
+double cf_median(const double *x, int64_t n);
 
 #endif

@@ -22,18 +22,13 @@
 #include "train/evaluate.h"
 #include "train/metrics.h"
 #include "train/run.h"
+#include "train/step.h"
 
 static volatile sig_atomic_t stop_requested;
 
 static void on_signal(int sig) {
     stop_requested = sig;
     signal(sig, SIG_DFL); /* a second Ctrl-C kills at once (checkpoints are crash-safe anyway) */
-}
-
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
 /* Sums since the last log line; kept in checkpoints so a resumed run logs the same losses. */
@@ -54,6 +49,7 @@ typedef struct trainer {
     cf_param_list plist;
     cf_optimizer *opt;
     cf_batcher *batches;
+    cf_seq_batch micro;         /* the micro-batch cf_train_step is working on */
     cf_ctx *ctx;
     cf_metrics metrics;
     cf_nan_guard guard;
@@ -81,11 +77,11 @@ static void say(const trainer *t, const char *fmt, ...) {
 
 /* Train a tokenizer on files and save it in the run directory under name. */
 static cf_bpe *train_tokenizer(trainer *t, const char *const *files, int n_files, const char *name) {
-    double t0 = now_s();
+    double t0 = cf_now_s();
     cf_bpe *tok = cf_bpe_train_files(files, n_files, (int)t->cfg.data.vocab_size);
     if (!tok) return NULL;
     say(t, "%s: %d tokens (%d merges) trained in %.2f s\n", name, cf_bpe_vocab_size(tok), cf_bpe_n_merges(tok),
-        now_s() - t0);
+        cf_now_s() - t0);
     char *path = cf_path_join(t->dir, name);
     int rc = cf_bpe_save(tok, path);
     free(path);
@@ -309,7 +305,7 @@ out:
 /* ---- evaluation and saving ---- */
 
 static int evaluate(trainer *t, double elapsed) {
-    double t0 = now_s();
+    double t0 = cf_now_s();
     cf_eval_loss_result l;
     if (cf_eval_loss(t->ctx, t->model, t->valid, t->cfg.train.batch_tokens, &l) != 0) return -1;
     int64_t n = t->cfg.train.eval_max_sentences;
@@ -332,7 +328,7 @@ static int evaluate(trainer *t, double elapsed) {
                        .elapsed_s = elapsed, .n_sentences = n};
     if (cf_metrics_log_eval(&t->metrics, &e) != 0 || cf_metrics_write_svg(&t->metrics) != 0) return -1;
     say(t, "eval  step %6lld | valid loss %.4f ppl %.2f | BLEU %.2f on %lld sentences%s | %.1f s\n",
-        (long long)t->step, l.loss, l.ppl, b.score, (long long)n, best ? " (best)" : "", now_s() - t0);
+        (long long)t->step, l.loss, l.ppl, b.score, (long long)n, best ? " (best)" : "", cf_now_s() - t0);
     return best ? 1 : 0;
 }
 
@@ -347,57 +343,46 @@ static int save(trainer *t, bool is_best, double elapsed) {
 
 /* ---- the loop ---- */
 
+/* cf_train_step's source of micro-batches: the batcher's next batch, as the model reads it. */
+static const cf_seq_batch *next_micro_batch(void *arg) {
+    trainer *t = arg;
+    const cf_batch *b = cf_batcher_next(t->batches);
+    t->micro = (cf_seq_batch){.batch = b->n, .src_len = b->S, .tgt_len = b->T, .src = b->src,
+                              .src_lens = b->src_len, .tgt_in = b->tgt_in, .tgt_out = b->tgt_out,
+                              .pad_id = CF_PAD_ID};
+    return &t->micro;
+}
+
 static int train_loop(trainer *t) {
     const cf_train_config *tc = &t->cfg.train;
-    cf_tensor **params = t->plist.params;
-    int n_params = t->plist.n;
+    const cf_step_setup setup = {.ctx = t->ctx, .model = t->model, .opt = t->opt, .schedule = &t->cfg.schedule,
+                                 .label_smoothing = tc->label_smoothing, .clip = tc->clip,
+                                 .grad_accum = tc->grad_accum, .guard = &t->guard};
     window w = t->w;
-    w.t0 = now_s();
-    double grad_norm = 0;
+    w.t0 = cf_now_s();
     bool saved_now = false;
     while (t->step < tc->max_steps && !stop_requested) {
-        double loss_sum = 0, tokens = 0;
-        for (int64_t micro = 0; micro < tc->grad_accum; micro++) {
-            const cf_batch *b = cf_batcher_next(t->batches);
-            /* Dropout masks are keyed by the micro-batch number: distinct per micro-batch, and a
-             * pure function of the step, so a resumed run draws the same masks. */
-            cf_ctx_begin_step(t->ctx, (uint64_t)(t->step * tc->grad_accum + micro));
-            cf_seq_batch sb = {.batch = b->n, .src_len = b->S, .tgt_len = b->T, .src = b->src,
-                               .src_lens = b->src_len, .tgt_in = b->tgt_in, .tgt_out = b->tgt_out,
-                               .pad_id = CF_PAD_ID};
-            cf_ce_stats stats = {0};
-            cf_tensor *loss = cf_transformer_loss(t->ctx, t->model, &sb, tc->label_smoothing, &stats);
-            cf_backward(t->ctx, loss);
-            loss_sum += loss->data[0] * (double)stats.n_tokens;
-            tokens += (double)stats.n_tokens;
-            cf_ctx_reset(t->ctx);
-        }
-        if (tc->grad_accum > 1) cf_grads_scale(params, n_params, 1.0 / (double)tc->grad_accum);
-        grad_norm = tc->clip > 0 ? cf_clip_grad_norm(params, n_params, tc->clip) : cf_grad_norm(params, n_params);
-        double loss = tokens > 0 ? loss_sum / tokens : 0;
-        cf_guard_verdict v = cf_nan_guard_check(&t->guard, t->step + 1, loss, grad_norm);
-        double lr = cf_schedule_lr(&t->cfg.schedule, t->step + 1);
-        if (v == CF_GUARD_OK) {
-            cf_optimizer_step(t->opt, lr);
-        } else {
+        cf_step_result res;
+        cf_guard_verdict v = cf_train_step(&setup, t->step, next_micro_batch, t, &res);
+        double lr = res.lr, grad_norm = res.grad_norm;
+        if (v != CF_GUARD_OK) {
             say(t, "step %lld: %s\n", (long long)(t->step + 1), t->guard.message);
             if (v == CF_GUARD_STOP) {
                 cf_error_set("stopping: %d updates in a row had a non-finite loss or gradient", t->guard.consecutive);
                 return 1;
             }
         }
-        cf_optimizer_zero_grad(t->opt);
         t->step++;
         saved_now = false;
         if (v == CF_GUARD_OK) {
-            w.loss_sum += loss_sum;
-            w.tokens += tokens;
+            w.loss_sum += res.loss_sum;
+            w.tokens += res.tokens;
         }
         w.updates++;
 
-        double elapsed = t->elapsed_before + now_s() - t->t_start;
+        double elapsed = t->elapsed_before + cf_now_s() - t->t_start;
         if (t->step % tc->log_every == 0 || t->step == tc->max_steps) {
-            double dt = now_s() - w.t0, tps = dt > 0 ? w.tokens / dt : 0;
+            double dt = cf_now_s() - w.t0, tps = dt > 0 ? w.tokens / dt : 0;
             cf_train_event e = {.step = t->step, .epoch = (int64_t)cf_batcher_state(t->batches).epoch,
                                 .loss = w.tokens > 0 ? w.loss_sum / w.tokens : 0, .lr = lr, .grad_norm = grad_norm,
                                 .tokens_per_s = tps, .elapsed_s = elapsed};
@@ -411,7 +396,7 @@ static int train_loop(trainer *t) {
                 if (!t->tty) printf("\n");
                 fflush(stdout);
             }
-            w = (window){0, 0, now_s(), 0};
+            w = (window){0, 0, cf_now_s(), 0};
         }
         t->w = w;
         bool is_best = false;
@@ -426,7 +411,7 @@ static int train_loop(trainer *t) {
                 if (save(t, is_best, elapsed) != 0) return 1;
                 return 0;
             }
-            w.t0 = now_s(); /* evaluation time is not training throughput */
+            w.t0 = cf_now_s(); /* evaluation time is not training throughput */
         }
         if (t->step % tc->save_every == 0 || t->step == tc->max_steps || is_best) {
             if (save(t, is_best, elapsed) != 0) return 1;
@@ -437,7 +422,7 @@ static int train_loop(trainer *t) {
         if (t->tty && !t->args->quiet) printf("\n");
         say(t, "interrupted (signal %d): writing a checkpoint at step %lld\n", (int)stop_requested,
             (long long)t->step);
-        if (save(t, false, t->elapsed_before + now_s() - t->t_start) != 0) return 1;
+        if (save(t, false, t->elapsed_before + cf_now_s() - t->t_start) != 0) return 1;
     }
     return 0;
 }
@@ -459,7 +444,7 @@ static int final_test(trainer *t) {
                                  t->args->quiet ? NULL : stdout);
     if (!t->test) return -1;
     cf_decode_opts o = cf_config_decode_opts(&t->cfg.decode);
-    double t0 = now_s();
+    double t0 = cf_now_s();
     char **hyps = cf_translate_corpus(t->ctx, t->model, t->tgt_tok, t->test, 0, &o, t->cfg.decode.batch_size);
     if (!hyps) return -1;
     cf_bleu_score b = cf_eval_bleu(t->test, hyps, t->test->n);
@@ -473,7 +458,7 @@ static int final_test(trainer *t) {
     }
     cf_strings_free(hyps, t->test->n);
     printf("test BLEU (best checkpoint, step %lld, beam %lld, %lld sentences, %.1f s): %s\n",
-           (long long)t->best_step, (long long)o.beam, (long long)t->test->n, now_s() - t0, line);
+           (long long)t->best_step, (long long)o.beam, (long long)t->test->n, cf_now_s() - t0, line);
     printf("hypotheses: %s\n", path);
     free(path);
     return 0;
@@ -587,7 +572,7 @@ int cf_train(const cf_train_args *a) {
     stop_requested = 0;
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
-    t.t_start = now_s();
+    t.t_start = cf_now_s();
     code = train_loop(&t);
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
@@ -597,10 +582,10 @@ int cf_train(const cf_train_args *a) {
         trainer_free(&t);
         return 130;
     }
-    double total = t.elapsed_before + now_s() - t.t_start;
+    double total = t.elapsed_before + cf_now_s() - t.t_start;
     if (!a->quiet)
         printf("done: %lld steps in %.1f s (this session %.1f s); best valid BLEU %.2f at step %lld; "
-               "step memory (arena high-water) %.1f MB\n", (long long)t.step, total, now_s() - t.t_start, t.best_bleu,
+               "step memory (arena high-water) %.1f MB\n", (long long)t.step, total, cf_now_s() - t.t_start, t.best_bleu,
                (long long)t.best_step, (double)t.ctx->arena.high_water / 1048576.0);
     if (final_test(&t) != 0) {
         code = 1;

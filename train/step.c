@@ -1,0 +1,38 @@
+/* train/step.c - one optimizer update (the order of its parts is in step.h). */
+#include "train/step.h"
+
+#include "core/common.h"
+
+cf_guard_verdict cf_train_step(const cf_step_setup *s, int64_t step, cf_batch_source next, void *arg,
+                               cf_step_result *r) {
+    *r = (cf_step_result){0};
+    for (int64_t micro = 0; micro < s->grad_accum; micro++) {
+        const cf_seq_batch *b = next(arg);
+        double t0 = cf_now_s();
+        cf_ctx_begin_step(s->ctx, (uint64_t)(step * s->grad_accum + micro));
+        cf_ce_stats stats = {0};
+        cf_tensor *loss = cf_transformer_loss(s->ctx, s->model, b, s->label_smoothing, &stats);
+        double t1 = cf_now_s();
+        cf_backward(s->ctx, loss);
+        double t2 = cf_now_s();
+        r->loss_sum += loss->data[0] * (double)stats.n_tokens;
+        r->tokens += (double)stats.n_tokens;
+        cf_ctx_reset(s->ctx);
+        double t3 = cf_now_s();
+        r->forward_s += t1 - t0;
+        r->backward_s += t2 - t1;
+        r->reset_s += t3 - t2;
+    }
+    double t0 = cf_now_s();
+    cf_tensor **params = s->opt->params;
+    int n_params = s->opt->n;
+    if (s->grad_accum > 1) cf_grads_scale(params, n_params, 1.0 / (double)s->grad_accum);
+    r->grad_norm = s->clip > 0 ? cf_clip_grad_norm(params, n_params, s->clip) : cf_grad_norm(params, n_params);
+    r->loss = r->tokens > 0 ? r->loss_sum / r->tokens : 0;
+    r->verdict = cf_nan_guard_check(s->guard, step + 1, r->loss, r->grad_norm);
+    r->lr = cf_schedule_lr(s->schedule, step + 1);
+    if (r->verdict == CF_GUARD_OK) cf_optimizer_step(s->opt, r->lr);
+    cf_optimizer_zero_grad(s->opt);
+    r->update_s = cf_now_s() - t0;
+    return r->verdict;
+}

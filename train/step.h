@@ -1,0 +1,61 @@
+/* train/step.h - one optimizer update: the function `cformer train` and `cformer bench` share.
+ *
+ * Usage:
+ *     cf_nan_guard guard;
+ *     cf_nan_guard_init(&guard, 10);
+ *     cf_step_setup s = {.ctx = ctx, .model = model, .opt = opt, .schedule = &cfg.schedule,
+ *                        .label_smoothing = 0.1, .clip = 1.0, .grad_accum = 2, .guard = &guard};
+ *     cf_step_result r;
+ *     if (cf_train_step(&s, step, next_batch, batches, &r) != CF_GUARD_OK) puts(guard.message);
+ *
+ * Update number step + 1 is, in this order:
+ *   for each of grad_accum micro-batches b = next(arg):
+ *       cf_ctx_begin_step(ctx, step * grad_accum + micro)   dropout masks: distinct per micro-batch,
+ *                                                            a pure function of the step (resume)
+ *       loss = label-smoothed cross-entropy of b; cf_backward (parameter gradients accumulate)
+ *       cf_ctx_reset(ctx)                                    activations gone, arena kept
+ *   gradients *= 1 / grad_accum (when > 1); clip the global norm to clip (0: only measure it)
+ *   the guard's verdict on (loss, norm): OK -> cf_optimizer_step(opt, lr(step + 1)); SKIP or
+ *   STOP -> no update (cf_nan_guard)
+ *   cf_optimizer_zero_grad
+ * loss is the token-weighted mean over the micro-batches. After warm-up (the arena has reached
+ * its size) a step performs no malloc.
+ */
+#ifndef CF_TRAIN_STEP_H
+#define CF_TRAIN_STEP_H
+
+#include "nn/transformer.h"
+#include "optim/clip.h"
+#include "optim/optim.h"
+#include "optim/schedule.h"
+
+/* The next micro-batch; it must stay valid until the next call. */
+typedef const cf_seq_batch *(*cf_batch_source)(void *arg);
+
+typedef struct cf_step_setup {
+    cf_ctx *ctx;
+    const cf_transformer *model;
+    cf_optimizer *opt;              /* its parameters are the ones clipped and updated */
+    const cf_schedule *schedule;
+    double label_smoothing;
+    double clip;                    /* max global gradient norm; 0: no clipping */
+    int64_t grad_accum;             /* micro-batches per update, >= 1 */
+    cf_nan_guard *guard;            /* skips non-finite updates; counts and stops as configured */
+} cf_step_setup;
+
+typedef struct cf_step_result {
+    double loss_sum;                /* sum over micro-batches of (mean loss x target tokens) */
+    double tokens;                  /* target tokens (not padding) */
+    double loss;                    /* loss_sum / tokens; 0 without tokens */
+    double grad_norm;               /* global norm of the averaged gradients, before clipping */
+    double lr;                      /* the schedule's rate for this update (applied only if OK) */
+    cf_guard_verdict verdict;
+    /* seconds in each phase, summed over micro-batches (what `cformer bench` reports) */
+    double forward_s, backward_s, reset_s, update_s;
+} cf_step_result;
+
+/* One update as above; returns r->verdict (CF_GUARD_STOP also sets cf_error_message()). */
+cf_guard_verdict cf_train_step(const cf_step_setup *s, int64_t step, cf_batch_source next, void *arg,
+                               cf_step_result *r);
+
+#endif
