@@ -100,67 +100,65 @@ static cf_tensor *embed(cf_ctx *ctx, const cf_transformer *m, cf_tensor *table, 
     return cf_dropout(ctx, x, m->cfg.dropout);
 }
 
-/* One residual sub-layer: pre-LN  x + drop(f(norm(x)));  post-LN  norm(x + drop(f(x))). */
-typedef cf_tensor *(*sublayer_fn)(cf_ctx *ctx, const void *module, cf_tensor *x, const void *arg);
-
-static cf_tensor *residual(cf_ctx *ctx, const cf_transformer *m, const cf_nn_norm *norm, sublayer_fn f,
-                           const void *module, cf_tensor *x, const void *arg) {
-    if (m->cfg.pre_norm) {
-        cf_tensor *y = f(ctx, module, cf_nn_norm_forward(ctx, norm, x), arg);
-        return cf_add(ctx, x, cf_dropout(ctx, y, m->cfg.dropout));
-    }
-    cf_tensor *y = f(ctx, module, x, arg);
-    return cf_nn_norm_forward(ctx, norm, cf_add(ctx, x, cf_dropout(ctx, y, m->cfg.dropout)));
+/* A residual sub-layer f with its norm: pre-LN x + drop(f(norm(x))), post-LN norm(x + drop(f(x))).
+ * Written as two calls around f, so that a layer reads as the list of its sub-layers:
+ *     h = sublayer_in(ctx, m, &norm, x);  x = sublayer_out(ctx, m, &norm, x, f(h)); */
+static cf_tensor *sublayer_in(cf_ctx *ctx, const cf_transformer *m, const cf_nn_norm *norm, cf_tensor *x) {
+    return m->cfg.pre_norm ? cf_nn_norm_forward(ctx, norm, x) : x;
 }
 
-typedef struct attn_arg {
-    cf_tensor *kv;              /* NULL: self-attention on the sub-layer input */
-    cf_nn_attn_mask mask;
-    cf_kv_cache *cache;
-    int64_t q_offset;
-    bool kv_from_input;         /* self-attention: keys come from the (normed) input */
-} attn_arg;
-
-static cf_tensor *attn_sublayer(cf_ctx *ctx, const void *module, cf_tensor *x, const void *argp) {
-    const attn_arg *arg = argp;
-    cf_tensor *kv = arg->kv_from_input ? x : arg->kv;
-    return cf_nn_attention_forward(ctx, module, x, kv, &arg->mask, arg->cache, arg->q_offset);
+static cf_tensor *sublayer_out(cf_ctx *ctx, const cf_transformer *m, const cf_nn_norm *norm, cf_tensor *x,
+                               cf_tensor *fx) {
+    cf_tensor *sum = cf_add(ctx, x, cf_dropout(ctx, fx, m->cfg.dropout));
+    return m->cfg.pre_norm ? sum : cf_nn_norm_forward(ctx, norm, sum);
 }
 
-static cf_tensor *ffn_sublayer(cf_ctx *ctx, const void *module, cf_tensor *x, const void *arg) {
-    (void)arg;
-    return cf_nn_ffn_forward(ctx, module, x);
+/* x [B, S, d]: self-attention over the source (padding keys masked), then the FFN. */
+static cf_tensor *encoder_layer(cf_ctx *ctx, const cf_transformer *m, const cf_nn_encoder_layer *l, cf_tensor *x,
+                                const int32_t *src_lens) {
+    const cf_nn_attn_mask pad = {.key_lens = src_lens};
+    cf_tensor *h = sublayer_in(ctx, m, &l->self_attn_norm, x);
+    x = sublayer_out(ctx, m, &l->self_attn_norm, x, cf_nn_attention_forward(ctx, &l->self_attn, h, h, &pad, NULL, 0));
+    h = sublayer_in(ctx, m, &l->ffn_norm, x);
+    x = sublayer_out(ctx, m, &l->ffn_norm, x, cf_nn_ffn_forward(ctx, &l->ffn, h));
+    return x;
 }
 
 cf_tensor *cf_transformer_encode(cf_ctx *ctx, const cf_transformer *m, const int32_t *src, int64_t batch,
                                  int64_t src_len, const int32_t *src_lens) {
     cf_tensor *x = embed(ctx, m, m->src_embed, &m->enc_pos, src, batch, src_len, 0);
-    for (int i = 0; i < m->cfg.enc_layers; i++) {
-        const cf_nn_encoder_layer *l = &m->enc[i];
-        attn_arg a = {.mask = {.causal = false, .key_lens = src_lens}, .kv_from_input = true};
-        x = residual(ctx, m, &l->self_attn_norm, attn_sublayer, &l->self_attn, x, &a);
-        x = residual(ctx, m, &l->ffn_norm, ffn_sublayer, &l->ffn, x, NULL);
-    }
-    return m->cfg.pre_norm ? cf_nn_norm_forward(ctx, &m->enc_norm, x) : x;
+    for (int i = 0; i < m->cfg.enc_layers; i++) x = encoder_layer(ctx, m, &m->enc[i], x, src_lens);
+    return m->cfg.pre_norm ? cf_nn_norm_forward(ctx, &m->enc_norm, x) : x; /* memory [B, S, d] */
 }
 
-/* Decoder stack over x [B, T, d]; caches NULL for full teacher forcing. */
+/* x [B, T, d] at positions pos..: causal self-attention, cross-attention on memory [B, S, d], then
+ * the FFN. Teacher forcing passes no caches (pos 0); incremental decoding passes this layer's
+ * caches: self-attention appends x's keys, and cross-attention projects memory only while its
+ * cache is empty (the first step) and reads the cache afterwards. */
+static cf_tensor *decoder_layer(cf_ctx *ctx, const cf_transformer *m, const cf_nn_decoder_layer *l, cf_tensor *x,
+                                cf_tensor *memory, const int32_t *src_lens, cf_kv_cache *self_cache,
+                                cf_kv_cache *cross_cache, int64_t pos) {
+    const cf_nn_attn_mask causal = {.causal = true}, pad = {.key_lens = src_lens};
+    cf_tensor *mem = cross_cache && cross_cache->len > 0 ? NULL : memory;
+    cf_tensor *h = sublayer_in(ctx, m, &l->self_attn_norm, x);
+    x = sublayer_out(ctx, m, &l->self_attn_norm, x,
+                     cf_nn_attention_forward(ctx, &l->self_attn, h, h, &causal, self_cache, pos));
+    h = sublayer_in(ctx, m, &l->cross_attn_norm, x);
+    x = sublayer_out(ctx, m, &l->cross_attn_norm, x,
+                     cf_nn_attention_forward(ctx, &l->cross_attn, h, mem, &pad, cross_cache, pos));
+    h = sublayer_in(ctx, m, &l->ffn_norm, x);
+    x = sublayer_out(ctx, m, &l->ffn_norm, x, cf_nn_ffn_forward(ctx, &l->ffn, h));
+    return x;
+}
+
+/* Decoder stack and output projection over x [B, T, d]: logits [B, T, V]. st NULL: teacher forcing. */
 static cf_tensor *decoder_stack(cf_ctx *ctx, const cf_transformer *m, cf_tensor *x, cf_tensor *memory,
                                 const int32_t *src_lens, cf_decode_state *st) {
-    int64_t offset = st ? st->pos : 0;
-    for (int i = 0; i < m->cfg.dec_layers; i++) {
-        const cf_nn_decoder_layer *l = &m->dec[i];
-        attn_arg self = {.mask = {.causal = true}, .cache = st ? st->self_cache[i] : NULL, .q_offset = offset,
-                         .kv_from_input = true};
-        x = residual(ctx, m, &l->self_attn_norm, attn_sublayer, &l->self_attn, x, &self);
-        cf_kv_cache *cc = st ? st->cross_cache[i] : NULL;
-        attn_arg cross = {.kv = (cc && cc->len > 0) ? NULL : memory, .mask = {.key_lens = src_lens}, .cache = cc,
-                          .q_offset = offset};
-        x = residual(ctx, m, &l->cross_attn_norm, attn_sublayer, &l->cross_attn, x, &cross);
-        x = residual(ctx, m, &l->ffn_norm, ffn_sublayer, &l->ffn, x, NULL);
-    }
+    for (int i = 0; i < m->cfg.dec_layers; i++)
+        x = decoder_layer(ctx, m, &m->dec[i], x, memory, src_lens, st ? st->self_cache[i] : NULL,
+                          st ? st->cross_cache[i] : NULL, st ? st->pos : 0);
     if (m->cfg.pre_norm) x = cf_nn_norm_forward(ctx, &m->dec_norm, x);
-    return cf_linear(ctx, x, m->output_proj, NULL); /* [B, T, V] */
+    return cf_linear(ctx, x, m->output_proj, NULL);
 }
 
 cf_tensor *cf_transformer_decode(cf_ctx *ctx, const cf_transformer *m, cf_tensor *memory, const int32_t *src_lens,
