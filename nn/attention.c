@@ -172,20 +172,36 @@ static cf_tensor *cache_read(cf_ctx *ctx, const cf_real *block, int64_t batch, i
     return t;
 }
 
-static void reorder_block(cf_real *block, int64_t row_elems, const int32_t *order, int64_t n, int64_t batch) {
-    /* rows are gathered into a temporary copy: beam search calls this once per step, outside training */
-    cf_real *copy = cf_xmalloc((size_t)(batch * row_elems) * sizeof(cf_real));
-    memcpy(copy, block, (size_t)(batch * row_elems) * sizeof(cf_real));
-    for (int64_t i = 0; i < n; i++) {
-        CF_ASSERT(order[i] >= 0 && order[i] < batch, "cache reorder index %d", order[i]);
-        memcpy(block + i * row_elems, copy + order[i] * row_elems, (size_t)row_elems * sizeof(cf_real));
-    }
-    free(copy);
+int64_t cf_kv_cache_scratch_len(const cf_kv_cache *c) {
+    int64_t a = c->groups_a * c->cap * c->width_a, b = c->groups_b * c->cap * c->width_b;
+    return c->batch * (a > b ? a : b);
 }
 
-void cf_kv_cache_reorder(cf_kv_cache *c, const int32_t *order, int64_t n) {
-    reorder_block(c->a, c->groups_a * c->cap * c->width_a, order, n, c->batch);
-    reorder_block(c->b, c->groups_b * c->cap * c->width_b, order, n, c->batch);
+/* One block [batch, groups, cap, width]: each row r with order[r] != r takes the first len
+ * positions of old row order[r]. Every source is read into scratch before any row is written, so
+ * rows may swap. */
+static void reorder_block(cf_real *data, int64_t groups, int64_t cap, int64_t width, int64_t len,
+                          const int32_t *order, int64_t n, cf_real *scratch) {
+    if (!data || !width) return;
+    int64_t row = groups * cap * width, part = len * width; /* floats per row, per filled group */
+    for (int64_t r = 0; r < n; r++)
+        if (order[r] != r)
+            for (int64_t g = 0; g < groups; g++)
+                memcpy(scratch + (r * groups + g) * part, data + order[r] * row + g * cap * width,
+                       (size_t)part * sizeof(cf_real));
+    for (int64_t r = 0; r < n; r++)
+        if (order[r] != r)
+            for (int64_t g = 0; g < groups; g++)
+                memcpy(data + r * row + g * cap * width, scratch + (r * groups + g) * part,
+                       (size_t)part * sizeof(cf_real));
+}
+
+void cf_kv_cache_reorder(cf_kv_cache *c, const int32_t *order, int64_t n, cf_real *scratch) {
+    CF_ASSERT(n <= c->batch, "cache reorder of %lld rows, batch %lld", (long long)n, (long long)c->batch);
+    for (int64_t r = 0; r < n; r++)
+        CF_ASSERT(order[r] >= 0 && order[r] < c->batch, "cache reorder index %d", order[r]);
+    reorder_block(c->a, c->groups_a, c->cap, c->width_a, c->len, order, n, scratch);
+    reorder_block(c->b, c->groups_b, c->cap, c->width_b, c->len, order, n, scratch);
 }
 
 /* ---- forward ---- */

@@ -66,7 +66,10 @@ cf_kv_cache *cf_kv_cache_new(const cf_nn_attention *a, int64_t batch, int64_t ca
 void cf_kv_cache_free(cf_kv_cache *c);
 /* Cached bytes per position per batch row (float32), the figure the course compares. */
 int64_t cf_kv_cache_bytes_per_token(const cf_nn_attention *a);
-/* Keep batch rows order[0..n-1] (beam search); n <= batch. */
-void cf_kv_cache_reorder(cf_kv_cache *c, const int32_t *order, int64_t n);
+/* Beam search: row i becomes old row order[i], for i < n <= batch. Copies only the filled
+ * positions, and only of the rows that change, through scratch: a buffer of at least
+ * cf_kv_cache_scratch_len(c) values that the caller keeps across calls (no malloc here). */
+void cf_kv_cache_reorder(cf_kv_cache *c, const int32_t *order, int64_t n, cf_real *scratch);
+int64_t cf_kv_cache_scratch_len(const cf_kv_cache *c);
 
 #endif

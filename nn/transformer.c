@@ -199,6 +199,7 @@ void cf_decode_state_free(cf_decode_state *st) {
     }
     free(st->self_cache);
     free(st->cross_cache);
+    free(st->scratch);
     free(st);
 }
 
@@ -210,10 +211,22 @@ cf_tensor *cf_transformer_decode_step(cf_ctx *ctx, const cf_transformer *m, cf_d
     return logits;
 }
 
-void cf_decode_state_reorder(cf_decode_state *st, const int32_t *order, int64_t n) {
+void cf_decode_state_reorder(cf_decode_state *st, const int32_t *order, int64_t n, bool cross) {
+    int64_t need = 0;
     for (int i = 0; i < st->n_layers; i++) {
-        cf_kv_cache_reorder(st->self_cache[i], order, n);
-        cf_kv_cache_reorder(st->cross_cache[i], order, n);
+        int64_t s = cf_kv_cache_scratch_len(st->self_cache[i]);
+        int64_t c = cross ? cf_kv_cache_scratch_len(st->cross_cache[i]) : 0;
+        need = s > need ? s : need;
+        need = c > need ? c : need;
+    }
+    if (need > st->scratch_len) {
+        free(st->scratch);
+        st->scratch = cf_xmalloc((size_t)need * sizeof *st->scratch);
+        st->scratch_len = need;
+    }
+    for (int i = 0; i < st->n_layers; i++) {
+        cf_kv_cache_reorder(st->self_cache[i], order, n, st->scratch);
+        if (cross) cf_kv_cache_reorder(st->cross_cache[i], order, n, st->scratch);
     }
 }
 

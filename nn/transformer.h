@@ -71,6 +71,8 @@ typedef struct cf_decode_state {
     int64_t batch, cap, pos;            /* pos: tokens decoded so far */
     cf_kv_cache **self_cache, **cross_cache;
     int n_layers;
+    cf_real *scratch;                   /* for cf_decode_state_reorder: allocated at its first call */
+    int64_t scratch_len;
 } cf_decode_state;
 
 cf_decode_state *cf_decode_state_new(const cf_transformer *m, int64_t batch, int64_t max_len, int64_t src_len);
@@ -78,8 +80,11 @@ void cf_decode_state_free(cf_decode_state *st);
 /* Feed ids [B] (the tokens at position st->pos); returns logits [B, 1, V] for the next position. */
 cf_tensor *cf_transformer_decode_step(cf_ctx *ctx, const cf_transformer *m, cf_decode_state *st, cf_tensor *memory,
                                       const int32_t *src_lens, const int32_t *ids);
-/* Keep batch rows order[0..n-1] of every cache (beam search). */
-void cf_decode_state_reorder(cf_decode_state *st, const int32_t *order, int64_t n);
+/* Beam search: row i of every self-attention cache becomes old row order[i] (i < n), and of every
+ * cross-attention cache too when cross. A search whose rows only take parents that read the same
+ * source (beams of one sentence) leaves the cross caches as they are. The scratch buffer is
+ * allocated once, at the first call: later calls do not malloc. */
+void cf_decode_state_reorder(cf_decode_state *st, const int32_t *order, int64_t n, bool cross);
 
 int64_t cf_transformer_num_params(const cf_transformer *m);
 /* Forward FLOPs (multiply-adds x 2) for one sentence pair of the given lengths. */

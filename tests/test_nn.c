@@ -214,3 +214,34 @@ TEST(nn_kv_cache_bytes_per_token) {
         cf_transformer_free(m);
     }
 }
+
+/* Reordering the caches of a batch of two (row 0 <- row 1 and row 1 <- row 0, as beam search does)
+ * gives the next step's logits of the swapped batch; with cross false only self-attention moves. */
+TEST(nn_decode_state_reorder_swaps_rows) {
+    for (int kind = 0; kind < 4; kind++) {
+        cf_model_config c = tiny_model_config((cf_attn_kind)kind);
+        cf_transformer *m = cf_transformer_new(&c, 3);
+        cf_ctx *ctx = cf_ctx_new(1);
+        ctx->training = false;
+        cf_ctx_set_grad(ctx, false);
+        /* both rows read the same source, so only the self-attention history tells them apart */
+        const int32_t src[10] = {5, 6, 7, 8, 2, 5, 6, 7, 8, 2}, lens[2] = {5, 5};
+        const int32_t step0[2] = {1, 1}, step1[2] = {9, 10}, step2[2] = {4, 4};
+        cf_tensor *mem = cf_transformer_encode(ctx, m, src, 2, 5, lens);
+        cf_decode_state *a = cf_decode_state_new(m, 2, 4, 5), *b = cf_decode_state_new(m, 2, 4, 5);
+        const int32_t swapped1[2] = {10, 9};
+        cf_transformer_decode_step(ctx, m, a, mem, lens, step0);
+        cf_transformer_decode_step(ctx, m, a, mem, lens, step1);
+        cf_decode_state_reorder(a, (const int32_t[]){1, 0}, 2, false);
+        cf_tensor *la = cf_transformer_decode_step(ctx, m, a, mem, lens, step2);
+        cf_transformer_decode_step(ctx, m, b, mem, lens, step0);
+        cf_transformer_decode_step(ctx, m, b, mem, lens, swapped1);
+        cf_tensor *lb = cf_transformer_decode_step(ctx, m, b, mem, lens, step2);
+        CHECK_MSG(memcmp(la->data, lb->data, (size_t)la->numel * sizeof(cf_real)) == 0, "kind %d", kind);
+        CHECK(a->scratch != NULL && a->scratch_len >= cf_kv_cache_scratch_len(a->self_cache[0]));
+        cf_decode_state_free(a);
+        cf_decode_state_free(b);
+        cf_ctx_free(ctx);
+        cf_transformer_free(m);
+    }
+}

@@ -33,9 +33,10 @@
  * Memory: the encoder output (replicated K times for beam search) is copied once into a buffer
  * owned by the call; the context's arena is reset after every decoder step, so memory does not
  * grow with the output length and, once the arena has grown, steps do not malloc: every buffer,
- * including the scratch for reordering caches, is allocated once per call. Beam search reorders
- * only the filled part of the self-attention caches: all K rows of a sentence share the same
- * cross-attention memory and parents never cross sentences. Finished rows are still computed
+ * including the decode state's scratch for reordering caches, is allocated once per call. Beam
+ * search reorders only the self-attention caches (cf_decode_state_reorder, which copies their
+ * filled part): all K rows of a sentence share the same cross-attention memory and parents never
+ * cross sentences. Finished rows are still computed
  * (they feed <eos>; their outputs are ignored): sort sentences by length before batching.
  */
 #ifndef CF_TRANSLATE_DECODE_H
