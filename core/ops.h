@@ -35,6 +35,9 @@ cf_tensor *cf_add(cf_ctx *ctx, cf_tensor *a, cf_tensor *b);
 cf_tensor *cf_sub(cf_ctx *ctx, cf_tensor *a, cf_tensor *b);
 cf_tensor *cf_mul(cf_ctx *ctx, cf_tensor *a, cf_tensor *b);
 cf_tensor *cf_scale(cf_ctx *ctx, cf_tensor *x, double s);
+/* x broadcast to shape (x's shape right-aligned against it, each dim equal or 1, as b above);
+ * materialised. Backward sums over the broadcast dims in a fixed order. */
+cf_tensor *cf_expand(cf_ctx *ctx, cf_tensor *x, int ndim, const int64_t *shape);
 
 /* ---- activations ---- */
 typedef enum cf_gelu_kind { CF_GELU_ERF, CF_GELU_TANH } cf_gelu_kind;

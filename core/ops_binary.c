@@ -1,4 +1,4 @@
-/* core/ops_binary.c - add, sub, mul with one-sided broadcasting, and scale. */
+/* core/ops_binary.c - add, sub, mul with one-sided broadcasting, expand, and scale. */
 #include <string.h>
 
 #include "core/broadcast.h"
@@ -103,6 +103,38 @@ static cf_tensor *binary(cf_ctx *ctx, binary_kind kind, const char *name, cf_ten
 cf_tensor *cf_add(cf_ctx *ctx, cf_tensor *a, cf_tensor *b) { return binary(ctx, BINARY_ADD, "add", a, b); }
 cf_tensor *cf_sub(cf_ctx *ctx, cf_tensor *a, cf_tensor *b) { return binary(ctx, BINARY_SUB, "sub", a, b); }
 cf_tensor *cf_mul(cf_ctx *ctx, cf_tensor *a, cf_tensor *b) { return binary(ctx, BINARY_MUL, "mul", a, b); }
+
+/* ---- expand: broadcast x to a shape, without an operand to add ---- */
+
+static void expand_backward(cf_ctx *ctx, cf_node *node) {
+    cf_tensor *x = node->in[0];
+    cf_bcast s = cf_bcast_of(node->out, x, "expand", "shape", "x");
+    /* the same fixed-order reduction as add's broadcast operand */
+    if (s.same) {
+        cf_real *dx = cf_grad(ctx, x);
+        const cf_real *g = node->out->grad;
+#pragma omp parallel for schedule(static) if (x->numel > CF_PAR_MIN_WORK)
+        for (int64_t i = 0; i < x->numel; i++) dx[i] += g[i];
+    } else {
+        reduce_into_b(&s, node->out->grad, NULL, 1, cf_grad(ctx, x));
+    }
+}
+
+cf_tensor *cf_expand(cf_ctx *ctx, cf_tensor *x, int ndim, const int64_t *shape) {
+    cf_tensor *out = cf_tensor_new(ctx, ndim, shape);
+    cf_bcast s = cf_bcast_of(out, x, "expand", "shape", "x");
+    int64_t cols = s.cols, bc = s.bstride[3];
+#pragma omp parallel for schedule(static) if (s.rows * cols > CF_PAR_MIN_WORK)
+    for (int64_t r = 0; r < s.rows; r++) {
+        const cf_real *xr = x->data + cf_bcast_b_row(&s, r);
+        cf_real *o = out->data + r * cols;
+        if (bc) memcpy(o, xr, (size_t)cols * sizeof *o);
+        else
+            for (int64_t c = 0; c < cols; c++) o[c] = xr[0];
+    }
+    cf_tape_record(ctx, "expand", expand_backward, out, 1, (cf_tensor *[]){x});
+    return out;
+}
 
 /* ---- scale ---- */
 

@@ -116,8 +116,7 @@ static void mla_expand(cf_ctx *ctx, const cf_nn_attention *a, cf_tensor *c, cf_t
         return;
     }
     /* The RoPE key is shared by all heads: broadcast it (its gradient sums over heads). */
-    cf_tensor *zeros = cf_tensor_zeros(ctx, 4, (int64_t[]){c->shape[0], a->n_heads, c->shape[1], a->qk_rope_dim});
-    cf_tensor *kr = cf_add(ctx, zeros, k_rope);
+    cf_tensor *kr = cf_expand(ctx, k_rope, 4, (int64_t[]){c->shape[0], a->n_heads, c->shape[1], a->qk_rope_dim});
     if (a->qk_nope_dim == 0) {
         *k = kr;
         return;

@@ -82,6 +82,21 @@ TEST(grad_binary_broadcast) {
         }
 }
 
+static cf_tensor *f_expand(cf_ctx *ctx, cf_tensor **in, void *user) {
+    const int64_t *shape = user;
+    return cf_expand(ctx, in[0], 4, shape);
+}
+
+TEST(grad_expand) {
+    int64_t shape[4] = {2, 3, 4, 5};
+    const int64_t x_shapes[][5] = {{4, 2, 1, 4, 5}, {1, 5, 0, 0, 0}, {4, 2, 3, 1, 1}, {4, 1, 3, 4, 1}, {4, 2, 3, 4, 5}};
+    for (size_t c = 0; c < sizeof x_shapes / sizeof x_shapes[0]; c++) {
+        cf_tensor *x = test_param_uniform("x", (int)x_shapes[c][0], x_shapes[c] + 1, -1, 1, 3 + c);
+        GRADCHECK("expand", f_expand, ((cf_tensor *[]){x}), 1, shape);
+        cf_param_free(x);
+    }
+}
+
 static cf_tensor *f_scale(cf_ctx *ctx, cf_tensor **in, void *user) {
     (void)user;
     return cf_scale(ctx, in[0], -1.5);

@@ -199,3 +199,40 @@ TEST(ops_a_no_grad_records_nothing) {
     cf_param_free(x);
     cf_param_free(w);
 }
+
+/* cf_expand is the broadcast MLA used to get by adding a zeros tensor: the same values, and the
+ * same gradient (one reduction order), bit for bit, on 1 and 2 threads. */
+TEST(ops_expand_equals_adding_to_zeros) {
+    const int64_t shape[4] = {3, 8, 40, 64}; /* large enough for the parallel paths */
+    cf_tensor *x = test_param_uniform("x", 4, (int64_t[]){3, 1, 40, 64}, -1, 1, 21);
+    cf_tensor *r = test_param_uniform("r", 4, shape, -1, 1, 22);
+    cf_real *grad_first = NULL;
+    for (int threads = 1; threads <= 2; threads++) {
+        cf_threads_init(threads);
+        cf_real *grads[2], *outs[2];
+        cf_ctx *ctx = cf_ctx_new(1);
+        for (int way = 0; way < 2; way++) { /* one backward per reset, as a training step does */
+            cf_param_zero_grad(x);
+            cf_tensor *y = way == 0 ? cf_expand(ctx, x, 4, shape) : cf_add(ctx, cf_tensor_zeros(ctx, 4, shape), x);
+            cf_backward(ctx, cf_sum(ctx, cf_mul(ctx, y, r)));
+            outs[way] = malloc((size_t)y->numel * sizeof(cf_real));
+            memcpy(outs[way], y->data, (size_t)y->numel * sizeof(cf_real));
+            grads[way] = malloc((size_t)x->numel * sizeof(cf_real));
+            memcpy(grads[way], x->grad, (size_t)x->numel * sizeof(cf_real));
+            cf_ctx_reset(ctx);
+        }
+        CHECK(memcmp(outs[0], outs[1], (size_t)r->numel * sizeof(cf_real)) == 0);
+        CHECK(memcmp(grads[0], grads[1], (size_t)x->numel * sizeof(cf_real)) == 0);
+        free(outs[0]);
+        free(outs[1]);
+        if (grad_first) CHECK(memcmp(grads[0], grad_first, (size_t)x->numel * sizeof(cf_real)) == 0);
+        free(grad_first);
+        grad_first = grads[0];
+        free(grads[1]);
+        cf_ctx_free(ctx);
+    }
+    free(grad_first);
+    cf_threads_init(0);
+    cf_param_free(x);
+    cf_param_free(r);
+}
