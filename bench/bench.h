@@ -6,7 +6,6 @@
 
 typedef struct cf_tensor cf_tensor;
 
-double bench_now(void);                              /* monotonic seconds */
 /* Median of n timings of fn(arg), after `warmup` untimed calls. */
 double bench_median(void (*fn)(void *), void *arg, int warmup, int n);
 

@@ -16,17 +16,6 @@
 #include "core/threads.h"
 #include "core/rng.h"
 
-static double now_ms(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec * 1e3 + t.tv_nsec * 1e-6;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 static void fill(cf_tensor *t, uint64_t seed) {
     cf_rng r = cf_rng_init(seed, CF_RNG_STREAM_TEST);
     for (int64_t i = 0; i < t->numel; i++) t->data[i] = (cf_real)(2 * cf_rng_uniform(&r) - 1);
@@ -49,11 +38,11 @@ static void bench_case(const char *name, int64_t B, int64_t H, int64_t Hkv, int6
     double fwd[REPS], bwd[REPS], tot[REPS];
     for (int rep = -2; rep < REPS; rep++) { /* two warm-up runs size the arena */
         cf_ctx_begin_step(ctx, (uint64_t)rep + 2);
-        double t0 = now_ms();
+        double t0 = 1e3 * cf_now_s();
         cf_tensor *y = cf_attention(ctx, q, k, v, &o);
-        double t1 = now_ms();
+        double t1 = 1e3 * cf_now_s();
         cf_backward_seeded(ctx, y, dout);
-        double t2 = now_ms();
+        double t2 = 1e3 * cf_now_s();
         cf_ctx_reset(ctx);
         if (rep >= 0) {
             fwd[rep] = t1 - t0;
@@ -61,10 +50,7 @@ static void bench_case(const char *name, int64_t B, int64_t H, int64_t Hkv, int6
             tot[rep] = t2 - t0;
         }
     }
-    qsort(fwd, REPS, sizeof fwd[0], cmp_double);
-    qsort(bwd, REPS, sizeof bwd[0], cmp_double);
-    qsort(tot, REPS, sizeof tot[0], cmp_double);
-    double fl = 4.0 * B * H * T * T * D, f = fwd[REPS / 2], b = bwd[REPS / 2], t = tot[REPS / 2];
+    double fl = 4.0 * B * H * T * T * D, f = cf_median(fwd, REPS), b = cf_median(bwd, REPS), t = cf_median(tot, REPS);
     printf("attention %-14s B%lld H%lld Hkv%lld T=S=%lld D%lld: fwd %6.2f ms (%5.1f GFLOP/s)  bwd %6.2f ms "
            "(%5.1f GFLOP/s)  fwd+bwd %6.2f ms (%5.1f GFLOP/s)\n",
            name, (long long)B, (long long)H, (long long)Hkv, (long long)T, (long long)D, f, fl / f * 1e-6, b,

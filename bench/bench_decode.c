@@ -21,15 +21,10 @@ int bench_decode(void);
 
 enum { BD_SENTENCES = 64, BD_SRC_MAX = 24, BD_REPS = 5 };
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* Decode all sentences in batches of `batch`; returns seconds, *tokens the generated tokens. */
 static double decode_all(const cf_transformer *m, cf_ctx *ctx, const int32_t *src, const int32_t *lens,
                          int64_t batch, const cf_decode_opts *o, cf_decode_result *r, int64_t *tokens) {
-    double t0 = bench_now();
+    double t0 = cf_now_s();
     *tokens = 0;
     for (int64_t s = 0; s < BD_SENTENCES; s += batch) {
         int64_t n = BD_SENTENCES - s < batch ? BD_SENTENCES - s : batch, S = 0;
@@ -41,7 +36,7 @@ static double decode_all(const cf_transformer *m, cf_ctx *ctx, const int32_t *sr
         if (cf_decode_batch(m, ctx, packed, lens + s, n, S, o, r) != 0) return -1;
         *tokens += r->offsets[r->n] + r->n;
     }
-    return bench_now() - t0;
+    return cf_now_s() - t0;
 }
 
 int bench_decode(void) {
@@ -86,8 +81,7 @@ int bench_decode(void) {
                 if (rep >= 0) secs[rep] = s;
             }
             if (rc) break;
-            qsort(secs, BD_REPS, sizeof secs[0], cmp_double);
-            double t = secs[BD_REPS / 2];
+            double t = cf_median(secs, BD_REPS);
             printf("decode %-7s batch %2lld: %7.1f ms  %7.1f sentences/s  %8.0f tokens/s  (%.1f tokens/sentence)\n",
                    beams[bi] == 1 ? "greedy" : "beam 4", (long long)batches[bb], t * 1e3, BD_SENTENCES / t,
                    (double)tokens / t, (double)tokens / BD_SENTENCES);

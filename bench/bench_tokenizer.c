@@ -13,22 +13,6 @@
 
 int bench_tokenizer(void);
 
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
-static int by_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *t, int n) {
-    qsort(t, (size_t)n, sizeof *t, by_double);
-    return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
-}
-
 /* Multi30k lives next to the main checkout (../shared/data/multi30k); worktrees sit one level deeper. */
 static const char *find_multi30k(char *buf, size_t size) {
     const char *env = getenv("CF_MULTI30K_DIR");
@@ -59,16 +43,16 @@ int bench_tokenizer(void) {
     cf_bpe *tok = NULL;
     for (int r = 0; r < RUNS; r++) {
         cf_bpe_free(tok);
-        double t0 = now_s();
+        double t0 = cf_now_s();
         tok = cf_bpe_train_files(files, 2, 8000);
-        t[r] = now_s() - t0;
+        t[r] = cf_now_s() - t0;
         if (!tok) {
             fprintf(stderr, "error: %s\n", cf_error_message());
             return 1;
         }
     }
     printf("tokenizer: train on Multi30k train de+en (58k lines, gzip read included), vocab %d: %.3f s (median of %d)\n",
-           cf_bpe_vocab_size(tok), median(t, RUNS), RUNS);
+           cf_bpe_vocab_size(tok), cf_median(t, RUNS), RUNS);
 
     /* The text in memory, one buffer of lines. */
     size_t cap = 1 << 22, n = 0, n_lines = 0;
@@ -95,28 +79,28 @@ int bench_tokenizer(void) {
         /* cold: a freshly loaded tokenizer, empty word cache (what corpus loading sees) */
         cf_bpe *fresh = cf_bpe_from_json(json, strlen(json), "bench");
         for (int pass = 0; pass < 2; pass++) {
-            double t0 = now_s();
+            double t0 = cf_now_s();
             for (size_t i = 0; i < n_lines; i++) {
                 ids.n = 0;
                 cf_bpe_encode(fresh, text + line_off[i], line_off[i + 1] - line_off[i] - 1, &ids);
             }
-            (pass ? warm : cold)[r] = (double)n / 1e6 / (now_s() - t0);
+            (pass ? warm : cold)[r] = (double)n / 1e6 / (cf_now_s() - t0);
         }
         cf_bpe_free(fresh);
     }
     printf("tokenizer: encode %.1f MB of Multi30k text: %.1f MB/s cold cache, %.1f MB/s warm (median of %d)\n",
-           (double)n / 1e6, median(cold, RUNS), median(warm, RUNS), RUNS);
+           (double)n / 1e6, cf_median(cold, RUNS), cf_median(warm, RUNS), RUNS);
 
     /* decode: all lines, ids -> bytes */
     cf_ids all = {0};
     cf_bpe_encode(tok, text, n, &all);
     char *out = cf_xmalloc(n + 1);
     for (int r = 0; r < RUNS; r++) {
-        double t0 = now_s();
+        double t0 = cf_now_s();
         size_t m = cf_bpe_decode(tok, all.data, all.n, out, n + 1);
-        t[r] = (double)m / 1e6 / (now_s() - t0);
+        t[r] = (double)m / 1e6 / (cf_now_s() - t0);
     }
-    printf("tokenizer: decode %.1f MB/s (%.2f bytes per token)\n", median(t, RUNS), (double)n / (double)all.n);
+    printf("tokenizer: decode %.1f MB/s (%.2f bytes per token)\n", cf_median(t, RUNS), (double)n / (double)all.n);
 
     /* batches: fill cost at a typical budget, against the cost of a training step (milliseconds) */
     cf_corpus_opts co = {.src_path = de, .tgt_path = en, .max_len = 128};
@@ -125,13 +109,13 @@ int bench_tokenizer(void) {
         cf_batcher *it = cf_batcher_new(c, &(cf_batch_opts){.batch_tokens = 4096, .seed = 1, .shuffle = true});
         int64_t nb = cf_batcher_n_batches(it);
         for (int r = 0; r < RUNS; r++) {
-            double t0 = now_s();
+            double t0 = cf_now_s();
             for (int64_t k = 0; k < nb; k++) cf_batcher_next(it);
-            t[r] = (now_s() - t0) / (double)nb * 1e6;
+            t[r] = (cf_now_s() - t0) / (double)nb * 1e6;
         }
         printf("batching: %lld batches of <= 4096 tokens per epoch, %.1f us to fill one (median of %d epochs): "
                "no prefetch thread needed\n",
-               (long long)nb, median(t, RUNS), RUNS);
+               (long long)nb, cf_median(t, RUNS), RUNS);
         cf_batcher_free(it);
         cf_corpus_free(c);
     }

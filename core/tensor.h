@@ -30,7 +30,8 @@ typedef struct cf_tensor {
     char *name;                 /* parameters: PyTorch-style name; NULL otherwise */
 } cf_tensor;
 
-/* Parameters (and any tensor that must outlive a step, e.g. gradcheck inputs). */
+/* Parameters (and any tensor that must outlive a step, e.g. gradcheck inputs), owned by the
+ * caller: a model registers its parameters with nn/params.h's cf_params_add instead. */
 cf_tensor *cf_param_new(const char *name, int ndim, const int64_t *shape);
 void cf_param_free(cf_tensor *p);
 void cf_param_zero_grad(cf_tensor *p);

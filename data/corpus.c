@@ -5,16 +5,6 @@
 #include "core/common.h"
 #include "data/corpus.h"
 
-static void *grow_to(void *p, int64_t *cap, int64_t need, size_t elem) {
-    if (need <= *cap) return p;
-    int64_t c = *cap ? *cap : 1024;
-    while (c < need) c *= 2;
-    p = realloc(p, (size_t)c * elem);
-    CF_ASSERT(p != NULL, "out of memory");
-    *cap = c;
-    return p;
-}
-
 cf_corpus *cf_corpus_new(void) {
     cf_corpus *c = cf_xcalloc(1, sizeof *c);
     c->src_off = cf_xcalloc(1, sizeof(int64_t));
@@ -23,21 +13,22 @@ cf_corpus *cf_corpus_new(void) {
 }
 
 void cf_corpus_add(cf_corpus *c, const int32_t *src, int64_t n_src, const int32_t *tgt, int64_t n_tgt) {
-    int64_t old = c->cap_pairs;
-    c->line = grow_to(c->line, &c->cap_pairs, c->n + 1, sizeof(int64_t));
+    /* the per-pair arrays grow together, to the capacity of `line` */
+    size_t old = c->cap_pairs;
+    c->line = cf_grow(c->line, &c->cap_pairs, (size_t)c->n + 1, sizeof(int64_t));
     if (c->cap_pairs != old) {
-        int64_t tmp = old;
-        c->src_off = grow_to(c->src_off, &tmp, c->cap_pairs + 1, sizeof(int64_t));
+        size_t tmp = old;
+        c->src_off = cf_grow(c->src_off, &tmp, c->cap_pairs + 1, sizeof(int64_t));
         tmp = old;
-        c->tgt_off = grow_to(c->tgt_off, &tmp, c->cap_pairs + 1, sizeof(int64_t));
+        c->tgt_off = cf_grow(c->tgt_off, &tmp, c->cap_pairs + 1, sizeof(int64_t));
         tmp = old;
-        c->src_text_off = grow_to(c->src_text_off, &tmp, c->cap_pairs, sizeof(int64_t));
+        c->src_text_off = cf_grow(c->src_text_off, &tmp, c->cap_pairs, sizeof(int64_t));
         tmp = old;
-        c->tgt_text_off = grow_to(c->tgt_text_off, &tmp, c->cap_pairs, sizeof(int64_t));
+        c->tgt_text_off = cf_grow(c->tgt_text_off, &tmp, c->cap_pairs, sizeof(int64_t));
     }
     int64_t s0 = c->src_off[c->n], t0 = c->tgt_off[c->n];
-    c->src_ids = grow_to(c->src_ids, &c->cap_src, s0 + n_src, sizeof(int32_t));
-    c->tgt_ids = grow_to(c->tgt_ids, &c->cap_tgt, t0 + n_tgt, sizeof(int32_t));
+    c->src_ids = cf_grow(c->src_ids, &c->cap_src, (size_t)(s0 + n_src), sizeof(int32_t));
+    c->tgt_ids = cf_grow(c->tgt_ids, &c->cap_tgt, (size_t)(t0 + n_tgt), sizeof(int32_t));
     memcpy(c->src_ids + s0, src, (size_t)n_src * sizeof(int32_t));
     memcpy(c->tgt_ids + t0, tgt, (size_t)n_tgt * sizeof(int32_t));
     c->src_off[c->n + 1] = s0 + n_src;
@@ -51,8 +42,8 @@ void cf_corpus_add(cf_corpus *c, const int32_t *src, int64_t n_src, const int32_
     if (n_tgt > c->stats.max_tgt_len) c->stats.max_tgt_len = (int32_t)n_tgt;
 }
 
-static void add_text(char **pool, int64_t *cap, int64_t *off_out, int64_t used_before, const char *s, size_t n) {
-    *pool = grow_to(*pool, cap, used_before + (int64_t)n + 1, 1);
+static void add_text(char **pool, size_t *cap, int64_t *off_out, int64_t used_before, const char *s, size_t n) {
+    *pool = cf_grow(*pool, cap, (size_t)used_before + n + 1, 1);
     memcpy(*pool + used_before, s, n);
     (*pool)[used_before + (int64_t)n] = '\0';
     *off_out = used_before;

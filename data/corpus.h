@@ -53,7 +53,7 @@ typedef struct cf_corpus {
     char *src_text, *tgt_text;       /* keep_text only: NUL-terminated lines back to back */
     int64_t *src_text_off, *tgt_text_off; /* [n] */
     cf_corpus_stats stats;
-    int64_t cap_pairs, cap_src, cap_tgt, cap_src_text, cap_tgt_text; /* internal growth */
+    size_t cap_pairs, cap_src, cap_tgt, cap_src_text, cap_tgt_text; /* internal growth (cf_grow) */
 } cf_corpus;
 
 cf_corpus *cf_corpus_load(const cf_corpus_opts *o, cf_bpe *tok);

@@ -240,16 +240,6 @@ static void cache_clear(cf_bpe *t, size_t slots) {
     t->cache_ids_n = 0;
 }
 
-static void *grow(void *p, size_t *cap, size_t need, size_t elem) {
-    if (need <= *cap) return p;
-    size_t c = *cap ? *cap : 4096;
-    while (c < need) c *= 2;
-    p = realloc(p, c * elem);
-    CF_ASSERT(p != NULL, "out of memory");
-    *cap = c;
-    return p;
-}
-
 static void encode_word(cf_bpe *t, const char *w, size_t n, cf_ids *out) {
     enum { CACHE_MAX_SLOTS = 1 << 20 };
     uint64_t h = bpe_hash_bytes(w, n);
@@ -285,8 +275,8 @@ static void encode_word(cf_bpe *t, const char *w, size_t n, cf_ids *out) {
         i = h & t->cache_mask;
         while (t->cache[i].hash) i = (i + 1) & t->cache_mask;
     }
-    t->cache_bytes = grow(t->cache_bytes, &t->cache_bytes_cap, t->cache_bytes_n + n, 1);
-    t->cache_ids = grow(t->cache_ids, &t->cache_ids_cap, t->cache_ids_n + (size_t)m, sizeof(int32_t));
+    t->cache_bytes = cf_grow(t->cache_bytes, &t->cache_bytes_cap, t->cache_bytes_n + n, 1);
+    t->cache_ids = cf_grow(t->cache_ids, &t->cache_ids_cap, t->cache_ids_n + (size_t)m, sizeof(int32_t));
     memcpy(t->cache_bytes + t->cache_bytes_n, w, n);
     memcpy(t->cache_ids + t->cache_ids_n, sym, (size_t)m * sizeof(int32_t));
     t->cache[i] = (bpe_cache_slot){h, (uint32_t)t->cache_bytes_n, (uint32_t)n, (uint32_t)t->cache_ids_n, (uint32_t)m};
@@ -377,7 +367,7 @@ static void trainer_add_word(cf_bpe_trainer *tr, const char *w, size_t n) {
         CF_ASSERT(tr->w_off && tr->w_count && tr->w_len && tr->w_hash, "out of memory");
         tr->words_cap = c;
     }
-    tr->bytes = grow(tr->bytes, &tr->bytes_cap, tr->bytes_n + n, 1);
+    tr->bytes = cf_grow(tr->bytes, &tr->bytes_cap, tr->bytes_n + n, 1);
     memcpy(tr->bytes + tr->bytes_n, w, n);
     size_t k = tr->n_words++;
     tr->w_off[k] = (int64_t)tr->bytes_n;
@@ -583,7 +573,7 @@ cf_bpe *cf_bpe_trainer_finish_ex(cf_bpe_trainer *tr, int vocab_size, int64_t min
                 pt.p[q].count += wc;
                 if (fresh) {
                     pair_add_word(&pt.p[q], w);
-                    touched = grow(touched, &cap_touched, n_touched + 1, sizeof(int32_t));
+                    touched = cf_grow(touched, &cap_touched, n_touched + 1, sizeof(int32_t));
                     touched[n_touched++] = q;
                 }
             }

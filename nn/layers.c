@@ -7,11 +7,11 @@
 
 void cf_nn_linear_init(cf_nn_linear *l, cf_params *ps, cf_rng *r, int64_t in, int64_t out, bool bias,
                        const char *prefix) {
-    l->weight = cf_params_new(ps, 2, (int64_t[]){out, in}, "%s.weight", prefix);
+    l->weight = cf_params_add(ps, 2, (int64_t[]){out, in}, "%s.weight", prefix);
     cf_init_xavier_uniform(l->weight, r);
     l->bias = NULL;
     if (bias) {
-        l->bias = cf_params_new(ps, 1, (int64_t[]){out}, "%s.bias", prefix);
+        l->bias = cf_params_add(ps, 1, (int64_t[]){out}, "%s.bias", prefix);
         cf_init_const(l->bias, 0);
     }
 }
@@ -19,11 +19,11 @@ void cf_nn_linear_init(cf_nn_linear *l, cf_params *ps, cf_rng *r, int64_t in, in
 void cf_nn_norm_init(cf_nn_norm *n, cf_params *ps, cf_norm_kind kind, int64_t d, double eps, const char *prefix) {
     n->kind = kind;
     n->eps = eps;
-    n->weight = cf_params_new(ps, 1, (int64_t[]){d}, "%s.weight", prefix);
+    n->weight = cf_params_add(ps, 1, (int64_t[]){d}, "%s.weight", prefix);
     cf_init_const(n->weight, 1);
     n->bias = NULL;
     if (kind == CF_NORM_LAYERNORM) {
-        n->bias = cf_params_new(ps, 1, (int64_t[]){d}, "%s.bias", prefix);
+        n->bias = cf_params_add(ps, 1, (int64_t[]){d}, "%s.bias", prefix);
         cf_init_const(n->bias, 0);
     }
 }
@@ -83,7 +83,7 @@ void cf_nn_positions_init(cf_nn_positions *p, cf_params *ps, cf_rng *r, cf_pos_k
         for (int64_t pos = 0; pos < max_len; pos++)
             for (int64_t i = 0; i < d; i++) p->table->data[pos * d + i] = (cf_real)cf_sinusoid(pos, i, d);
     } else if (kind == CF_POS_LEARNED) {
-        p->table = cf_params_new(ps, 2, (int64_t[]){max_len, d}, "%s.weight", prefix);
+        p->table = cf_params_add(ps, 2, (int64_t[]){max_len, d}, "%s.weight", prefix);
         cf_init_normal(p->table, 0.02, r);
     }
 }

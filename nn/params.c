@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-cf_tensor *cf_params_new(cf_params *ps, int ndim, const int64_t *shape, const char *fmt, ...) {
+cf_tensor *cf_params_add(cf_params *ps, int ndim, const int64_t *shape, const char *fmt, ...) {
     char name[256];
     va_list ap;
     va_start(ap, fmt);

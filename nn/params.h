@@ -2,13 +2,14 @@
  *
  * Usage:
  *     cf_params ps = {0};
- *     cf_tensor *w = cf_params_new(&ps, 2, (int64_t[]){512, 128}, "encoder.layers.%d.ffn.fc1.weight", i);
- *     cf_params_init_xavier(w, &rng);          // or _zeros / _ones / _normal
+ *     cf_tensor *w = cf_params_add(&ps, 2, (int64_t[]){512, 128}, "encoder.layers.%d.ffn.fc1.weight", i);
+ *     cf_init_xavier_uniform(w, &rng);         // or cf_init_normal / cf_init_const
  *     ... cf_params_find(&ps, "encoder.layers.0.ffn.fc1.weight") ...
  *     cf_params_free(&ps);                      // frees the tensors too
  *
- * Names follow PyTorch's state_dict conventions so that checkpoints load into an equivalent
- * PyTorch module (docs/model.md lists every name and shape).
+ * cf_params_add makes the parameter (core's cf_param_new, which registers nothing) and adds it to
+ * the registry, which owns it from then on. Names follow PyTorch's state_dict conventions so that
+ * checkpoints load into an equivalent PyTorch module (docs/model.md lists every name and shape).
  */
 #ifndef CF_PARAMS_H
 #define CF_PARAMS_H
@@ -21,7 +22,8 @@ typedef struct cf_params {
     int n, cap;
 } cf_params;
 
-cf_tensor *cf_params_new(cf_params *ps, int ndim, const int64_t *shape, const char *fmt, ...)
+/* A new zeroed parameter named fmt..., registered in ps (which frees it); a name may be used once. */
+cf_tensor *cf_params_add(cf_params *ps, int ndim, const int64_t *shape, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 cf_tensor *cf_params_find(const cf_params *ps, const char *name);
 int64_t cf_params_numel(const cf_params *ps);

@@ -52,12 +52,12 @@ cf_transformer *cf_transformer_new(const cf_model_config *cfg, uint64_t seed) {
     int64_t d = c->d_model;
 
     /* Xavier-uniform like every other matrix (the embedding is [V, d]). */
-    m->src_embed = cf_params_new(ps, 2, (int64_t[]){c->src_vocab, d}, "encoder.embed_tokens.weight");
+    m->src_embed = cf_params_add(ps, 2, (int64_t[]){c->src_vocab, d}, "encoder.embed_tokens.weight");
     cf_init_xavier_uniform(m->src_embed, &r);
     if (c->share_embeddings) {
         m->tgt_embed = m->src_embed;
     } else {
-        m->tgt_embed = cf_params_new(ps, 2, (int64_t[]){c->tgt_vocab, d}, "decoder.embed_tokens.weight");
+        m->tgt_embed = cf_params_add(ps, 2, (int64_t[]){c->tgt_vocab, d}, "decoder.embed_tokens.weight");
         cf_init_xavier_uniform(m->tgt_embed, &r);
     }
     cf_nn_positions_init(&m->enc_pos, ps, &r, c->pos_encoding, c->max_len, d, "encoder.embed_positions");
@@ -73,7 +73,7 @@ cf_transformer *cf_transformer_new(const cf_model_config *cfg, uint64_t seed) {
     if (c->tie_output) {
         m->output_proj = m->tgt_embed;
     } else {
-        m->output_proj = cf_params_new(ps, 2, (int64_t[]){c->tgt_vocab, d}, "output_proj.weight");
+        m->output_proj = cf_params_add(ps, 2, (int64_t[]){c->tgt_vocab, d}, "output_proj.weight");
         cf_init_xavier_uniform(m->output_proj, &r);
     }
     return m;

@@ -28,10 +28,10 @@ typedef struct fixture {
 
 static void fx_init_kind(fixture *f, uint64_t seed, int steps, bool extra, bool wide_fc, cf_optim_kind kind) {
     memset(f, 0, sizeof *f);
-    cf_params_new(&f->ps, 2, wide_fc ? (int64_t[]){3, 4} : (int64_t[]){4, 3}, "enc.fc.weight");
-    cf_params_new(&f->ps, 1, (int64_t[]){3}, "enc.fc.bias");
-    cf_params_new(&f->ps, 2, (int64_t[]){5, 2}, "src_embed.weight");
-    if (extra) cf_params_new(&f->ps, 1, (int64_t[]){2}, "dec.out.bias");
+    cf_params_add(&f->ps, 2, wide_fc ? (int64_t[]){3, 4} : (int64_t[]){4, 3}, "enc.fc.weight");
+    cf_params_add(&f->ps, 1, (int64_t[]){3}, "enc.fc.bias");
+    cf_params_add(&f->ps, 2, (int64_t[]){5, 2}, "src_embed.weight");
+    if (extra) cf_params_add(&f->ps, 1, (int64_t[]){2}, "dec.out.bias");
     cf_param_list_init(&f->pl);
     for (int i = 0; i < f->ps.n; i++) {
         cf_tensor *p = f->ps.items[i];
@@ -404,8 +404,8 @@ TEST(checkpoint_refuses_other_model) {
     fixture saved, small;
     const char *dir = save_one("extra", 100, &saved);
     memset(&small, 0, sizeof small);
-    cf_params_new(&small.ps, 2, (int64_t[]){4, 3}, "enc.fc.weight");
-    cf_params_new(&small.ps, 1, (int64_t[]){3}, "enc.fc.bias");
+    cf_params_add(&small.ps, 2, (int64_t[]){4, 3}, "enc.fc.weight");
+    cf_params_add(&small.ps, 1, (int64_t[]){3}, "enc.fc.bias");
     CHECK(cf_checkpoint_load(dir, &small.ps, NULL, NULL, NULL) == -1);
     CHECK_ERR("/model.safetensors: tensor 'src_embed.weight' belongs to no parameter");
     CHECK(small.ps.items[0]->data[0] == 0 && small.ps.items[1]->data[2] == 0);

@@ -35,12 +35,6 @@
 
 /* ---- small utilities ---- */
 
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
 static void sleep_s(double s) {
     struct timespec t = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
     while (nanosleep(&t, &t) != 0 && errno == EINTR) {}
@@ -196,7 +190,7 @@ static int decode_status(int status) { return WIFEXITED(status) ? WEXITSTATUS(st
 
 /* Waits up to timeout_s; true (and p->code set) if the process ended. */
 static bool wait_for(proc *p, double timeout_s) {
-    double t_end = now_s() + timeout_s;
+    double t_end = cf_now_s() + timeout_s;
     for (;;) {
         int status;
         pid_t r = waitpid(p->pid, &status, WNOHANG);
@@ -204,7 +198,7 @@ static bool wait_for(proc *p, double timeout_s) {
             p->code = decode_status(status);
             return true;
         }
-        if (r < 0 || now_s() >= t_end) return false;
+        if (r < 0 || cf_now_s() >= t_end) return false;
         sleep_s(0.002);
     }
 }
@@ -323,9 +317,9 @@ static const char *run_a(void) {
         return dir;
     }
     dir = run_path(root_dir(), "A");
-    double t0 = now_s();
+    double t0 = cf_now_s();
     result r = train(dir, false, NULL);
-    run_a_secs = now_s() - t0;
+    run_a_secs = cf_now_s() - t0;
     CHECK_CODE(r, 0);
     ok = r.code == 0;
     result_free(&r);
@@ -587,10 +581,10 @@ TEST(e2e_resume_is_bit_identical) {
 static bool kill_when(const char *dir, const char *const *extra, bool (*until)(const char *, pid_t), double max_s,
                       int *code, bool *mid_save) {
     proc p = start_train(dir, true, extra);
-    double t_end = now_s() + max_s;
+    double t_end = cf_now_s() + max_s;
     bool ended = false;
     /* a short poll: a checkpoint of the tiny model is written in a few milliseconds */
-    while (!(ended = wait_for(&p, 0)) && now_s() < t_end && !(until && until(dir, p.pid))) sleep_s(0.0002);
+    while (!(ended = wait_for(&p, 0)) && cf_now_s() < t_end && !(until && until(dir, p.pid))) sleep_s(0.0002);
     if (!ended) {
         kill_and_reap(&p, SIGKILL);
         /* it may have ended on its own between the check and the kill */
@@ -670,8 +664,8 @@ TEST(e2e_ctrl_c_writes_a_checkpoint_and_resumes) {
     char *d = run_path(root_dir(), "D");
     proc p = start_train(d, false, NULL);
     /* SIGINT once the loop runs (before, the default action would just end the process). */
-    double t_end = now_s() + TIMEOUT_S;
-    while (!wait_for(&p, 0) && !logged_a_step(p.out_path) && now_s() < t_end) sleep_s(0.001);
+    double t_end = cf_now_s() + TIMEOUT_S;
+    while (!wait_for(&p, 0) && !logged_a_step(p.out_path) && cf_now_s() < t_end) sleep_s(0.001);
     kill(p.pid, SIGINT);
     result r = finish(&p);
     CHECK_CODE(r, 130);

@@ -6,12 +6,11 @@ dq, dk, dv of loss = (out * R).sum(), computed in float64 and stored as F32 (key
 Grouped KV heads are expanded with repeat_interleave here (the C kernel never copies them).
 The safetensors file is written by hand (no safetensors package needed).
 """
-import json
 import math
 import os
-import struct
 
 import torch
+from safetensors_io import write_safetensors
 
 # name, B, H, Hkv, T, S, Dk, Dv, causal, window, key_lens  (mirrored by tests/test_attention.c)
 CASES = [
@@ -47,25 +46,6 @@ def reference(q, k, v, causal, window, key_lens):
     return p @ v
 
 
-def write_safetensors(path, tensors):
-    header, blobs, offset = {}, [], 0
-    for name, t in tensors.items():
-        if t.dtype == torch.int32:
-            dtype, raw = "I32", t.contiguous().numpy().astype("<i4").tobytes()
-        else:
-            dtype, raw = "F32", t.to(torch.float32).contiguous().numpy().astype("<f4").tobytes()
-        header[name] = {"dtype": dtype, "shape": list(t.shape), "data_offsets": [offset, offset + len(raw)]}
-        blobs.append(raw)
-        offset += len(raw)
-    text = json.dumps(header, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)  # keep the data 8-byte aligned
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)))
-        f.write(text)
-        for raw in blobs:
-            f.write(raw)
-
-
 def main():
     torch.manual_seed(1234)
     out = {}
@@ -84,7 +64,7 @@ def main():
         if key_lens is not None:
             out[f"{name}.key_lens"] = torch.tensor(key_lens, dtype=torch.int32)
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "attention.safetensors")
-    write_safetensors(os.path.normpath(path), out)
+    write_safetensors(os.path.normpath(path), out.items())
     print(f"wrote {os.path.normpath(path)} ({os.path.getsize(path)} bytes, {len(out)} tensors)")
 
 

@@ -15,11 +15,11 @@ The safetensors file is written by hand (no safetensors package needed).
 import json
 import math
 import os
-import struct
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from safetensors_io import write_safetensors
 
 # ---------------------------------------------------------------------------------------------
 # Config: the fields of cf_model_config (nn/config.h) with cf_model_config_default()'s values.
@@ -416,25 +416,6 @@ def randomize(model, seed):
             p.copy_(value.to(torch.float32).to(p.dtype))
 
 
-def write_safetensors(path, tensors, metadata):
-    header, blobs, offset = {"__metadata__": metadata}, [], 0
-    for name, t in tensors.items():
-        if t.dtype == torch.int32:
-            dtype, raw = "I32", t.contiguous().numpy().astype("<i4").tobytes()
-        else:
-            dtype, raw = "F32", t.detach().to(torch.float32).contiguous().numpy().astype("<f4").tobytes()
-        header[name] = {"dtype": dtype, "shape": list(t.shape), "data_offsets": [offset, offset + len(raw)]}
-        blobs.append(raw)
-        offset += len(raw)
-    text = json.dumps(header, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)  # keep the data 8-byte aligned
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)))
-        f.write(text)
-        for raw in blobs:
-            f.write(raw)
-
-
 def make_fixture(name, overrides, seed, out_dir):
     cfg = ModelConfig(**dict(BASE, **overrides))
     model = Transformer(cfg).double()
@@ -463,7 +444,7 @@ def make_fixture(name, overrides, seed, out_dir):
     metadata = {"config": json.dumps(cfg.to_dict()), "label_smoothing": repr(LABEL_SMOOTHING),
                 "pad_id": str(PAD_ID)}
     path = os.path.join(out_dir, f"model_{name}.safetensors")
-    write_safetensors(path, tensors, metadata)
+    write_safetensors(path, tensors.items(), metadata, metadata_first=True)
     n_params = sum(p.numel() for p in params.values())
     print(f"wrote {path}: loss {loss.item():.6f}, {len(params)} tensors, {n_params} params, "
           f"{os.path.getsize(path)} bytes")

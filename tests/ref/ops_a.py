@@ -7,12 +7,11 @@ NAME.x (input), NAME.w / NAME.b (parameters, when used), NAME.r (upstream gradie
 sum(out * r)), NAME.out, NAME.grad_x, NAME.grad_w, NAME.grad_b. The safetensors file is written by
 hand (8-byte little-endian header length, JSON header, raw little-endian data).
 """
-import json
 import os
-import struct
 
 import numpy as np
 import torch
+from safetensors_io import write_safetensors
 
 torch.manual_seed(1234)
 torch.set_num_threads(1)
@@ -78,26 +77,8 @@ case("rmsnorm", lambda t, w: rmsnorm(t, w, 1e-6), uniform((3, 4, 40), -2, 2), (u
 case("rmsnorm_plain", lambda t: rmsnorm(t, None, 1e-6), uniform((7, 19), -2, 2))
 
 
-def write_safetensors(path, named):
-    header, offset, blobs = {}, 0, []
-    for name in sorted(named):
-        a = np.ascontiguousarray(named[name], dtype="<f4")
-        data = a.tobytes()
-        header[name] = {"dtype": "F32", "shape": list(a.shape), "data_offsets": [offset, offset + len(data)]}
-        offset += len(data)
-        blobs.append(data)
-    header["__metadata__"] = {"source": "tests/ref/ops_a.py", "torch": torch.__version__}
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * (-len(h) % 8)  # keep the data 8-byte aligned
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for blob in blobs:
-            f.write(blob)
-
-
 here = os.path.dirname(os.path.abspath(__file__))
 out_path = os.path.join(here, "..", "fixtures", "ops_a.safetensors")
 os.makedirs(os.path.dirname(out_path), exist_ok=True)
-write_safetensors(out_path, tensors)
+write_safetensors(out_path, sorted(tensors.items()), {"source": "tests/ref/ops_a.py", "torch": torch.__version__})
 print("wrote %s: %d tensors, %d bytes" % (os.path.normpath(out_path), len(tensors), os.path.getsize(out_path)))

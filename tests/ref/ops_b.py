@@ -7,13 +7,12 @@ For an op with a non-scalar output the backward pass is taken from loss = (out *
 fixed random R stored as `<case>.R`; scalar outputs are differentiated directly.
 The safetensors file is written by hand (8-byte little-endian header length, JSON header, raw data).
 """
-import json
 import os
-import struct
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from safetensors_io import write_safetensors
 
 torch.manual_seed(1234)
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "ops_b.safetensors")
@@ -137,25 +136,6 @@ for name, fn in [("sum", torch.sum), ("mean", torch.mean)]:
     put(name + ".grad_x", x.grad)
 
 
-def write_safetensors(path, arrays):
-    header, blobs, off = {}, [], 0
-    for name in sorted(arrays):
-        a = arrays[name]
-        raw = a.astype(a.dtype.newbyteorder("<")).tobytes()
-        header[name] = {"dtype": {np.dtype(np.float32): "F32", np.dtype(np.int32): "I32"}[a.dtype],
-                        "shape": list(a.shape), "data_offsets": [off, off + len(raw)]}
-        blobs.append(raw)
-        off += len(raw)
-    header["__metadata__"] = {"source": "tests/ref/ops_b.py", "torch": torch.__version__}
-    text = json.dumps(header, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)  # pad so the data starts 8-byte aligned
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)))
-        f.write(text)
-        for raw in blobs:
-            f.write(raw)
-
-
 os.makedirs(os.path.dirname(OUT), exist_ok=True)
-write_safetensors(OUT, tensors)
+write_safetensors(OUT, sorted(tensors.items()), {"source": "tests/ref/ops_b.py", "torch": torch.__version__})
 print(f"wrote {os.path.normpath(OUT)}: {len(tensors)} tensors, {os.path.getsize(OUT)} bytes")

@@ -17,13 +17,12 @@ Tensor names:
   clip.grad.<p>            gradients before clipping; clip.norm = [norm] (the same for both cases)
   clip.<case>.<p>          gradients after clip_grad_norm_(max_norm) for case big / small
 """
-import json
 import math
 import os
-import struct
 
 import numpy as np
 import torch
+from safetensors_io import write_safetensors
 
 T = 10
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -38,23 +37,6 @@ def put(name, value):
         a = a.reshape(1)
     assert name not in tensors, name
     tensors[name] = a
-
-
-def write_safetensors(path, items):
-    header, blobs, offset = {}, [], 0
-    for name in sorted(items):
-        raw = items[name].astype("<f4").tobytes()
-        header[name] = {"dtype": "F32", "shape": list(items[name].shape), "data_offsets": [offset, offset + len(raw)]}
-        blobs.append(raw)
-        offset += len(raw)
-    header["__metadata__"] = {"generator": "tests/ref/optim.py", "torch": torch.__version__}
-    text = json.dumps(header, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)  # keep the data 8-byte aligned
-    with open(path, "wb") as fp:
-        fp.write(struct.pack("<Q", len(text)))
-        fp.write(text)
-        for b in blobs:
-            fp.write(b)
 
 
 torch.manual_seed(1234)
@@ -181,5 +163,5 @@ for case, max_norm in (("big", 100.0), ("small", 1.5)):
         put(f"clip.{case}.{n}", p.grad)
 
 os.makedirs(os.path.dirname(OUT), exist_ok=True)
-write_safetensors(OUT, tensors)
+write_safetensors(OUT, sorted(tensors.items()), {"generator": "tests/ref/optim.py", "torch": torch.__version__})
 print(f"wrote {os.path.normpath(OUT)}: {len(tensors)} tensors")
