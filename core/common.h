@@ -2,7 +2,10 @@
  * the clock.
  *
  * Usage:
- *     if (!cf_something(...)) { fprintf(stderr, "error: %s\n", cf_error_message()); return 2; }
+ *     cf_st_file *f = cf_st_open(path);            // any library call that can fail on input
+ *     if (!f) { fprintf(stderr, "error: %s\n", cf_error_message()); return 2; }
+ *     double t0 = cf_now_s();
+ *     int64_t *ids = cf_xmalloc(n * sizeof *ids);  // aborts with file:line when out of memory
  *
  * The library is compiled twice from the same sources: with cf_real = float (libcformer.a, what
  * users train with) and with cf_real = double (libcformer_f64.a, used only by the finite-difference

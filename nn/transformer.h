@@ -7,7 +7,7 @@
  *
  * Usage (inference, grad mode off):
  *     cf_tensor *mem = cf_transformer_encode(ctx, m, src, B, S, src_lens);
- *     cf_decode_state *st = cf_decode_state_new(m, B, max_len);
+ *     cf_decode_state *st = cf_decode_state_new(m, B, max_len, S);    // caches for max_len tokens
  *     logits = cf_transformer_decode_step(ctx, m, st, mem, src_lens, ids);   // [B, 1, V]
  *
  * Layout (docs/model.md gives every parameter's name and shape):
