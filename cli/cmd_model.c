@@ -171,10 +171,16 @@ int cf_cmd_translate(int argc, char **argv) {
     free(line);
     const int32_t **src = cf_xmalloc((size_t)(n ? n : 1) * sizeof *src);
     int64_t *lens = cf_xmalloc((size_t)(n ? n : 1) * sizeof *lens);
+    int64_t limit = r.model->cfg.max_len - 1, n_cut = 0; /* the model's positions, less one for <eos> */
     for (int64_t i = 0; i < n; i++) {
         src[i] = ids[i].data;
         lens[i] = ids[i].n;
+        n_cut += lens[i] > limit;
     }
+    if (n_cut)
+        fprintf(stderr, "warning: %lld of %lld source lines have more than model.max_len - 1 = %lld tokens: only "
+                "their first %lld tokens are translated\n", (long long)n_cut, (long long)n, (long long)limit,
+                (long long)limit);
     char **out = cf_translate_ids(r.ctx, r.model, r.tgt_tok, src, lens, n, &o, r.cfg.decode.batch_size);
     rc = out ? 0 : 1;
     if (!out) fprintf(stderr, "error: %s\n", cf_error_message());

@@ -78,7 +78,7 @@ static const cf_config_key keys[] = {
     {K_PATH("data.test_src", data.test_src, "test source (optional)")},
     {K_PATH("data.test_tgt", data.test_tgt, "test target")},
     {K_PATH("data.test_tsv", data.test_tsv, "test pairs as one TSV file")},
-    {K_PATH("data.tokenizer", data.tokenizer, "an existing tokenizer.json; null: train a BPE on the training data"), SHAPES},
+    {K_PATH("data.tokenizer", data.tokenizer, "an existing tokenizer.json for both sides; null: train a BPE on the training data (with data.shared_vocab false one per side, and this key must be null)"), SHAPES},
     {K_INT("data.vocab_size", data.vocab_size, 260, 1000000, "BPE vocabulary size (4 specials + 256 bytes + merges)"), SHAPES},
     {K_BOOL("data.shared_vocab", data.shared_vocab, "one tokenizer for both languages (needed by model.share_embeddings); false: one per side, tokenizer.json and tokenizer.tgt.json"), SHAPES},
     {K_INT("data.max_len", data.max_len, 1, NO_LIMIT, "training pairs with more tokens on either side are dropped")},
@@ -144,7 +144,7 @@ static const cf_config_key keys[] = {
 
     {K_INT("decode.beam", decode.beam, 1, 1024, "beam size; 1: greedy")},
     {K_GE("decode.length_penalty", decode.length_penalty, 0, "GNMT alpha: hypotheses are ranked by `score / ((5 + len) / 6)^alpha`")},
-    {K_GE("decode.max_len_a", decode.max_len_a, 0, "output length limit = a * source length + b (capped by model.max_len)")},
+    {K_GE("decode.max_len_a", decode.max_len_a, 0, "output length limit: floor(a * source length + b) tokens before `<eos>`, the source length counting its `<eos>`; at most model.max_len - 1 (docs/decoding.md)")},
     {K_INT("decode.max_len_b", decode.max_len_b, 0, NO_LIMIT, "see max_len_a")},
     {K_INT("decode.eval_beam", decode.eval_beam, 1, 1024, "beam size for validation BLEU during training")},
     {K_INT("decode.batch_size", decode.batch_size, 1, NO_LIMIT, "sentences decoded together")},

@@ -48,8 +48,8 @@ typedef struct cf_train_config {
 typedef struct cf_decode_config {
     int64_t beam;                   /* 1: greedy */
     double length_penalty;          /* GNMT alpha: score / ((5 + len) / 6)^alpha */
-    double max_len_a;               /* max output length = a * source length + b (capped by model.max_len) */
-    int64_t max_len_b;
+    double max_len_a;               /* max output tokens = floor(a * source length incl. <eos> + b) ... */
+    int64_t max_len_b;              /* ... at most model.max_len - 1 (translate/decode.h) */
     int64_t eval_beam;              /* beam used for validation BLEU during training */
     int64_t batch_size;             /* sentences decoded together */
 } cf_decode_config;
