@@ -27,8 +27,9 @@ static size_t utf8_seq_len(const unsigned char *s, size_t n) {
     return len;
 }
 
-/* The model emits bytes; a hypothesis must be text. Invalid bytes become U+FFFD, as Python's
- * bytes.decode(errors="replace") would show them. */
+/* The model emits bytes; a hypothesis must be text. Each byte that does not begin a valid
+ * sequence becomes U+FFFD (Python's errors="replace" gives one per maximal invalid subsequence
+ * instead, so a truncated multi-byte sequence differs: docs/decoding.md). */
 static char *utf8_sanitized(const char *s, size_t n) {
     char *out = cf_xmalloc(3 * n + 1), *o = out;
     for (size_t i = 0; i < n;) {

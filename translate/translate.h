@@ -10,9 +10,8 @@
  * Sources are decoded in batches of batch_size sentences of similar length (less padding), each
  * with <eos> appended, and the outputs come back in input order, detokenised with the target
  * tokenizer. A source longer than model.max_len - 1 tokens is cut to its first max_len - 1 tokens
- * (the <eos> takes the last position) rather than refused. Output bytes that are not valid UTF-8
- * become U+FFFD, as Python's bytes.decode(errors="replace") shows them. docs/decoding.md has the
- * rules.
+ * (the <eos> takes the last position) rather than refused. Each output byte that does not begin
+ * a valid UTF-8 sequence becomes U+FFFD. docs/decoding.md has the rules.
  */
 #ifndef CF_TRANSLATE_TRANSLATE_H
 #define CF_TRANSLATE_TRANSLATE_H
