@@ -11,6 +11,7 @@
 
 #include "core/common.h"
 #include "tests/test.h"
+#include "tests/testlib.h"
 
 enum { MAX_NAMES = 4096, NAME_LEN = 64, MAX_ARITIES = 4 };
 
@@ -23,19 +24,6 @@ typedef struct known {
 
 static known names[MAX_NAMES];
 static int n_names;
-
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = cf_xmalloc((size_t)n + 1);
-    size_t got = fread(s, 1, (size_t)n, f);
-    fclose(f);
-    s[got] = '\0';
-    return s;
-}
 
 /* Arguments of the call or declaration whose "(" is at s: 0 for "()" or "(void)", -1 when "..."
  * stands among them (variadic, or an example that elides them), -2 when there is no ")". */
@@ -102,14 +90,22 @@ static void strip_comments(char *s) {
     }
 }
 
-static void learn(const char *code) {
-    for (const char *p = strchr(code, '('); p; p = strchr(p + 1, '(')) {
+/* The next "cf_name(" in text at or after p: its "(" (NULL when there is none), name filled in. */
+static const char *next_call(const char *text, const char *p, char name[NAME_LEN]) {
+    for (p = strchr(p, '('); p; p = strchr(p + 1, '(')) {
         const char *b;
-        size_t n = ident_before(code, p, &b);
+        size_t n = ident_before(text, p, &b);
         if (!n) continue;
-        char name[NAME_LEN];
         memcpy(name, b, n);
         name[n] = '\0';
+        return p;
+    }
+    return NULL;
+}
+
+static void learn(const char *code) {
+    char name[NAME_LEN];
+    for (const char *p = next_call(code, code, name); p; p = next_call(code, p + 1, name)) {
         known *k = find(name);
         if (!k) {
             CF_ASSERT(n_names < MAX_NAMES, "too many names");
@@ -145,7 +141,7 @@ TEST(headers_usage_examples_name_real_functions) {
     CHECK(glob(pattern, 0, NULL, &g) == 0 && g.gl_pathc > 30);
     char **texts = cf_xcalloc(g.gl_pathc + 1, sizeof *texts);
     for (size_t i = 0; i < g.gl_pathc; i++) {
-        texts[i] = slurp(g.gl_pathv[i]);
+        texts[i] = test_read_file(g.gl_pathv[i], NULL);
         CHECK_MSG(texts[i], "cannot read %s", g.gl_pathv[i]);
         if (!texts[i]) continue;
         char *code = strdup(texts[i]);
@@ -158,13 +154,8 @@ TEST(headers_usage_examples_name_real_functions) {
         char *usage = texts[i] ? opening_comment(texts[i]) : NULL;
         const char *rel = g.gl_pathv[i] + strlen(CF_SOURCE_DIR) + 1;
         if (!usage) continue;
-        for (const char *p = strchr(usage, '('); p; p = strchr(p + 1, '(')) {
-            const char *b;
-            size_t n = ident_before(usage, p, &b);
-            if (!n) continue;
-            char name[NAME_LEN];
-            memcpy(name, b, n);
-            name[n] = '\0';
+        char name[NAME_LEN];
+        for (const char *p = next_call(usage, usage, name); p; p = next_call(usage, p + 1, name)) {
             n_calls++;
             const known *k = find(name);
             if (!k) {

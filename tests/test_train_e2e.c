@@ -51,21 +51,6 @@ static char *fmt(const char *f, ...) {
     return s;
 }
 
-/* The whole file (NUL-terminated, *n its size), or NULL. */
-static char *slurp(const char *path, size_t *n) {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return NULL;
-    fseek(fp, 0, SEEK_END);
-    long size = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    char *buf = cf_xmalloc((size_t)size + 1);
-    size_t got = fread(buf, 1, (size_t)size, fp);
-    fclose(fp);
-    buf[got] = 0;
-    if (n) *n = got;
-    return buf;
-}
-
 static bool write_text(const char *path, const char *text) {
     FILE *fp = fopen(path, "w");
     if (!fp) return false;
@@ -77,7 +62,7 @@ static bool exists(const char *path) { return access(path, F_OK) == 0; }
 
 /* The first n lines of src copied to dst. */
 static bool head_lines(const char *src, const char *dst, int n) {
-    char *text = slurp(src, NULL);
+    char *text = test_read_file(src, NULL);
     if (!text) return false;
     char *p = text;
     for (int i = 0; i < n && p; i++) {
@@ -220,7 +205,7 @@ static result finish(proc *p) {
         p->code = -1;
         test_fail(__FILE__, __LINE__, "timed out after %.0f s", TIMEOUT_S);
     }
-    result r = {.code = p->code, .out = slurp(p->out_path, NULL), .err = slurp(p->err_path, NULL)};
+    result r = {.code = p->code, .out = test_read_file(p->out_path, NULL), .err = test_read_file(p->err_path, NULL)};
     if (!r.out) r.out = strdup("");
     if (!r.err) r.err = strdup("");
     free(p->out_path);
@@ -329,7 +314,7 @@ static const char *run_a(void) {
 /* Files a and b are byte-identical. */
 static bool same_bytes(const char *a, const char *b) {
     size_t na, nb;
-    char *x = slurp(a, &na), *y = slurp(b, &nb);
+    char *x = test_read_file(a, &na), *y = test_read_file(b, &nb);
     bool same = x && y && na == nb && memcmp(x, y, na) == 0;
     free(x);
     free(y);
@@ -373,7 +358,7 @@ static void check_final_like_a(const char *dir, bool same_config) {
  * "train STEP LOSS LR" and "eval STEP VALID_LOSS BLEU". Checks every line against the contract. */
 static char *metrics_digest(const char *dir, const char *file, int line) {
     char *path = run_path(dir, "metrics.jsonl");
-    char *text = slurp(path, NULL);
+    char *text = test_read_file(path, NULL);
     size_t cap = 1024, used = 0;
     char *out = cf_xmalloc(cap);
     out[0] = 0;
@@ -418,7 +403,7 @@ static void check_metrics_like_a(const char *dir) {
 /* state.json of step STEPS equals run A's but for the wall-clock time. */
 static void check_state_like_a(const char *dir) {
     char *pa = ckpt_file(run_a(), STEPS, "state.json"), *pb = ckpt_file(dir, STEPS, "state.json");
-    char *ta = slurp(pa, NULL), *tb = slurp(pb, NULL);
+    char *ta = test_read_file(pa, NULL), *tb = test_read_file(pb, NULL);
     cJSON *a = cJSON_Parse(ta ? ta : ""), *b = cJSON_Parse(tb ? tb : "");
     cJSON_DeleteItemFromObjectCaseSensitive(a, "elapsed_s");
     cJSON_DeleteItemFromObjectCaseSensitive(b, "elapsed_s");
@@ -486,13 +471,13 @@ TEST(e2e_train_run_dir_eval_translate_info) {
     char *best = run_path(a, "checkpoints/best/model.safetensors");
     CHECK_MSG(exists(best), "best does not name a checkpoint");
     free(best);
-    char *cfg_path = run_path(a, "config.json"), *cfg_text = slurp(cfg_path, NULL);
+    char *cfg_path = run_path(a, "config.json"), *cfg_text = test_read_file(cfg_path, NULL);
     cJSON *cfg = cJSON_Parse(cfg_text ? cfg_text : "");
     CHECK_MSG(cJSON_IsObject(cfg), "%s is not a JSON object", cfg_path);
     cJSON_Delete(cfg);
     free(cfg_text);
     free(cfg_path);
-    char *svg_path = run_path(a, "curves.svg"), *svg = slurp(svg_path, NULL);
+    char *svg_path = run_path(a, "curves.svg"), *svg = test_read_file(svg_path, NULL);
     CHECK_MSG(svg && strstr(svg, "<svg") && strstr(svg, "</svg>"), "%s is not an SVG", svg_path);
     free(svg);
     free(svg_path);
@@ -654,7 +639,7 @@ TEST(e2e_sigkill_at_any_moment_then_resume) {
 /* ---- 4. Ctrl-C ---- */
 
 static bool logged_a_step(const char *out_path) {
-    char *text = slurp(out_path, NULL);
+    char *text = test_read_file(out_path, NULL);
     bool yes = text && strstr(text, "\nstep ");
     free(text);
     return yes;
@@ -709,11 +694,11 @@ TEST(e2e_ctrl_c_writes_a_checkpoint_and_resumes) {
 
 TEST(e2e_refuse_shape_change_on_resume) {
     const char *a = run_a();
-    char *metrics = run_path(a, "metrics.jsonl"), *before = slurp(metrics, NULL);
+    char *metrics = run_path(a, "metrics.jsonl"), *before = test_read_file(metrics, NULL);
     result r = train(a, true, (const char *[]){"model.d_model=64", NULL});
     CHECK_REFUSED(r, "model.d_model changed from 32 to 64");
     result_free(&r);
-    char *after = slurp(metrics, NULL);
+    char *after = test_read_file(metrics, NULL);
     CHECK_MSG(before && after && strcmp(before, after) == 0, "a refused resume changed %s", metrics);
     CHECK(latest_step(a) == STEPS);
     free(before);
@@ -761,7 +746,7 @@ TEST(e2e_refuse_eval_without_checkpoints) {
     CHECK_REFUSED(r, "not a checkpoint directory");
     result_free(&r);
     /* a run killed before its first checkpoint */
-    char *src = run_path(run_a(), "config.json"), *dst = run_path(dir, "config.json"), *text = slurp(src, NULL);
+    char *src = run_path(run_a(), "config.json"), *dst = run_path(dir, "config.json"), *text = test_read_file(src, NULL);
     CHECK(text && write_text(dst, text));
     r = cli(NULL, "eval", dir, NULL);
     CHECK_REFUSED(r, "no checkpoints yet");
@@ -792,7 +777,7 @@ TEST(e2e_refuse_corrupted_checkpoint) {
     /* one flipped bit in the last tensor's data: the header still parses, only the CRC can tell */
     char *model = ckpt_file(dir, STEPS, "model.safetensors");
     size_t n = 0;
-    char *bytes = slurp(model, &n);
+    char *bytes = test_read_file(model, &n);
     CHECK(bytes && n > 100);
     if (bytes && n > 100) {
         bytes[n - 7] ^= 0x10;

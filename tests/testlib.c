@@ -86,3 +86,17 @@ cf_tensor *test_fixture_param(const cf_st_file *f, const char *name) {
     }
     return p;
 }
+
+char *test_read_file(const char *path, size_t *n) {
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return NULL;
+    fseek(fp, 0, SEEK_END);
+    long size = ftell(fp);
+    fseek(fp, 0, SEEK_SET);
+    char *buf = cf_xmalloc((size_t)size + 1);
+    size_t got = fread(buf, 1, (size_t)size, fp);
+    fclose(fp);
+    buf[got] = 0;
+    if (n) *n = got;
+    return buf;
+}

@@ -10,6 +10,8 @@
 const char *test_fixture_path(const char *name);
 /* A fresh empty temporary directory under /tmp (static buffer). */
 const char *test_tmpdir(const char *tag);
+/* The whole file, NUL-terminated (malloc'ed; *n its size when n is not NULL), or NULL. */
+char *test_read_file(const char *path, size_t *n);
 /* Uniform values in [lo, hi) from a seeded generator. */
 void test_fill_uniform(cf_real *x, int64_t n, double lo, double hi, uint64_t seed);
 /* A parameter (persistent tensor) filled with uniform values. */
