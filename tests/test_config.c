@@ -437,3 +437,24 @@ TEST(config_doc_in_sync) {
     free(generated);
     free(on_disk);
 }
+
+/* The resume check refuses a change to exactly these keys (they fix parameter, optimizer-state or
+ * vocabulary shapes); the table's SHAPES flag is where that list lives. */
+TEST(config_shape_keys_are_flagged_in_the_table) {
+    static const char *expected[] = {"data.tokenizer", "data.vocab_size", "data.shared_vocab", "model.d_model",
+        "model.n_heads", "model.n_kv_heads", "model.head_dim", "model.attention", "model.kv_lora_rank",
+        "model.q_lora_rank", "model.qk_nope_dim", "model.qk_rope_dim", "model.v_head_dim", "model.enc_layers",
+        "model.dec_layers", "model.d_ff", "model.activation", "model.norm", "model.pre_norm", "model.pos_encoding",
+        "model.max_len", "model.bias", "model.share_embeddings", "model.tie_output", "optim.kind"};
+    const size_t n_expected = sizeof expected / sizeof expected[0];
+    int n;
+    const cf_config_key *keys = cf_config_keys(&n);
+    size_t flagged = 0;
+    for (int i = 0; i < n; i++) {
+        bool want = false;
+        for (size_t j = 0; j < n_expected; j++) want |= strcmp(keys[i].path, expected[j]) == 0;
+        CHECK_MSG(keys[i].sets_shapes == want, "%s: sets_shapes is %d", keys[i].path, keys[i].sets_shapes);
+        flagged += keys[i].sets_shapes;
+    }
+    CHECK(flagged == n_expected);
+}
