@@ -24,7 +24,7 @@
  *
  * model.safetensors: every parameter as F32 under its PyTorch-style name, in registration order,
  * with __metadata__ {"format": "cformer", "version": CF_VERSION, "config": <run config JSON>}.
- * optim.safetensors: cf_optimizer_state_save's tensors (docs/optim.md).
+ * optim.safetensors: cf_optimizer_state_save's tensors (train/optim_state.h, docs/optim.md).
  * state.json: the caller's fields plus "format": "cformer-checkpoint-1", "version", "step" and
  * "files": {"model.safetensors": {"bytes": n, "crc32": "1a2b3c4d"}, "optim.safetensors": {...}}.
  *
