@@ -23,7 +23,7 @@
  * a fixed order, and dq of a query head belongs to its KV head's task: results are bit-identical
  * for any thread count.
  *
- * The per-block GEMMs go to OpenBLAS (single-threaded inside our parallel region): for 256 heads
+ * The per-block GEMMs go to OpenBLAS through cf_gemm_serial (one thread, inside our parallel region): for 256 heads
  * at T = S = 48, D = 32 on one core, q k^T in 16-row blocks took 0.69 ms with sgemm vs 1.18 ms
  * with fmaf loops vectorised over keys (k transposed once per head), and P v 0.37-0.59 ms vs
  * 1.6 ms. The softmax and the dropout RNG, not the GEMMs, were the slow parts: both are written
@@ -33,6 +33,7 @@
 #include <omp.h>
 #include <string.h>
 
+#include "core/gemm.h"
 #include "core/kernel.h"
 #include "core/ops.h"
 #include "core/rng.h"
@@ -138,8 +139,8 @@ static void attn_forward_head(const attn_cfg *c, int64_t b, int64_t h, const cf_
         }
         int64_t nk = hi - lo;
         /* scores [nr, nk] = q_blk @ k_vis^T * scale, written into P's rows */
-        cf_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nr, (int)nk, (int)Dk, (cf_real)c->scale,
-                q_h + i0 * Dk, (int)Dk, k_h + lo * Dk, (int)Dk, 0, p_h + i0 * S + lo, (int)S);
+        cf_gemm_serial(false, true, nr, nk, Dk, (cf_real)c->scale, q_h + i0 * Dk, Dk, k_h + lo * Dk, Dk, 0,
+                       p_h + i0 * S + lo, S);
         for (int64_t i = i0; i < i1; i++) {
             cf_real *p = p_h + i * S, *d = pd + (i - i0) * S;
             int64_t l, r;
@@ -155,8 +156,7 @@ static void attn_forward_head(const attn_cfg *c, int64_t b, int64_t h, const cf_
         }
         /* out_blk [nr, Dv] = Pd[:, lo:hi] @ v[lo:hi] */
         const cf_real *w = drop ? pd + lo : p_h + i0 * S + lo;
-        cf_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nr, (int)Dv, (int)nk, 1, w, (int)S, v_h + lo * Dv,
-                (int)Dv, 0, out_h + i0 * Dv, (int)Dv);
+        cf_gemm_serial(false, false, nr, Dv, nk, 1, w, S, v_h + lo * Dv, Dv, 0, out_h + i0 * Dv, Dv);
     }
 }
 
@@ -195,8 +195,7 @@ static void attn_backward(cf_ctx *ctx, cf_node *node) {
                 if (!attn_block_range(c, b, i0, i1, &lo, &hi)) continue;
                 int64_t nk = hi - lo;
                 /* ds [nr, nk] = dO_blk @ v_vis^T: the gradient of the (dropped) weights */
-                cf_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nr, (int)nk, (int)Dv, 1, do_h + i0 * Dv,
-                        (int)Dv, v_h + lo * Dv, (int)Dv, 0, ds, (int)nk);
+                cf_gemm_serial(false, true, nr, nk, Dv, 1, do_h + i0 * Dv, Dv, v_h + lo * Dv, Dv, 0, ds, nk);
                 for (int64_t i = i0; i < i1; i++) {
                     const cf_real *p = p_h + i * S + lo;
                     cf_real *d = ds + (i - i0) * nk, *w = pd + (i - i0) * nk;
@@ -229,15 +228,15 @@ static void attn_backward(cf_ctx *ctx, cf_node *node) {
                     }
                 }
                 if (dq_h) /* dq_blk [nr, Dk] += dS @ k_vis * scale */
-                    cf_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nr, (int)Dk, (int)nk, (cf_real)c->scale, ds,
-                            (int)nk, k_h + lo * Dk, (int)Dk, 1, dq_h + i0 * Dk, (int)Dk);
+                    cf_gemm_serial(false, false, nr, Dk, nk, (cf_real)c->scale, ds, nk, k_h + lo * Dk, Dk, 1,
+                                   dq_h + i0 * Dk, Dk);
                 if (dk_h) /* dk_vis [nk, Dk] += dS^T @ q_blk * scale */
-                    cf_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)nk, (int)Dk, (int)nr, (cf_real)c->scale, ds,
-                            (int)nk, q_h + i0 * Dk, (int)Dk, 1, dk_h + lo * Dk, (int)Dk);
+                    cf_gemm_serial(true, false, nk, Dk, nr, (cf_real)c->scale, ds, nk, q_h + i0 * Dk, Dk, 1,
+                                   dk_h + lo * Dk, Dk);
                 if (dv_h) { /* dv_vis [nk, Dv] += Pd^T @ dO_blk */
                     const cf_real *wp = drop ? pd : p_h + i0 * S + lo;
-                    cf_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)nk, (int)Dv, (int)nr, 1, wp,
-                            (int)(drop ? nk : S), do_h + i0 * Dv, (int)Dv, 1, dv_h + lo * Dv, (int)Dv);
+                    cf_gemm_serial(true, false, nk, Dv, nr, 1, wp, drop ? nk : S, do_h + i0 * Dv, Dv, 1,
+                                   dv_h + lo * Dv, Dv);
                 }
             }
         }

@@ -86,3 +86,5 @@ cf_tensor *test_fixture_param(const cf_st_file *f, const char *name) {
     }
     return p;
 }
+
+const int test_thread_counts[TEST_N_THREAD_COUNTS] = {1, 2, 3, 4};
