@@ -30,7 +30,8 @@
 #include "train/config.h"
 
 static const char *usage =
-    "usage: cformer bench CONFIG [--steps N] [--warmup N] [--threads N] [--set key.path=value]... [--json]\n"
+    "usage: cformer bench CONFIG [--steps N] [--warmup N] [--threads N] [--fixed-threads] [--set key.path=value]...\n"
+    "                    [--json]\n"
     "\n"
     "Time full training steps (forward, label-smoothed loss, backward, clip, optimizer step, zero grad,\n"
     "arena reset) of CONFIG's model on random batches of bench.batch_size x bench.src_len/bench.tgt_len\n"
@@ -38,7 +39,8 @@ static const char *usage =
     "source+target tokens/s, GFLOP/s, peak RSS and the mallocs made during the timed steps.\n"
     "  --steps N        timed steps (bench.steps)\n"
     "  --warmup N       untimed steps first (bench.warmup)\n"
-    "  --threads N      threads (train.threads; 0 = all cores)\n"
+    "  --threads N      threads (train.threads; 0 = every CPU this process may use)\n"
+    "  --fixed-threads  keep that count even when other processes take cores (train.adapt_threads false)\n"
     "  --set key.path=v override a config key (repeatable), e.g. --set bench.batch_size=64\n"
     "  --json           one JSON object on stdout instead of the report\n";
 
@@ -121,12 +123,14 @@ static int run_bench(const cf_config *cfg, bool json) {
 
     size_t arena_mallocs0 = 0, heap0 = 0;
     double first_loss = 0, last_loss = 0;
+    int min_threads = cf_threads_max(), max_used = 0; /* over the timed steps (load following) */
     for (int64_t step = 0; step < n_warm + n_steps; step++) {
         fill_batch(&rng, V, B, S, T, src, tgt_in, tgt_out);
         if (step == n_warm) {
             arena_mallocs0 = ctx->arena.mallocs;
             heap0 = heap_in_use();
         }
+        int threads = cf_threads_adapt(); /* what the trainer does between updates */
         double t0 = now_s();
         cf_ctx_begin_step(ctx, (uint64_t)step);
         cf_ce_stats stats = {0};
@@ -152,6 +156,8 @@ static int run_bench(const cf_config *cfg, bool json) {
             times[PH_OPTIM * n_steps + k] = t3 - t2;
             times[PH_RESET * n_steps + k] = t4 - t3;
             times[PH_TOTAL * n_steps + k] = t4 - t0;
+            if (threads < min_threads) min_threads = threads;
+            if (threads > max_used) max_used = threads;
         }
     }
     size_t arena_mallocs = ctx->arena.mallocs - arena_mallocs0;
@@ -166,12 +172,13 @@ static int run_bench(const cf_config *cfg, bool json) {
     const char *coretype = getenv("OPENBLAS_CORETYPE");
 
     if (json) {
-        printf("{\"impl\":\"cformer\",\"config\":\"%s\",\"threads\":%d,\"batch\":%lld,\"src_len\":%lld,\"tgt_len\":%lld,"
+        printf("{\"impl\":\"cformer\",\"config\":\"%s\",\"threads\":%d,\"threads_min\":%d,\"threads_max_used\":%d,"
+               "\"adaptive\":%s,\"batch\":%lld,\"src_len\":%lld,\"tgt_len\":%lld,"
                "\"vocab\":%lld,\"params\":%lld,\"steps\":%lld,\"warmup\":%lld,\"step_ms\":%.4f,\"tgt_tok_s\":%.1f,"
                "\"tok_s\":%.1f,\"gflop_s\":%.2f,\"peak_rss_mib\":%.1f,\"rss_start_mib\":%.1f,\"arena_mallocs\":%zu,"
                "\"heap_delta_bytes\":%lld,\"arena_mib\":%.1f,\"arena_used_mib\":%.1f,\"first_loss\":%.4f,\"last_loss\":%.4f,"
                "\"forward_ms\":%.4f,\"backward_ms\":%.4f,\"optim_ms\":%.4f,\"reset_ms\":%.4f,\"openblas_coretype\":\"%s\"}\n",
-               cfg->name, cf_threads_count(), (long long)B, (long long)S, (long long)T, (long long)V,
+               cfg->name, cf_threads_max(), min_threads, max_used, cf_threads_adaptive() ? "true" : "false", (long long)B, (long long)S, (long long)T, (long long)V,
                (long long)cf_transformer_num_params(m), (long long)n_steps, (long long)n_warm, t_step * 1e3, tgt_tps,
                all_tps, gflops, rss_peak, rss_start, arena_mallocs, heap_delta,
                (double)cf_arena_capacity(&ctx->arena) / (1 << 20), (double)ctx->arena.high_water / (1 << 20), first_loss, last_loss, med[PH_FORWARD] * 1e3,
@@ -181,8 +188,11 @@ static int run_bench(const cf_config *cfg, bool json) {
                cfg->name, (long long)mc.d_model, (long long)mc.n_heads, (long long)mc.enc_layers,
                (long long)mc.dec_layers, (long long)mc.d_ff, (long long)V, (double)cf_transformer_num_params(m) / 1e6);
         printf("batch %lld x %lld/%lld tokens, %d threads (OpenBLAS %s), OPENBLAS_CORETYPE=%s, %lld warm-up + %lld "
-               "timed steps\n", (long long)B, (long long)S, (long long)T, cf_threads_count(), cf_threads_blas_model(),
+               "timed steps\n", (long long)B, (long long)S, (long long)T, cf_threads_max(), cf_threads_blas_model(),
                coretype ? coretype : "(unset)", (long long)n_warm, (long long)n_steps);
+        if (cf_threads_adaptive())
+            printf("threads used    %d-%d of %d (load following; other processes used %.2f CPUs at the last "
+                   "sample)\n", min_threads, max_used, cf_threads_max(), cf_threads_load_others());
         printf("loss %.4f (first step) -> %.4f (last step)\n", first_loss, last_loss);
         printf("median step     %9.2f ms\n", t_step * 1e3);
         for (int p = 0; p < PH_TOTAL; p++)
@@ -222,6 +232,7 @@ int cf_cmd_bench(int argc, char **argv) {
     int n_sets = 0, n_owned = 0, status = 2;
     static const struct { const char *flag, *key; } flags[] = {
         {"--steps", "bench.steps"}, {"--warmup", "bench.warmup"}, {"--threads", "train.threads"}};
+    static char fixed[] = "train.adapt_threads=false";
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         bool matched = false;
@@ -240,6 +251,8 @@ int cf_cmd_bench(int argc, char **argv) {
             goto done;
         } else if (strcmp(a, "--json") == 0) {
             json = true;
+        } else if (strcmp(a, "--fixed-threads") == 0) {
+            sets[n_sets++] = fixed;
         } else if (strcmp(a, "--set") == 0 && i + 1 < argc) {
             sets[n_sets++] = argv[++i];
         } else if (strncmp(a, "--set=", 6) == 0) {
@@ -261,7 +274,12 @@ int cf_cmd_bench(int argc, char **argv) {
         goto done;
     }
     status = 1;
-    if (cf_threads_init((int)cfg.train.threads) != 0 || run_bench(&cfg, json) != 0)
+    int rc = cf_threads_init((int)cfg.train.threads);
+    if (rc == 0) {
+        cf_threads_set_adaptive(cfg.train.adapt_threads);
+        rc = run_bench(&cfg, json);
+    }
+    if (rc != 0)
         fprintf(stderr, "error: %s\n", cf_error_message());
     else
         status = 0;

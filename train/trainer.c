@@ -175,7 +175,7 @@ static cJSON *state_to_json(const trainer *t, double elapsed) {
     cJSON_AddNumberToObject(win, "loss_sum", t->w.loss_sum);
     cJSON_AddNumberToObject(win, "tokens", t->w.tokens);
     cJSON_AddNumberToObject(win, "updates", (double)t->w.updates);
-    cJSON_AddNumberToObject(s, "threads", cf_threads_count());
+    cJSON_AddNumberToObject(s, "threads", cf_threads_max());
     return s;
 }
 
@@ -302,6 +302,10 @@ static int resume_from_checkpoint(trainer *t, bool *resumed) {
     if (cf_checkpoint_load(ckpt, &t->model->params, t->opt, &state, NULL) != 0) goto out;
     if (state_from_json(t, state, ckpt) != 0) goto out;
     say(t, "resume: continuing from %s (step %lld)\n", ckpt, (long long)t->step);
+    int saved_threads = (int)json_num(state, "threads", 0);
+    if (saved_threads > 0 && saved_threads != cf_threads_max())
+        say(t, "resume: the checkpoint was written with %d threads, this run uses %d (results are identical for "
+               "any thread count)\n", saved_threads, cf_threads_max());
     *resumed = true;
     rc = 0;
 out:
@@ -362,6 +366,7 @@ static int train_loop(trainer *t) {
     bool saved_now = false;
     while (t->step < tc->max_steps && !stop_requested) {
         double loss_sum = 0, tokens = 0;
+        cf_threads_adapt(); /* safe between updates: results do not depend on the thread count */
         for (int64_t micro = 0; micro < tc->grad_accum; micro++) {
             const cf_batch *b = cf_batcher_next(t->batches);
             /* Dropout masks are keyed by the micro-batch number: distinct per micro-batch, and a
@@ -405,7 +410,7 @@ static int train_loop(trainer *t) {
             double dt = now_s() - w.t0, tps = dt > 0 ? w.tokens / dt : 0;
             cf_train_event e = {.step = t->step, .epoch = (int64_t)cf_batcher_state(t->batches).epoch,
                                 .loss = w.tokens > 0 ? w.loss_sum / w.tokens : 0, .lr = lr, .grad_norm = grad_norm,
-                                .tokens_per_s = tps, .elapsed_s = elapsed};
+                                .tokens_per_s = tps, .elapsed_s = elapsed, .threads = cf_threads_count()};
             if (cf_metrics_log_train(&t->metrics, &e) != 0) return 1;
             double eta = dt / (double)w.updates * (double)(tc->max_steps - t->step);
             if (!t->args->quiet) {
@@ -413,6 +418,9 @@ static int train_loop(trainer *t) {
                 printf("step %6lld/%lld | epoch %lld | loss %.4f | lr %.2e | gnorm %.2f | %.0f tok/s | ETA %02d:%02d",
                        (long long)t->step, (long long)tc->max_steps, (long long)e.epoch, e.loss, lr, grad_norm, tps,
                        (int)(eta / 60), (int)eta % 60);
+                if (cf_threads_count() != cf_threads_max()) /* the machine is busy: say why it is slower */
+                    printf(" | %d of %d threads (other processes use %.1f CPUs)", cf_threads_count(),
+                           cf_threads_max(), cf_threads_load_others());
                 if (!t->tty) printf("\n");
                 fflush(stdout);
             }
@@ -551,6 +559,7 @@ int cf_train(const cf_train_args *a) {
     }
     code = 1;
     if (cf_threads_init((int)t.cfg.train.threads) != 0) goto fail;
+    cf_threads_set_adaptive(t.cfg.train.adapt_threads);
     char *latest = cf_path_join(t.dir, "checkpoints/latest");
     bool has_ckpt = access(latest, F_OK) == 0;
     free(latest);
