@@ -96,7 +96,10 @@ static void linear_backward(cf_ctx *ctx, cf_node *node) {
         cf_gemm_rm(false, false, rows, in, outc, 1, dy, outc, w->data, in, 1, cf_grad(ctx, x), in);
     if (w->requires_grad) /* dw[OUT,IN] += dy^T @ x */
         cf_gemm_rm(true, false, outc, in, rows, 1, dy, outc, x->data, in, 1, cf_grad(ctx, w), in);
-    if (bias && bias->requires_grad) cf_col_sum_add(dy, rows, outc, outc, cf_grad(ctx, bias));
+    if (bias && bias->requires_grad) {
+        double *scratch = cf_scratch(ctx, (size_t)cf_col_sum_scratch(rows, outc) * sizeof(double));
+        cf_col_sum_add(dy, rows, outc, outc, cf_grad(ctx, bias), scratch);
+    }
 }
 
 cf_tensor *cf_linear(cf_ctx *ctx, cf_tensor *x, cf_tensor *w, cf_tensor *bias) {
