@@ -46,7 +46,8 @@ typedef struct trainer {
     const cf_train_args *args;
     cf_config cfg;
     char *dir;
-    char *config_json;
+    char *config_json;              /* the effective config: config.json */
+    char *ckpt_config_json;         /* the same without how-to-run keys: the checkpoints' metadata */
     cf_bpe *src_tok, *tgt_tok;  /* the same tokenizer when the vocabulary is shared */
     cf_corpus *train, *valid, *test;
     cf_transformer *model;
@@ -238,6 +239,29 @@ static bool changes_shapes(const char *key) {
     return false;
 }
 
+/* Keys that say how a run executes, not what it computes: left out of the checkpoints' metadata,
+ * so that the same training on 1 or 8 threads writes byte-identical files (config.json keeps them;
+ * state.json records the thread count). */
+static const char *const run_only_keys[][2] = {{"train", "threads"}, {"train", "adapt_threads"}};
+
+static bool is_run_only(const char *section, const char *key) {
+    for (size_t i = 0; i < sizeof run_only_keys / sizeof run_only_keys[0]; i++)
+        if (strcmp(section, run_only_keys[i][0]) == 0 && strcmp(key, run_only_keys[i][1]) == 0) return true;
+    return false;
+}
+
+static char *checkpoint_config_json(const char *config_json) {
+    cJSON *root = cJSON_Parse(config_json);
+    CF_ASSERT(root, "the effective config does not parse");
+    for (size_t i = 0; i < sizeof run_only_keys / sizeof run_only_keys[0]; i++)
+        cJSON_DeleteItemFromObjectCaseSensitive(cJSON_GetObjectItemCaseSensitive(root, run_only_keys[i][0]),
+                                                run_only_keys[i][1]);
+    char *text = cJSON_Print(root);
+    cJSON_Delete(root);
+    CF_ASSERT(text, "cJSON_Print failed");
+    return text;
+}
+
 /* Compare the checkpoint's config with the one given now: refuse shape changes, report others. */
 static int check_resume_config(trainer *t, const char *saved_json, const char *ckpt) {
     cf_config saved;
@@ -255,6 +279,7 @@ static int check_resume_config(trainer *t, const char *saved_json, const char *c
             const cJSON *old = cJSON_IsObject(sec) ? cJSON_GetObjectItemCaseSensitive(old_sec, it->string) : old_sec;
             snprintf(key, sizeof key, cJSON_IsObject(sec) ? "%s.%s" : "%s", sec->string, it->string);
             if (old && cJSON_Compare(old, it, true)) continue;
+            if (cJSON_IsObject(sec) && is_run_only(sec->string, it->string)) continue;
             char *was = old ? cJSON_PrintUnformatted(old) : strdup("(absent)");
             char *is = cJSON_PrintUnformatted(it);
             if (changes_shapes(key)) {
@@ -347,7 +372,7 @@ static int evaluate(trainer *t, double elapsed) {
 
 static int save(trainer *t, bool is_best, double elapsed) {
     cJSON *state = state_to_json(t, elapsed);
-    int rc = cf_checkpoint_save(t->dir, t->step, &t->model->params, t->opt, state, t->config_json, is_best,
+    int rc = cf_checkpoint_save(t->dir, t->step, &t->model->params, t->opt, state, t->ckpt_config_json, is_best,
                                 (int)t->cfg.train.keep_last);
     cJSON_Delete(state);
     if (rc == 0) say(t, "saved checkpoint step %lld%s\n", (long long)t->step, is_best ? " (best)" : "");
@@ -535,6 +560,7 @@ static void trainer_free(trainer *t) {
     cf_ctx_free(t->ctx);
     cf_run_free_tokenizers(t->src_tok, t->tgt_tok);
     free(t->config_json);
+    free(t->ckpt_config_json);
     free(t->dir);
     if (t->cfg.source_path) cf_config_free(&t->cfg);
 }
@@ -570,6 +596,7 @@ int cf_train(const cf_train_args *a) {
     }
     if (cf_mkdir_p(t.dir) != 0) goto fail;
     t.config_json = cf_config_to_json(&t.cfg);
+    t.ckpt_config_json = checkpoint_config_json(t.config_json);
     code = 2;
     if (setup_tokenizer(&t, a->resume && has_ckpt) != 0) goto fail;
     if (setup_data(&t) != 0) goto fail;
