@@ -37,6 +37,7 @@
 #include "core/kernel.h"
 #include "core/ops.h"
 #include "core/rng.h"
+#include "core/threads.h"
 #include "core/vecmath.h"
 
 /* Query rows per block when the visible keys depend on the row (causal, window): small enough
@@ -163,7 +164,10 @@ static void attn_forward_head(const attn_cfg *c, int64_t b, int64_t h, const cf_
 /* Per-thread scratch of `per` reals each (rounded up to a cache line), for every thread. */
 static cf_real *attn_thread_scratch(cf_ctx *ctx, int64_t per, int64_t *stride) {
     *stride = (per + 15) / 16 * 16;
-    return cf_scratch(ctx, (size_t)(*stride * omp_get_max_threads()) * sizeof(cf_real));
+    /* the configured maximum, not the current count: a step's arena use must not change when
+     * core/threads.c adapts the count */
+    int n = cf_threads_max() > omp_get_max_threads() ? cf_threads_max() : omp_get_max_threads();
+    return cf_scratch(ctx, (size_t)(*stride * n) * sizeof(cf_real));
 }
 
 static void attn_backward(cf_ctx *ctx, cf_node *node) {
