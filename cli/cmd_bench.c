@@ -5,8 +5,7 @@
  * data.vocab_size. A step is the trainer's own update, cf_train_step (train/step.h): for each of
  * train.grad_accum micro-batches forward, label-smoothed loss, backward and the arena reset; then
  * gradient clipping, the optimizer step and zero grad. Batches are drawn before each step's clock
- * starts. After bench.warmup untimed steps (the
- * arena reaches its final size) it reports the median of bench.steps timed steps, throughput,
+ * starts. After bench.warmup untimed steps (the arena reaches its final size) it reports the median of bench.steps timed steps, throughput,
  * GFLOP/s (forward FLOPs x 3 for forward + backward), peak RSS and the allocations made during the
  * timed steps: the arena's malloc count (must be 0: GUIDE section 2) and glibc's heap-in-use delta.
  *
@@ -30,16 +29,18 @@
 #include "train/step.h"
 
 static const char *usage =
-    "usage: cformer bench CONFIG [--steps N] [--warmup N] [--threads N] [--set key.path=value]... [--json]\n"
+    "usage: cformer bench CONFIG [--steps N] [--warmup N] [--threads N] [--fixed-threads] [--set key.path=value]...\n"
+    "                    [--json]\n"
     "\n"
     "Time the trainer's own training steps (forward, label-smoothed loss, backward and arena reset for\n"
     "each of train.grad_accum micro-batches, then clip, optimizer step, zero grad) of CONFIG's model on\n"
     "random micro-batches of bench.batch_size x bench.src_len/bench.tgt_len tokens (vocabulary\n"
-    "data.vocab_size; no data files needed). Prints the median step time, target and\n"
-    "source+target tokens/s, GFLOP/s, peak RSS and the mallocs made during the timed steps.\n"
+    "data.vocab_size; no data files needed). Prints the median step time, target and source+target\n"
+    "tokens/s, GFLOP/s, peak RSS and the mallocs made during the timed steps.\n"
     "  --steps N        timed steps (bench.steps)\n"
     "  --warmup N       untimed steps first (bench.warmup)\n"
-    "  --threads N      threads (train.threads; 0 = all cores)\n"
+    "  --threads N      threads (train.threads; 0 = every CPU this process may use)\n"
+    "  --fixed-threads  keep that count even when other processes take cores (train.adapt_threads false)\n"
     "  --set key.path=v override a config key (repeatable), e.g. --set bench.batch_size=64\n"
     "  --json           one JSON object on stdout instead of the report\n";
 
@@ -123,6 +124,7 @@ static int run_bench(const cf_config *cfg, bool json) {
 
     size_t arena_mallocs0 = 0, heap0 = 0;
     double first_loss = 0, last_loss = 0;
+    int min_threads = cf_threads_max(), max_used = 0; /* over the timed steps (load following) */
     for (int64_t step = 0; step < n_warm + n_steps; step++) {
         for (int64_t a = 0; a < A; a++)
             fill_batch(&rng, V, B, S, T, src + a * B * S, tgt_in + a * B * T, tgt_out + a * B * T);
@@ -143,6 +145,8 @@ static int run_bench(const cf_config *cfg, bool json) {
             times[PH_OPTIM * n_steps + k] = r.update_s;
             times[PH_RESET * n_steps + k] = r.reset_s;
             times[PH_TOTAL * n_steps + k] = t1 - t0;
+            if (r.threads < min_threads) min_threads = r.threads;
+            if (r.threads > max_used) max_used = r.threads;
         }
     }
     size_t arena_mallocs = ctx->arena.mallocs - arena_mallocs0;
@@ -157,12 +161,13 @@ static int run_bench(const cf_config *cfg, bool json) {
     const char *coretype = getenv("OPENBLAS_CORETYPE");
 
     if (json) {
-        printf("{\"impl\":\"cformer\",\"config\":\"%s\",\"threads\":%d,\"batch\":%lld,\"src_len\":%lld,\"tgt_len\":%lld,"
+        printf("{\"impl\":\"cformer\",\"config\":\"%s\",\"threads\":%d,\"threads_min\":%d,\"threads_max_used\":%d,"
+               "\"adaptive\":%s,\"batch\":%lld,\"src_len\":%lld,\"tgt_len\":%lld,"
                "\"vocab\":%lld,\"params\":%lld,\"steps\":%lld,\"warmup\":%lld,\"step_ms\":%.4f,\"tgt_tok_s\":%.1f,"
                "\"tok_s\":%.1f,\"gflop_s\":%.2f,\"peak_rss_mib\":%.1f,\"rss_start_mib\":%.1f,\"arena_mallocs\":%zu,"
                "\"heap_delta_bytes\":%lld,\"arena_mib\":%.1f,\"arena_used_mib\":%.1f,\"first_loss\":%.4f,\"last_loss\":%.4f,"
                "\"forward_ms\":%.4f,\"backward_ms\":%.4f,\"optim_ms\":%.4f,\"reset_ms\":%.4f,\"openblas_coretype\":\"%s\"}\n",
-               cfg->name, cf_threads_count(), (long long)B, (long long)S, (long long)T, (long long)V,
+               cfg->name, cf_threads_max(), min_threads, max_used, cf_threads_adaptive() ? "true" : "false", (long long)B, (long long)S, (long long)T, (long long)V,
                (long long)cf_transformer_num_params(m), (long long)n_steps, (long long)n_warm, t_step * 1e3, tgt_tps,
                all_tps, gflops, rss_peak, rss_start, arena_mallocs, heap_delta,
                (double)cf_arena_capacity(&ctx->arena) / (1 << 20), (double)ctx->arena.high_water / (1 << 20), first_loss, last_loss, med[PH_FORWARD] * 1e3,
@@ -172,8 +177,11 @@ static int run_bench(const cf_config *cfg, bool json) {
                cfg->name, (long long)mc.d_model, (long long)mc.n_heads, (long long)mc.enc_layers,
                (long long)mc.dec_layers, (long long)mc.d_ff, (long long)V, (double)cf_transformer_num_params(m) / 1e6);
         printf("batch %lld x %lld/%lld tokens, %d threads (OpenBLAS %s), OPENBLAS_CORETYPE=%s, %lld warm-up + %lld "
-               "timed steps\n", (long long)B, (long long)S, (long long)T, cf_threads_count(), cf_threads_blas_model(),
+               "timed steps\n", (long long)B, (long long)S, (long long)T, cf_threads_max(), cf_threads_blas_model(),
                coretype ? coretype : "(unset)", (long long)n_warm, (long long)n_steps);
+        if (cf_threads_adaptive())
+            printf("threads used    %d-%d of %d (load following; other processes used %.2f CPUs at the last "
+                   "sample)\n", min_threads, max_used, cf_threads_max(), cf_threads_load_others());
         printf("loss %.4f (first step) -> %.4f (last step)\n", first_loss, last_loss);
         printf("median step     %9.2f ms\n", t_step * 1e3);
         for (int p = 0; p < PH_TOTAL; p++)
@@ -214,6 +222,7 @@ int cf_cmd_bench(int argc, char **argv) {
     int n_sets = 0, n_owned = 0, status = 2;
     static const struct { const char *flag, *key; } flags[] = {
         {"--steps", "bench.steps"}, {"--warmup", "bench.warmup"}, {"--threads", "train.threads"}};
+    static char fixed[] = "train.adapt_threads=false";
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         bool matched = false;
@@ -232,6 +241,8 @@ int cf_cmd_bench(int argc, char **argv) {
             goto done;
         } else if (strcmp(a, "--json") == 0) {
             json = true;
+        } else if (strcmp(a, "--fixed-threads") == 0) {
+            sets[n_sets++] = fixed;
         } else if (strcmp(a, "--set") == 0 && i + 1 < argc) {
             sets[n_sets++] = argv[++i];
         } else if (strncmp(a, "--set=", 6) == 0) {
@@ -253,7 +264,12 @@ int cf_cmd_bench(int argc, char **argv) {
         goto done;
     }
     status = 1;
-    if (cf_threads_init((int)cfg.train.threads) != 0 || run_bench(&cfg, json) != 0)
+    int rc = cf_threads_init((int)cfg.train.threads);
+    if (rc == 0) {
+        cf_threads_set_adaptive(cfg.train.adapt_threads);
+        rc = run_bench(&cfg, json);
+    }
+    if (rc != 0)
         fprintf(stderr, "error: %s\n", cf_error_message());
     else
         status = 0;

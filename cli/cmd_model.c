@@ -58,6 +58,7 @@ static int parse(int argc, char **argv, const char *usage, bool allow_split, mod
         fprintf(stderr, "error: %s\n", cf_error_message());
         return 1;
     }
+    cf_threads_set_adaptive(true); /* between batches: the free cores, same results */
     return 0;
 }
 

@@ -1,6 +1,8 @@
 /* cli/main.c - build/cformer: dispatch to subcommands. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/common.h"
 #include "core/threads.h"
@@ -41,7 +43,27 @@ static int cmd_help(int argc, char **argv) {
     return 0;
 }
 
+/* How long an idle OpenMP thread spins before it sleeps. libgomp's default (300000 iterations,
+ * milliseconds) is right for a machine of our own; beside another busy process it is a disaster:
+ * the spinning thread burns the time slice its partner needs, and a bench-tiny step went from 57 ms
+ * to 1.0-1.5 s on 2 threads. 1000 iterations (tens of microseconds) cost ~1% on a quiet machine and
+ * kept the same loaded step at 160-210 ms (docs/performance.md, "Load"); with load following
+ * (core/threads.h) the trainer then drops to the free cores. */
+#define CF_GOMP_SPINCOUNT "1000"
+
+/* libgomp reads GOMP_SPINCOUNT once, before main, so setting it means starting again: re-exec
+ * ourselves with it set, unless the user chose a policy (GOMP_SPINCOUNT, OMP_WAIT_POLICY) or we run
+ * under valgrind (the new image would leave it). A failed exec just keeps the default. */
+static void set_wait_policy(char **argv) {
+    if (getenv("GOMP_SPINCOUNT") || getenv("OMP_WAIT_POLICY")) return;
+    const char *preload = getenv("LD_PRELOAD");
+    if (preload && strstr(preload, "vgpreload")) return;
+    if (setenv("GOMP_SPINCOUNT", CF_GOMP_SPINCOUNT, 1) != 0) return;
+    execv("/proc/self/exe", argv);
+}
+
 int main(int argc, char **argv) {
+    set_wait_policy(argv);
     if (argc < 2) {
         cmd_help(0, NULL);
         return 2;

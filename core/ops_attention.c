@@ -16,15 +16,15 @@
  * removed is stored negated (P >= 0 otherwise), so the keep mask costs neither memory nor a
  * second pass of the Philox RNG.
  *
- * Backward, one task per (b, kv head): for its G query heads in order, and their row blocks:
+ * Backward, one task per (b, h), for its row blocks:
  *   dPd = dO v^T;  dP = dPd * keep / (1 - p);  dS = P * (dP - rowsum(dP * P))
  *   dq += dS k * scale;  dk += dS^T q * scale;  dv += Pd^T dO
- * dk and dv of a KV head are written by one task only, summing its query heads and row blocks in
- * a fixed order, and dq of a query head belongs to its KV head's task: results are bit-identical
- * for any thread count.
+ * dq of a query head belongs to its task; dk and dv of a KV head are written by that head's task
+ * (G = 1) or summed from the G query heads' partials in head order (G > 1): results are
+ * bit-identical for any thread count.
  *
- * The per-block GEMMs go to OpenBLAS (single-threaded inside our parallel region): for 256 heads
- * at T = S = 48, D = 32 on one core, q k^T in 16-row blocks took 0.69 ms with sgemm vs 1.18 ms
+ * The per-block GEMMs go to OpenBLAS through cf_gemm_serial (one thread, inside our parallel
+ * region): for 256 heads at T = S = 48, D = 32 on one core, q k^T in 16-row blocks took 0.69 ms with sgemm vs 1.18 ms
  * with fmaf loops vectorised over keys (k transposed once per head), and P v 0.37-0.59 ms vs
  * 1.6 ms. The softmax and the dropout RNG, not the GEMMs, were the slow parts: both are written
  * so that gcc vectorises them (cf_vexp, omp simd reductions, the batched Philox of core/rng.c).
@@ -33,9 +33,11 @@
 #include <omp.h>
 #include <string.h>
 
+#include "core/gemm.h"
 #include "core/kernel.h"
 #include "core/ops.h"
 #include "core/rng.h"
+#include "core/threads.h"
 #include "core/vecmath.h"
 
 /* Query rows per block when the visible keys depend on the row (causal, window): small enough
@@ -138,8 +140,8 @@ static void attn_forward_head(const attn_cfg *c, int64_t b, int64_t h, const cf_
         }
         int64_t nk = hi - lo;
         /* scores [nr, nk] = q_blk @ k_vis^T * scale, written into P's rows */
-        cf_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nr, (int)nk, (int)Dk, (cf_real)c->scale,
-                q_h + i0 * Dk, (int)Dk, k_h + lo * Dk, (int)Dk, 0, p_h + i0 * S + lo, (int)S);
+        cf_gemm_serial(false, true, nr, nk, Dk, (cf_real)c->scale, q_h + i0 * Dk, Dk, k_h + lo * Dk, Dk, 0,
+                       p_h + i0 * S + lo, S);
         for (int64_t i = i0; i < i1; i++) {
             cf_real *p = p_h + i * S, *d = pd + (i - i0) * S;
             int64_t l, r;
@@ -155,15 +157,17 @@ static void attn_forward_head(const attn_cfg *c, int64_t b, int64_t h, const cf_
         }
         /* out_blk [nr, Dv] = Pd[:, lo:hi] @ v[lo:hi] */
         const cf_real *w = drop ? pd + lo : p_h + i0 * S + lo;
-        cf_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nr, (int)Dv, (int)nk, 1, w, (int)S, v_h + lo * Dv,
-                (int)Dv, 0, out_h + i0 * Dv, (int)Dv);
+        cf_gemm_serial(false, false, nr, Dv, nk, 1, w, S, v_h + lo * Dv, Dv, 0, out_h + i0 * Dv, Dv);
     }
 }
 
 /* Per-thread scratch of `per` reals each (rounded up to a cache line), for every thread. */
 static cf_real *attn_thread_scratch(cf_ctx *ctx, int64_t per, int64_t *stride) {
     *stride = (per + 15) / 16 * 16;
-    return cf_scratch(ctx, (size_t)(*stride * omp_get_max_threads()) * sizeof(cf_real));
+    /* the configured maximum, not the current count: a step's arena use must not change when
+     * core/threads.c adapts the count */
+    int n = cf_threads_max() > omp_get_max_threads() ? cf_threads_max() : omp_get_max_threads();
+    return cf_scratch(ctx, (size_t)(*stride * n) * sizeof(cf_real));
 }
 
 static void attn_backward(cf_ctx *ctx, cf_node *node) {
@@ -179,67 +183,84 @@ static void attn_backward(cf_ctx *ctx, cf_node *node) {
     /* per thread: ds [RB, S] (dP, then dS in place) and pd [RB, S] (dropped weights) */
     int64_t stride;
     cf_real *scratch = attn_thread_scratch(ctx, 2 * c->rb * S, &stride);
+    /* Grouped heads (G > 1): one task per query head, each writing its own dk/dv partial
+     * [B, H, S, D]; a second loop adds a KV head's G partials in head order. With G = 1 the task
+     * writes dk/dv directly. Either way the work items are fixed by the shape (MQA: B*H tasks, not
+     * B), and every sum has one order. */
+    cf_real *dk_part = dk && G > 1 ? cf_scratch(ctx, (size_t)(B * H * S * Dk) * sizeof(cf_real)) : NULL;
+    cf_real *dv_part = dv && G > 1 ? cf_scratch(ctx, (size_t)(B * H * S * Dv) * sizeof(cf_real)) : NULL;
     int64_t work = B * H * T * S * (Dk + Dv);
 #pragma omp parallel for schedule(static) if (work > CF_PAR_MIN_WORK)
-    for (int64_t task = 0; task < B * Hkv; task++) {
-        int64_t b = task / Hkv;
+    for (int64_t bh = 0; bh < B * H; bh++) {
+        int64_t b = bh / H, kv = b * Hkv + (bh % H) / G;
         cf_real *ds = scratch + omp_get_thread_num() * stride, *pd = ds + c->rb * S;
-        const cf_real *k_h = k->data + task * S * Dk, *v_h = v->data + task * S * Dv;
-        cf_real *dk_h = dk ? dk + task * S * Dk : NULL, *dv_h = dv ? dv + task * S * Dv : NULL;
-        for (int64_t g = 0; g < G; g++) {
-            int64_t bh = b * H + (task % Hkv) * G + g;
-            const cf_real *p_h = c->p + bh * T * S, *q_h = q->data + bh * T * Dk, *do_h = dout + bh * T * Dv;
-            cf_real *dq_h = dq ? dq + bh * T * Dk : NULL;
-            for (int64_t i0 = 0; i0 < T; i0 += c->rb) {
-                int64_t i1 = i0 + c->rb < T ? i0 + c->rb : T, nr = i1 - i0, lo, hi;
-                if (!attn_block_range(c, b, i0, i1, &lo, &hi)) continue;
-                int64_t nk = hi - lo;
-                /* ds [nr, nk] = dO_blk @ v_vis^T: the gradient of the (dropped) weights */
-                cf_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nr, (int)nk, (int)Dv, 1, do_h + i0 * Dv,
-                        (int)Dv, v_h + lo * Dv, (int)Dv, 0, ds, (int)nk);
-                for (int64_t i = i0; i < i1; i++) {
-                    const cf_real *p = p_h + i * S + lo;
-                    cf_real *d = ds + (i - i0) * nk, *w = pd + (i - i0) * nk;
-                    int64_t l, r;
-                    attn_row_range(c, b, i, &l, &r);
-                    if (r <= l) l = r = lo; /* no visible key: zero gradient */
-                    l -= lo;
-                    r -= lo;
-                    if (!drop) {
-                        cf_real dot = 0;
-                        for (int64_t j = l; j < r; j++) dot += d[j] * p[j];
-                        for (int64_t j = 0; j < nk; j++) d[j] = j >= l && j < r ? p[j] * (d[j] - dot) : 0;
-                    } else {
-                        /* dP = dPd * keep/(1-p); rowsum(dP * P) = rowsum(dPd * Pd) = dO . out */
-                        cf_real dot = 0;
-                        for (int64_t j = l; j < r; j++) {
-                            bool kept = !(p[j] < 0);
-                            d[j] = kept ? d[j] * keep_scale : 0;
-                            w[j] = kept ? p[j] * keep_scale : 0;
-                            dot += d[j] * (kept ? p[j] : 0);
-                        }
-                        for (int64_t j = 0; j < nk; j++) {
-                            if (j >= l && j < r) {
-                                d[j] = fabs(p[j]) * (d[j] - dot);
-                            } else {
-                                d[j] = 0;
-                                w[j] = 0;
-                            }
+        const cf_real *k_h = k->data + kv * S * Dk, *v_h = v->data + kv * S * Dv;
+        cf_real *dk_h = !dk ? NULL : G > 1 ? dk_part + bh * S * Dk : dk + kv * S * Dk;
+        cf_real *dv_h = !dv ? NULL : G > 1 ? dv_part + bh * S * Dv : dv + kv * S * Dv;
+        if (G > 1 && dk_h) memset(dk_h, 0, (size_t)(S * Dk) * sizeof(cf_real));
+        if (G > 1 && dv_h) memset(dv_h, 0, (size_t)(S * Dv) * sizeof(cf_real));
+        const cf_real *p_h = c->p + bh * T * S, *q_h = q->data + bh * T * Dk, *do_h = dout + bh * T * Dv;
+        cf_real *dq_h = dq ? dq + bh * T * Dk : NULL;
+        for (int64_t i0 = 0; i0 < T; i0 += c->rb) {
+            int64_t i1 = i0 + c->rb < T ? i0 + c->rb : T, nr = i1 - i0, lo, hi;
+            if (!attn_block_range(c, b, i0, i1, &lo, &hi)) continue;
+            int64_t nk = hi - lo;
+            /* ds [nr, nk] = dO_blk @ v_vis^T: the gradient of the (dropped) weights */
+            cf_gemm_serial(false, true, nr, nk, Dv, 1, do_h + i0 * Dv, Dv, v_h + lo * Dv, Dv, 0, ds, nk);
+            for (int64_t i = i0; i < i1; i++) {
+                const cf_real *p = p_h + i * S + lo;
+                cf_real *d = ds + (i - i0) * nk, *w = pd + (i - i0) * nk;
+                int64_t l, r;
+                attn_row_range(c, b, i, &l, &r);
+                if (r <= l) l = r = lo; /* no visible key: zero gradient */
+                l -= lo;
+                r -= lo;
+                if (!drop) {
+                    cf_real dot = 0;
+                    for (int64_t j = l; j < r; j++) dot += d[j] * p[j];
+                    for (int64_t j = 0; j < nk; j++) d[j] = j >= l && j < r ? p[j] * (d[j] - dot) : 0;
+                } else {
+                    /* dP = dPd * keep/(1-p); rowsum(dP * P) = rowsum(dPd * Pd) = dO . out */
+                    cf_real dot = 0;
+                    for (int64_t j = l; j < r; j++) {
+                        bool kept = !(p[j] < 0);
+                        d[j] = kept ? d[j] * keep_scale : 0;
+                        w[j] = kept ? p[j] * keep_scale : 0;
+                        dot += d[j] * (kept ? p[j] : 0);
+                    }
+                    for (int64_t j = 0; j < nk; j++) {
+                        if (j >= l && j < r) {
+                            d[j] = fabs(p[j]) * (d[j] - dot);
+                        } else {
+                            d[j] = 0;
+                            w[j] = 0;
                         }
                     }
                 }
-                if (dq_h) /* dq_blk [nr, Dk] += dS @ k_vis * scale */
-                    cf_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nr, (int)Dk, (int)nk, (cf_real)c->scale, ds,
-                            (int)nk, k_h + lo * Dk, (int)Dk, 1, dq_h + i0 * Dk, (int)Dk);
-                if (dk_h) /* dk_vis [nk, Dk] += dS^T @ q_blk * scale */
-                    cf_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)nk, (int)Dk, (int)nr, (cf_real)c->scale, ds,
-                            (int)nk, q_h + i0 * Dk, (int)Dk, 1, dk_h + lo * Dk, (int)Dk);
-                if (dv_h) { /* dv_vis [nk, Dv] += Pd^T @ dO_blk */
-                    const cf_real *wp = drop ? pd : p_h + i0 * S + lo;
-                    cf_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)nk, (int)Dv, (int)nr, 1, wp,
-                            (int)(drop ? nk : S), do_h + i0 * Dv, (int)Dv, 1, dv_h + lo * Dv, (int)Dv);
-                }
             }
+            if (dq_h) /* dq_blk [nr, Dk] += dS @ k_vis * scale */
+                cf_gemm_serial(false, false, nr, Dk, nk, (cf_real)c->scale, ds, nk, k_h + lo * Dk, Dk, 1,
+                               dq_h + i0 * Dk, Dk);
+            if (dk_h) /* dk_vis [nk, Dk] += dS^T @ q_blk * scale */
+                cf_gemm_serial(true, false, nk, Dk, nr, (cf_real)c->scale, ds, nk, q_h + i0 * Dk, Dk, 1,
+                               dk_h + lo * Dk, Dk);
+            if (dv_h) { /* dv_vis [nk, Dv] += Pd^T @ dO_blk */
+                const cf_real *wp = drop ? pd : p_h + i0 * S + lo;
+                cf_gemm_serial(true, false, nk, Dv, nr, 1, wp, drop ? nk : S, do_h + i0 * Dv, Dv, 1,
+                               dv_h + lo * Dv, Dv);
+            }
+        }
+    }
+    if (G == 1) return;
+    /* dk/dv of each KV head += its G query heads' partials, g = 0..G-1, row by row in parallel */
+#pragma omp parallel for schedule(static) if (work > CF_PAR_MIN_WORK)
+    for (int64_t row = 0; row < B * Hkv * S; row++) {
+        int64_t kv = row / S, s = row % S, b = kv / Hkv, h0 = b * H + (kv % Hkv) * G;
+        for (int64_t g = 0; g < G; g++) {
+            if (dk)
+                for (int64_t j = 0; j < Dk; j++) dk[row * Dk + j] += dk_part[((h0 + g) * S + s) * Dk + j];
+            if (dv)
+                for (int64_t j = 0; j < Dv; j++) dv[row * Dv + j] += dv_part[((h0 + g) * S + s) * Dv + j];
         }
     }
 }

@@ -1,6 +1,7 @@
-/* core/ops_matmul.c - matmul (plain and batched) and linear, through OpenBLAS. */
+/* core/ops_matmul.c - matmul (plain and batched) and linear, through core/gemm.h (OpenBLAS in fixed tiles). */
 #include <string.h>
 
+#include "core/gemm.h"
 #include "core/kernel.h"
 #include "core/ops.h"
 
@@ -37,21 +38,10 @@ static matmul_dims matmul_dims_of(const cf_tensor *a, const cf_tensor *b, bool t
     return d;
 }
 
-/* C[b] (+)= A[b] @ op(B[b]) for each batch index, in parallel over the batch when it has several
- * small matrices (BLAS then runs single-threaded inside each), else one threaded BLAS call. */
+/* C[b] (+)= A[b] @ op(B[b]) for each batch index (core/gemm.h: fixed tiles, any thread count). */
 static void gemm_batched(int64_t batch, bool ta, bool tb, int64_t m, int64_t n, int64_t k, const cf_real *A,
                          int64_t sa, const cf_real *B, int64_t sb, cf_real beta, cf_real *C, int64_t sc) {
-    if (m == 0 || n == 0) return;
-    int64_t lda = ta ? m : k, ldb = tb ? k : n;
-    enum CBLAS_TRANSPOSE tA = ta ? CblasTrans : CblasNoTrans, tB = tb ? CblasTrans : CblasNoTrans;
-    if (batch == 1) {
-        cf_gemm(CblasRowMajor, tA, tB, (int)m, (int)n, (int)k, 1, A, (int)lda, B, (int)ldb, beta, C, (int)n);
-        return;
-    }
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < batch; i++)
-        cf_gemm(CblasRowMajor, tA, tB, (int)m, (int)n, (int)k, 1, A + i * sa, (int)lda, B + i * sb, (int)ldb,
-                beta, C + i * sc, (int)n);
+    cf_gemm_rm_batched(batch, ta, tb, m, n, k, 1, A, sa, ta ? m : k, B, sb, tb ? k : n, beta, C, sc, n);
 }
 
 static void matmul_backward(cf_ctx *ctx, cf_node *node) {
@@ -103,12 +93,13 @@ static void linear_backward(cf_ctx *ctx, cf_node *node) {
     const cf_real *dy = node->out->grad;
     if (rows == 0) return;
     if (x->requires_grad) /* dx[R,IN] += dy[R,OUT] @ w[OUT,IN] */
-        cf_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)in, (int)outc, 1, dy, (int)outc,
-                w->data, (int)in, 1, cf_grad(ctx, x), (int)in);
+        cf_gemm_rm(false, false, rows, in, outc, 1, dy, outc, w->data, in, 1, cf_grad(ctx, x), in);
     if (w->requires_grad) /* dw[OUT,IN] += dy^T @ x */
-        cf_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)outc, (int)in, (int)rows, 1, dy, (int)outc,
-                x->data, (int)in, 1, cf_grad(ctx, w), (int)in);
-    if (bias && bias->requires_grad) cf_col_sum_add(dy, rows, outc, outc, cf_grad(ctx, bias));
+        cf_gemm_rm(true, false, outc, in, rows, 1, dy, outc, x->data, in, 1, cf_grad(ctx, w), in);
+    if (bias && bias->requires_grad) {
+        double *scratch = cf_scratch(ctx, (size_t)cf_col_sum_scratch(rows, outc) * sizeof(double));
+        cf_col_sum_add(dy, rows, outc, outc, cf_grad(ctx, bias), scratch);
+    }
 }
 
 cf_tensor *cf_linear(cf_ctx *ctx, cf_tensor *x, cf_tensor *w, cf_tensor *bias) {
@@ -121,17 +112,11 @@ cf_tensor *cf_linear(cf_ctx *ctx, cf_tensor *x, cf_tensor *w, cf_tensor *bias) {
     memcpy(shape, x->shape, sizeof shape);
     shape[x->ndim - 1] = outc;
     cf_tensor *out = cf_tensor_new(ctx, x->ndim, shape);
-    if (bias) {
-#pragma omp parallel for schedule(static) if (rows * outc > CF_PAR_MIN_WORK)
-        for (int64_t r = 0; r < rows; r++) memcpy(out->data + r * outc, bias->data, (size_t)outc * sizeof(cf_real));
-    }
-    if (rows > 0 && outc > 0) {
-        if (in > 0)
-            cf_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)outc, (int)in, 1, x->data, (int)in,
-                    w->data, (int)in, bias ? 1 : 0, out->data, (int)outc);
-        else if (!bias)
-            memset(out->data, 0, (size_t)out->numel * sizeof(cf_real));
-    }
+    /* out[R,OUT] = x[R,IN] @ w[OUT,IN]^T (+ bias on every row, inside the GEMM's tiles) */
+    if (bias)
+        cf_gemm_rm_bias(false, true, rows, outc, in, x->data, in, w->data, in, bias->data, out->data, outc);
+    else
+        cf_gemm_rm(false, true, rows, outc, in, 1, x->data, in, w->data, in, 0, out->data, outc);
     cf_tape_record(ctx, "linear", linear_backward, out, 3, (cf_tensor *[]){x, w, bias});
     return out;
 }

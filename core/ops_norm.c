@@ -106,8 +106,9 @@ static void norm_backward(cf_ctx *ctx, cf_node *node) {
                 for (int64_t c = 0; c < cols; c++) d[c] += rs * (gr[c] - a - (xr[c] - m) * rs * bb);
         }
     }
-    if (need_w) cf_col_sum_add(part, nblk, 2 * cols, cols, cf_grad(ctx, w));
-    if (need_b) cf_col_sum_add(part + cols, nblk, 2 * cols, cols, cf_grad(ctx, b));
+    double *scratch = cf_scratch(ctx, (size_t)cf_col_sum_scratch(nblk, cols) * sizeof(double));
+    if (need_w) cf_col_sum_add(part, nblk, 2 * cols, cols, cf_grad(ctx, w), scratch);
+    if (need_b) cf_col_sum_add(part + cols, nblk, 2 * cols, cols, cf_grad(ctx, b), scratch);
 }
 
 static cf_tensor *norm(cf_ctx *ctx, const char *name, cf_tensor *x, cf_tensor *w, cf_tensor *b, double eps,

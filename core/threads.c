@@ -1,12 +1,22 @@
-/* core/threads.c - set the OpenMP and OpenBLAS thread counts together. */
+/* core/threads.c - the thread count: configured maximum, CPUs available, and load following. */
 #include "core/threads.h"
 
 #include <cblas.h>
+#include <fcntl.h>
+#include <math.h>
 #include <omp.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "core/common.h"
 
-static int thread_count = 1;
+static int max_threads = 1, cur_threads = 1;
+static int quota_cpus = -1; /* cgroup_cpus(), read once: adapting must not open files with stdio */
+static bool adaptive;
 
 const char *cf_threads_blas_model(void) {
     switch (openblas_get_parallel()) {
@@ -17,11 +27,47 @@ const char *cf_threads_blas_model(void) {
     }
 }
 
+/* CPUs a cgroup quota allows (v2 cpu.max, else v1 cfs quota/period), rounded up; 0 if unlimited. */
+static int cgroup_cpus(void) {
+    long long quota = -1, period = 0;
+    FILE *f = fopen("/sys/fs/cgroup/cpu.max", "r");
+    if (f) {
+        char q[32] = "";
+        if (fscanf(f, "%31s %lld", q, &period) == 2 && strcmp(q, "max") != 0) quota = atoll(q);
+        fclose(f);
+    } else if ((f = fopen("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "r"))) {
+        if (fscanf(f, "%lld", &quota) != 1) quota = -1;
+        fclose(f);
+        if ((f = fopen("/sys/fs/cgroup/cpu/cpu.cfs_period_us", "r"))) {
+            if (fscanf(f, "%lld", &period) != 1) period = 0;
+            fclose(f);
+        }
+    }
+    if (quota <= 0 || period <= 0) return 0;
+    return (int)((quota + period - 1) / period);
+}
+
+int cf_threads_available(void) {
+    cpu_set_t set;
+    int n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : omp_get_num_procs();
+    if (quota_cpus < 0) quota_cpus = cgroup_cpus();
+    if (quota_cpus > 0 && quota_cpus < n) n = quota_cpus;
+    return n > 0 ? n : 1;
+}
+
+static void set_current(int n) {
+    cur_threads = n;
+    omp_set_num_threads(n);
+}
+
 int cf_threads_init(int n_threads) {
-    if (n_threads <= 0) n_threads = omp_get_num_procs();
-    thread_count = n_threads;
-    omp_set_num_threads(n_threads);
-    openblas_set_num_threads(n_threads);
+    quota_cpus = cgroup_cpus();
+    if (n_threads <= 0) n_threads = cf_threads_available();
+    max_threads = n_threads;
+    /* BLAS runs single-threaded inside core/gemm.h's tiles; in the OpenMP build this call also sets
+     * OpenMP's count, so it goes first. */
+    openblas_set_num_threads(1);
+    set_current(n_threads);
     if (openblas_get_parallel() != 2) {
         cf_error_set("OpenBLAS threading model is %s, expected OpenMP: link the openblas-openmp "
                      "build (see Makefile)", cf_threads_blas_model());
@@ -30,4 +76,94 @@ int cf_threads_init(int n_threads) {
     return 0;
 }
 
-int cf_threads_count(void) { return thread_count; }
+int cf_threads_count(void) { return cur_threads; }
+int cf_threads_max(void) { return max_threads; }
+
+/* ---- load following ---- */
+
+enum { LOAD_MAX_CPUS = 1024 };
+#define LOAD_INTERVAL_S 0.5
+/* Keep a thread only while at least this much of its CPU is free: a core that another process uses
+ * 40% of the time already costs more in barrier waits than the thread gives. */
+#define LOAD_KEEP_FRACTION 0.6
+
+typedef struct load_sample {
+    double wall, own_cpu;    /* seconds */
+    double busy;             /* seconds of busy time summed over our CPUs (steal included) */
+    bool valid;
+} load_sample;
+
+static load_sample last;
+static double others = -1;
+static long n_changes;
+
+static double clock_s(clockid_t id) {
+    struct timespec t;
+    clock_gettime(id, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+/* Busy seconds of the CPUs in our affinity mask, from /proc/stat's per-CPU lines, and how many
+ * CPUs that is; -1 if unreadable. read(2) into a static buffer: no allocation between steps. */
+static double busy_seconds(int *n_cpus) {
+    static char buf[1 << 17];
+    int fd = open("/proc/stat", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    size_t len = 0;
+    ssize_t r;
+    while (len < sizeof buf - 1 && (r = read(fd, buf + len, sizeof buf - 1 - len)) > 0) len += (size_t)r;
+    close(fd);
+    if (len == sizeof buf - 1) return -1; /* truncated: more CPUs than we parse */
+    buf[len] = 0;
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) != 0) return -1;
+    double hz = (double)sysconf(_SC_CLK_TCK), busy = 0;
+    for (char *line = buf; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+        if (strncmp(line, "cpu", 3) != 0 || line[3] < '0' || line[3] > '9') continue;
+        char *end;
+        long cpu = strtol(line + 3, &end, 10);
+        if (cpu < 0 || cpu >= CPU_SETSIZE || !CPU_ISSET((int)cpu, &set)) continue;
+        /* user nice system idle iowait irq softirq steal */
+        unsigned long long v[8] = {0};
+        for (int i = 0; i < 8; i++) v[i] = strtoull(end, &end, 10);
+        busy += (double)(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / hz;
+        ++*n_cpus;
+    }
+    return *n_cpus > 0 ? busy : -1;
+}
+
+void cf_threads_set_adaptive(bool on) {
+    adaptive = on;
+    last.valid = false;
+    if (!on && cur_threads != max_threads) set_current(max_threads);
+}
+
+bool cf_threads_adaptive(void) { return adaptive; }
+double cf_threads_load_others(void) { return others; }
+long cf_threads_changes(void) { return n_changes; }
+
+int cf_threads_adapt(void) {
+    if (!adaptive || max_threads <= 1) return cur_threads;
+    double wall = clock_s(CLOCK_MONOTONIC);
+    if (last.valid && wall - last.wall < LOAD_INTERVAL_S) return cur_threads;
+    int cpus = 0;
+    load_sample s = {.wall = wall, .own_cpu = clock_s(CLOCK_PROCESS_CPUTIME_ID), .busy = busy_seconds(&cpus)};
+    s.valid = s.busy >= 0;
+    if (!s.valid) return cur_threads;
+    if (last.valid) {
+        double dt = s.wall - last.wall;
+        double used = (s.busy - last.busy) - (s.own_cpu - last.own_cpu);
+        others = used > 0 ? used / dt : 0;
+        if (quota_cpus > 0 && quota_cpus < cpus) cpus = quota_cpus;
+        double free_cpus = (double)cpus - others;
+        int want = (int)floor(free_cpus + (1 - LOAD_KEEP_FRACTION));
+        if (want > max_threads) want = max_threads;
+        if (want < 1) want = 1;
+        if (want != cur_threads) {
+            set_current(want);
+            n_changes++;
+        }
+    }
+    last = s;
+    return cur_threads;
+}

@@ -1,20 +1,51 @@
-/* core/threads.h - one thread pool for our kernels and OpenBLAS.
+/* core/threads.h - one OpenMP thread pool for our kernels and BLAS, sized to the free cores.
  *
  * Usage:
- *     if (cf_threads_init(0) != 0) ... ;     // 0 = all cores; also sets OpenBLAS's count
- *     int n = cf_threads_count();
+ *     if (cf_threads_init(0) != 0) ... ;     // 0 = the CPUs this process may use
+ *     cf_threads_set_adaptive(true);         // follow the machine's load (the trainer's default)
+ *     for each training step:
+ *         cf_threads_adapt();                // between steps: may lower or raise the count
+ *         ... the step ...
  *
- * cformer links the OpenMP build of OpenBLAS, so BLAS calls and our `omp parallel for` loops
- * share one OpenMP pool; a BLAS call made inside one of our parallel regions runs on the calling
- * thread only (OpenBLAS checks omp_in_parallel), so threads are never oversubscribed.
+ * BLAS never starts threads of its own: core/gemm.h cuts every GEMM into fixed tiles and runs one
+ * single-threaded BLAS call per tile inside our OpenMP loop, so nothing is oversubscribed and no
+ * result depends on the thread count. That is also what makes it safe to change the count between
+ * steps: a step computes the same bits with 1 thread or 8.
+ *
+ * Why adapt: OpenMP threads meet at a barrier after every parallel loop. When another process
+ * holds a core, one of our threads is descheduled for a time slice (milliseconds) at a time and the
+ * others wait for it at every barrier; a 2-thread step beside one busy process ran 3.4x slower than
+ * alone, and 1.8x slower than 1 thread. cf_threads_adapt measures, over the last half second, how
+ * many of our CPUs other processes kept busy (/proc/stat minus our own CPU time, steal included)
+ * and runs on the cores that are left (at least 1, at most the configured count).
  */
 #ifndef CF_THREADS_H
 #define CF_THREADS_H
 
-/* Returns 0, or -1 with cf_error_message() set if OpenBLAS is not the OpenMP build. */
+#include <stdbool.h>
+
+/* Sets the maximum thread count (0 = cf_threads_available()) and starts there. Returns 0, or -1
+ * with cf_error_message() set if the linked OpenBLAS is not the OpenMP build. */
 int cf_threads_init(int n_threads);
+/* Threads the next parallel loop uses (<= cf_threads_max()). */
 int cf_threads_count(void);
+/* The configured maximum: per-thread scratch buffers are sized by it, so that a change of the
+ * current count never changes how much memory a step takes. */
+int cf_threads_max(void);
+/* CPUs this process may run on: its affinity mask, capped by a cgroup CPU quota (containers). */
+int cf_threads_available(void);
 /* "OpenMP" / "pthreads" / "sequential": which OpenBLAS threading model is linked. */
 const char *cf_threads_blas_model(void);
+
+/* Load following (off by default; cf_threads_init keeps the setting). */
+void cf_threads_set_adaptive(bool on);
+bool cf_threads_adaptive(void);
+/* Call between steps. At most every half second it samples the load and sets the thread count to
+ * the CPUs other processes leave free. Returns the count now in force. No allocation. */
+int cf_threads_adapt(void);
+/* The last sample: average CPUs other processes used (-1 before the first full interval), and how
+ * often the count was changed. */
+double cf_threads_load_others(void);
+long cf_threads_changes(void);
 
 #endif

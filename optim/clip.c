@@ -9,7 +9,8 @@
 /* The norm's summation order is fixed by these two constants, never by the thread count: each
  * block of NORM_BLOCK elements is summed by one thread into NORM_LANES interleaved partial sums
  * (lanes let the compiler vectorise without reassociating), and the blocks' sums are added
- * sequentially, in order, NORM_CHUNK blocks per parallel region (a stack buffer, no malloc). */
+ * sequentially, in order (tensor by tensor), NORM_CHUNK blocks per parallel region (a stack buffer,
+ * no malloc). */
 #define NORM_BLOCK 8192
 #define NORM_LANES 8
 #define NORM_CHUNK 256
@@ -26,25 +27,34 @@ static double block_sumsq(const cf_real *g, int64_t n) {
     return s;
 }
 
-static double tensor_sumsq(const cf_real *g, int64_t n, double total) {
-    int64_t n_blocks = (n + NORM_BLOCK - 1) / NORM_BLOCK;
-    for (int64_t b0 = 0; b0 < n_blocks; b0 += NORM_CHUNK) {
-        int64_t nb = n_blocks - b0 < NORM_CHUNK ? n_blocks - b0 : NORM_CHUNK;
-        double partial[NORM_CHUNK];
-#pragma omp parallel for schedule(static) if (nb * NORM_BLOCK > CLIP_PAR_MIN)
-        for (int64_t b = 0; b < nb; b++) {
-            int64_t begin = (b0 + b) * NORM_BLOCK;
-            int64_t len = n - begin < NORM_BLOCK ? n - begin : NORM_BLOCK;
-            partial[b] = block_sumsq(g + begin, len);
-        }
-        for (int64_t b = 0; b < nb; b++) total += partial[b];
-    }
+/* Sums the squares of chunk[0..n) in parallel and adds them to total in chunk order. */
+static double chunk_sumsq(const cf_real *const *ptr, const int64_t *len, int n, int64_t elems, double total) {
+    double partial[NORM_CHUNK];
+#pragma omp parallel for schedule(static) if (elems > CLIP_PAR_MIN)
+    for (int b = 0; b < n; b++) partial[b] = block_sumsq(ptr[b], len[b]);
+    for (int b = 0; b < n; b++) total += partial[b];
     return total;
 }
 
 double cf_grad_norm(cf_tensor *const *params, int n) {
+    /* The blocks of all tensors, in tensor order, go through one parallel loop per NORM_CHUNK of
+     * them (not one per tensor): the many small biases and norms no longer run serially. */
+    const cf_real *ptr[NORM_CHUNK];
+    int64_t len[NORM_CHUNK], elems = 0;
+    int nb = 0;
     double total = 0;
-    for (int i = 0; i < n; i++) total = tensor_sumsq(params[i]->grad, params[i]->numel, total);
+    for (int i = 0; i < n; i++)
+        for (int64_t begin = 0; begin < params[i]->numel; begin += NORM_BLOCK) {
+            ptr[nb] = params[i]->grad + begin;
+            len[nb] = params[i]->numel - begin < NORM_BLOCK ? params[i]->numel - begin : NORM_BLOCK;
+            elems += len[nb];
+            if (++nb == NORM_CHUNK) {
+                total = chunk_sumsq(ptr, len, nb, elems, total);
+                nb = 0;
+                elems = 0;
+            }
+        }
+    total = chunk_sumsq(ptr, len, nb, elems, total);
     return sqrt(total);
 }
 

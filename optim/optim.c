@@ -8,6 +8,9 @@
 
 /* Parallelise an element-wise loop only when it has enough work to pay for waking the threads. */
 #define OPTIM_PAR_MIN 32768
+/* Elements per work item of the update: every parameter, small or large, in one parallel loop
+ * (a loop per tensor left the many biases and norms serial, and woke the threads 100+ times). */
+#define OPTIM_BLOCK 16384
 #ifdef CF_REAL_DOUBLE
 #define OPTIM_SQRT sqrt
 #else
@@ -161,6 +164,16 @@ cf_optimizer *cf_optimizer_new(const cf_param_list *params, const cf_optim_confi
         if (opt->n_state >= 2) opt->v[i] = next, next += padded;
     }
 
+    int64_t nb = 0;
+    for (int i = 0; i < opt->n; i++) nb += (opt->params[i]->numel + OPTIM_BLOCK - 1) / OPTIM_BLOCK;
+    opt->blocks = cf_xmalloc((size_t)(nb ? nb : 1) * sizeof *opt->blocks);
+    for (int i = 0; i < opt->n; i++)
+        for (int64_t b = 0; b < opt->params[i]->numel; b += OPTIM_BLOCK) {
+            int64_t len = opt->params[i]->numel - b < OPTIM_BLOCK ? opt->params[i]->numel - b : OPTIM_BLOCK;
+            opt->blocks[opt->n_blocks++] = (struct cf_optim_block){i, b, len};
+            opt->n_elems += len;
+        }
+
     /* Checkpoint names, built once so that saving allocates no more than the writer does. */
     opt->state_names = cf_xcalloc((size_t)(opt->n_state * opt->n + 1), sizeof *opt->state_names);
     for (int i = 0; i < opt->n; i++) {
@@ -180,6 +193,7 @@ void cf_optimizer_free(cf_optimizer *opt) {
     for (int k = 0; k < opt->n_state * opt->n; k++) free(opt->state_names[k]);
     free(opt->state_names);
     free(opt->state_block);
+    free(opt->blocks);
     free(opt->m);
     free(opt->v);
     free(opt->params);
@@ -213,7 +227,6 @@ static void adam_update(cf_real *restrict p, const cf_real *restrict g, cf_real 
     const cf_real param_scale = (cf_real)(1.0 - lr * wd);   /* AdamW: param.mul_(1 - lr * wd) */
     const cf_real wd_r = (cf_real)wd;                        /* Adam: grad.add(param, alpha=wd) */
 
-#pragma omp parallel for schedule(static) if (n > OPTIM_PAR_MIN)
     for (int64_t i = 0; i < n; i++) {
         cf_real pi = p[i], gi = g[i];
         if (decoupled) pi = pi * param_scale;
@@ -236,7 +249,6 @@ static void sgd_update(cf_real *restrict p, const cf_real *restrict g, cf_real *
     const cf_real one_minus_dampening = (cf_real)(1.0 - c->dampening), neg_lr = (cf_real)(-lr);
     const bool nesterov = c->nesterov;
 
-#pragma omp parallel for schedule(static) if (n > OPTIM_PAR_MIN)
     for (int64_t i = 0; i < n; i++) {
         cf_real pi = p[i], d = g[i];
         if (wd != 0) d = d + wd_r * pi;
@@ -252,14 +264,24 @@ static void sgd_update(cf_real *restrict p, const cf_real *restrict g, cf_real *
 void cf_optimizer_step(cf_optimizer *opt, double lr) {
     CF_ASSERT(isfinite(lr) && lr >= 0, "learning rate %g", lr);
     opt->t++;
-    for (int i = 0; i < opt->n; i++) {
+#pragma omp parallel for schedule(static) if (opt->n_elems > OPTIM_PAR_MIN)
+    for (int64_t k = 0; k < opt->n_blocks; k++) {
+        const struct cf_optim_block *blk = &opt->blocks[k];
+        int i = blk->param;
         cf_tensor *p = opt->params[i];
         double wd = opt->decay[i] ? opt->cfg.weight_decay : 0.0;
-        if (opt->cfg.kind == CF_OPTIM_SGD) sgd_update(p->data, p->grad, opt->m[i], p->numel, opt, lr, wd);
-        else adam_update(p->data, p->grad, opt->m[i], opt->v[i], p->numel, opt, lr, wd);
+        int64_t b = blk->begin;
+        if (opt->cfg.kind == CF_OPTIM_SGD)
+            sgd_update(p->data + b, p->grad + b, opt->m[i] ? opt->m[i] + b : NULL, blk->len, opt, lr, wd);
+        else
+            adam_update(p->data + b, p->grad + b, opt->m[i] + b, opt->v[i] + b, blk->len, opt, lr, wd);
     }
 }
 
 void cf_optimizer_zero_grad(cf_optimizer *opt) {
-    for (int i = 0; i < opt->n; i++) cf_param_zero_grad(opt->params[i]);
+#pragma omp parallel for schedule(static) if (opt->n_elems > OPTIM_PAR_MIN)
+    for (int64_t k = 0; k < opt->n_blocks; k++) {
+        const struct cf_optim_block *blk = &opt->blocks[k];
+        memset(opt->params[blk->param]->grad + blk->begin, 0, (size_t)blk->len * sizeof(cf_real));
+    }
 }

@@ -79,6 +79,9 @@ typedef struct cf_optimizer {
     cf_real **m;                /* [n][numel] exp_avg (Adam) or momentum_buffer (SGD); NULL if unused */
     cf_real **v;                /* [n][numel] exp_avg_sq (Adam kinds); NULL otherwise */
     cf_real *state_block;       /* one aligned allocation behind every m[i] and v[i] */
+    int64_t n_blocks;           /* the update's work items: every parameter cut into fixed blocks */
+    int64_t n_elems;            /* elements of all parameters */
+    struct cf_optim_block { int param; int64_t begin, len; } *blocks;
     int64_t t;                  /* updates applied so far: update number t+1 comes next */
 } cf_optimizer;
 
@@ -86,7 +89,8 @@ typedef struct cf_optimizer {
 cf_optimizer *cf_optimizer_new(const cf_param_list *params, const cf_optim_config *cfg);
 void cf_optimizer_free(cf_optimizer *opt);
 /* One update with learning rate lr, from the gradients in params[i]->grad: t += 1, then PyTorch's
- * update (docs/optim.md). No allocation; parallel over elements of large parameters. */
+ * update (docs/optim.md). No allocation; one parallel loop over fixed blocks of every parameter
+ * (the split depends on the shapes alone, and each element's update is independent). */
 void cf_optimizer_step(cf_optimizer *opt, double lr);
 void cf_optimizer_zero_grad(cf_optimizer *opt);
 

@@ -104,7 +104,7 @@ TEST(config_defaults) {
 TEST(config_table_consistent) {
     int n;
     const cf_config_key *keys = cf_config_keys(&n);
-    CHECK(n == 81);
+    CHECK(n == 82);
     cf_config c;
     cf_config_defaults(&c);
     const char *groups[] = {"data.", "model.", "optim.", "schedule.", "train.", "decode.", "bench."};

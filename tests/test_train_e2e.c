@@ -829,6 +829,76 @@ TEST(e2e_identical_runs_give_identical_files) {
     }
 }
 
+/* configs/tiny.json widened until every parallel path runs (GEMMs of ~1000 x 128 x 128 and more in
+ * tiles, elementwise loops over > 32768 elements, attention over > 32768 score x dim products, the
+ * optimizer's and norm's block loops), with dropout: 20 updates on 1, 2, 3 and 4 threads (load
+ * following off, so each count really runs) write byte-identical model and optimizer files, and a
+ * run stopped at update 10 on 2 threads and resumed on 1 ends identical to the uninterrupted run. */
+static const char *wide_sets[] = {"model.d_model=128", "model.n_heads=4", "model.d_ff=512",
+                                  "train.batch_tokens=1024", "train.max_steps=20", "schedule.total_steps=20",
+                                  "train.save_every=10", "train.eval_every=20", "train.log_every=10",
+                                  "data.test_src=null", "data.test_tgt=null", "train.adapt_threads=false"};
+enum { N_WIDE = sizeof wide_sets / sizeof wide_sets[0] };
+
+static result train_wide(const char *dir, bool resume, int threads, int max_steps) {
+    const char *extra[N_WIDE + 3];
+    memcpy(extra, wide_sets, sizeof wide_sets);
+    char *t = fmt("train.threads=%d", threads), *m = fmt("train.max_steps=%d", max_steps);
+    extra[N_WIDE] = t;
+    extra[N_WIDE + 1] = m;
+    extra[N_WIDE + 2] = NULL;
+    result r = train(dir, resume, extra);
+    free(t);
+    free(m);
+    return r;
+}
+
+TEST(e2e_any_thread_count_gives_identical_files) {
+    char *ref = run_path(root_dir(), "W1");
+    result r = train_wide(ref, false, 1, 20);
+    CHECK_CODE(r, 0);
+    result_free(&r);
+    const char *names[] = {"model.safetensors", "optim.safetensors"};
+    for (int threads = 2; threads <= 4; threads++) {
+        char *dir = fmt("%s/W%d", root_dir(), threads);
+        r = train_wide(dir, false, threads, 20);
+        CHECK_CODE(r, 0);
+        char *banner = fmt("| %d threads |", threads);
+        CHECK_MSG(strstr(r.out, banner) != NULL, "not run on %d threads:\n%s", threads, r.out);
+        free(banner);
+        result_free(&r);
+        for (int i = 0; i < 2; i++) {
+            char *x = ckpt_file(ref, 20, names[i]), *y = ckpt_file(dir, 20, names[i]);
+            CHECK_MSG(same_bytes(x, y), "%s: 1 and %d threads differ", names[i], threads);
+            free(x);
+            free(y);
+        }
+        if (threads != 2) rm_tree(dir);
+        free(dir);
+    }
+    /* 2 threads to update 10, then 1 thread from its checkpoint to 30 */
+    char *two = fmt("%s/W2", root_dir()), *resumed = run_path(root_dir(), "W2to1");
+    r = train_wide(resumed, false, 2, 10);
+    CHECK_CODE(r, 0);
+    result_free(&r);
+    r = train_wide(resumed, true, 1, 20);
+    CHECK_CODE(r, 0);
+    CHECK_MSG(strstr(r.out, "written with 2 threads, this run uses 1"), "thread change not reported:\n%s", r.out);
+    result_free(&r);
+    for (int i = 0; i < 2; i++) {
+        char *x = ckpt_file(two, 20, names[i]), *y = ckpt_file(resumed, 20, names[i]);
+        CHECK_MSG(same_bytes(x, y), "%s: the run resumed on 1 thread differs from the 2-thread run", names[i]);
+        free(x);
+        free(y);
+    }
+    rm_tree(ref);
+    rm_tree(two);
+    rm_tree(resumed);
+    free(ref);
+    free(two);
+    free(resumed);
+}
+
 /* data.shared_vocab false: a tokenizer per side (tokenizer.json, tokenizer.tgt.json), separate
  * embeddings; eval, translate and resume use the right one for each side. */
 TEST(e2e_separate_vocabularies) {

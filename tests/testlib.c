@@ -87,6 +87,8 @@ cf_tensor *test_fixture_param(const cf_st_file *f, const char *name) {
     return p;
 }
 
+const int test_thread_counts[TEST_N_THREAD_COUNTS] = {1, 2, 3, 4};
+
 char *test_read_file(const char *path, size_t *n) {
     FILE *fp = fopen(path, "rb");
     if (!fp) return NULL;

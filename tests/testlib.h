@@ -26,4 +26,9 @@ bool test_check_fixture(const cf_st_file *f, const char *name, const cf_real *a,
 /* Copy fixture tensor `name` (F32/F64) into a new parameter; NULL (and a failed check) if absent. */
 cf_tensor *test_fixture_param(const cf_st_file *f, const char *name);
 
+/* Thread counts every determinism test compares (1 is the reference): enough to take every split
+ * path of the kernels, including odd counts, whatever cores the machine has. */
+enum { TEST_N_THREAD_COUNTS = 4 };
+extern const int test_thread_counts[TEST_N_THREAD_COUNTS];
+
 #endif

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/ops.h"
+#include "core/threads.h"
 #include "data/batch.h"
 
 int cf_eval_loss(cf_ctx *ctx, const cf_transformer *m, const cf_corpus *c, int64_t batch_tokens,
@@ -16,6 +17,7 @@ int cf_eval_loss(cf_ctx *ctx, const cf_transformer *m, const cf_corpus *c, int64
     ctx->training = false;
     double nll = 0;
     for (int64_t i = 0; i < cf_batcher_n_batches(it); i++) {
+        cf_threads_adapt();
         const cf_batch *b = cf_batcher_get(it, i);
         cf_seq_batch sb = {.batch = b->n, .src_len = b->S, .tgt_len = b->T, .src = b->src, .src_lens = b->src_len,
                            .tgt_in = b->tgt_in, .tgt_out = b->tgt_out, .pad_id = CF_PAD_ID};

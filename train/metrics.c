@@ -102,9 +102,9 @@ int cf_metrics_log_train(cf_metrics *m, const cf_train_event *e) {
     series_add(&m->train_loss, (double)e->step, e->loss);
     return write_line(m,
                       "{\"event\":\"train\",\"step\":%lld,\"epoch\":%lld,\"loss\":%.6g,\"lr\":%.6g,\"grad_norm\":%.6g,"
-                      "\"tokens_per_s\":%.1f,\"elapsed_s\":%.2f}\n",
+                      "\"tokens_per_s\":%.1f,\"elapsed_s\":%.2f,\"threads\":%d}\n",
                       (long long)e->step, (long long)e->epoch, e->loss, e->lr, e->grad_norm, e->tokens_per_s,
-                      e->elapsed_s);
+                      e->elapsed_s, e->threads);
 }
 
 int cf_metrics_log_eval(cf_metrics *m, const cf_eval_event *e) {

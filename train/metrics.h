@@ -22,6 +22,7 @@
 typedef struct cf_train_event {
     int64_t step, epoch;
     double loss, lr, grad_norm, tokens_per_s, elapsed_s;
+    int threads;                    /* threads in use at this step (core/threads.h adapts them) */
 } cf_train_event;
 
 typedef struct cf_eval_event {

@@ -2,10 +2,12 @@
 #include "train/step.h"
 
 #include "core/common.h"
+#include "core/threads.h"
 
 cf_guard_verdict cf_train_step(const cf_step_setup *s, int64_t step, cf_batch_source next, void *arg,
                                cf_step_result *r) {
     *r = (cf_step_result){0};
+    r->threads = cf_threads_adapt(); /* safe between updates: results do not depend on the thread count */
     for (int64_t micro = 0; micro < s->grad_accum; micro++) {
         const cf_seq_batch *b = next(arg);
         double t0 = cf_now_s();

@@ -9,6 +9,8 @@
  *     if (cf_train_step(&s, step, next_batch, batches, &r) != CF_GUARD_OK) puts(guard.message);
  *
  * Update number step + 1 is, in this order:
+ *   cf_threads_adapt()                                      load following (core/threads.h); the
+ *                                                            results do not depend on it
  *   for each of grad_accum micro-batches b = next(arg):
  *       cf_ctx_begin_step(ctx, step * grad_accum + micro)   dropout masks: distinct per micro-batch,
  *                                                            a pure function of the step (resume)
@@ -50,6 +52,7 @@ typedef struct cf_step_result {
     double grad_norm;               /* global norm of the averaged gradients, before clipping */
     double lr;                      /* the schedule's rate for this update (applied only if OK) */
     cf_guard_verdict verdict;
+    int threads;                    /* threads the update ran on (cf_threads_adapt's choice) */
     /* seconds in each phase, summed over micro-batches (what `cformer bench` reports) */
     double forward_s, backward_s, reset_s, update_s;
 } cf_step_result;

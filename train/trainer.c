@@ -42,7 +42,8 @@ typedef struct trainer {
     const cf_train_args *args;
     cf_config cfg;
     char *dir;
-    char *config_json;
+    char *config_json;              /* the effective config: config.json */
+    char *ckpt_config_json;         /* the same without how-to-run keys: the checkpoints' metadata */
     cf_bpe *src_tok, *tgt_tok;  /* the same tokenizer when the vocabulary is shared */
     cf_corpus *train, *valid, *test;
     cf_transformer *model;
@@ -172,7 +173,7 @@ static cJSON *state_to_json(const trainer *t, double elapsed) {
     cJSON_AddNumberToObject(win, "loss_sum", t->w.loss_sum);
     cJSON_AddNumberToObject(win, "tokens", t->w.tokens);
     cJSON_AddNumberToObject(win, "updates", (double)t->w.updates);
-    cJSON_AddNumberToObject(s, "threads", cf_threads_count());
+    cJSON_AddNumberToObject(s, "threads", cf_threads_max());
     return s;
 }
 
@@ -229,6 +230,29 @@ static bool changes_shapes(const char *key) {
     return k && k->sets_shapes;
 }
 
+/* Keys that say how a run executes, not what it computes: left out of the checkpoints' metadata,
+ * so that the same training on 1 or 8 threads writes byte-identical files (config.json keeps them;
+ * state.json records the thread count). */
+static const char *const run_only_keys[][2] = {{"train", "threads"}, {"train", "adapt_threads"}};
+
+static bool is_run_only(const char *section, const char *key) {
+    for (size_t i = 0; i < sizeof run_only_keys / sizeof run_only_keys[0]; i++)
+        if (strcmp(section, run_only_keys[i][0]) == 0 && strcmp(key, run_only_keys[i][1]) == 0) return true;
+    return false;
+}
+
+static char *checkpoint_config_json(const char *config_json) {
+    cJSON *root = cJSON_Parse(config_json);
+    CF_ASSERT(root, "the effective config does not parse");
+    for (size_t i = 0; i < sizeof run_only_keys / sizeof run_only_keys[0]; i++)
+        cJSON_DeleteItemFromObjectCaseSensitive(cJSON_GetObjectItemCaseSensitive(root, run_only_keys[i][0]),
+                                                run_only_keys[i][1]);
+    char *text = cJSON_Print(root);
+    cJSON_Delete(root);
+    CF_ASSERT(text, "cJSON_Print failed");
+    return text;
+}
+
 /* Compare the checkpoint's config with the one given now: refuse shape changes, report others. */
 static int check_resume_config(trainer *t, const char *saved_json, const char *ckpt) {
     cf_config saved;
@@ -246,6 +270,7 @@ static int check_resume_config(trainer *t, const char *saved_json, const char *c
             const cJSON *old = cJSON_IsObject(sec) ? cJSON_GetObjectItemCaseSensitive(old_sec, it->string) : old_sec;
             snprintf(key, sizeof key, cJSON_IsObject(sec) ? "%s.%s" : "%s", sec->string, it->string);
             if (old && cJSON_Compare(old, it, true)) continue;
+            if (cJSON_IsObject(sec) && is_run_only(sec->string, it->string)) continue;
             char *was = old ? cJSON_PrintUnformatted(old) : strdup("(absent)");
             char *is = cJSON_PrintUnformatted(it);
             if (changes_shapes(key)) {
@@ -293,6 +318,10 @@ static int resume_from_checkpoint(trainer *t, bool *resumed) {
     if (cf_checkpoint_load(ckpt, &t->model->params, t->opt, &state, NULL) != 0) goto out;
     if (state_from_json(t, state, ckpt) != 0) goto out;
     say(t, "resume: continuing from %s (step %lld)\n", ckpt, (long long)t->step);
+    int saved_threads = (int)json_num(state, "threads", 0);
+    if (saved_threads > 0 && saved_threads != cf_threads_max())
+        say(t, "resume: the checkpoint was written with %d threads, this run uses %d (results are identical for "
+               "any thread count)\n", saved_threads, cf_threads_max());
     *resumed = true;
     rc = 0;
 out:
@@ -334,7 +363,7 @@ static int evaluate(trainer *t, double elapsed) {
 
 static int save(trainer *t, bool is_best, double elapsed) {
     cJSON *state = state_to_json(t, elapsed);
-    int rc = cf_checkpoint_save(t->dir, t->step, &t->model->params, t->opt, state, t->config_json, is_best,
+    int rc = cf_checkpoint_save(t->dir, t->step, &t->model->params, t->opt, state, t->ckpt_config_json, is_best,
                                 (int)t->cfg.train.keep_last);
     cJSON_Delete(state);
     if (rc == 0) say(t, "saved checkpoint step %lld%s\n", (long long)t->step, is_best ? " (best)" : "");
@@ -385,7 +414,7 @@ static int train_loop(trainer *t) {
             double dt = cf_now_s() - w.t0, tps = dt > 0 ? w.tokens / dt : 0;
             cf_train_event e = {.step = t->step, .epoch = (int64_t)cf_batcher_state(t->batches).epoch,
                                 .loss = w.tokens > 0 ? w.loss_sum / w.tokens : 0, .lr = lr, .grad_norm = grad_norm,
-                                .tokens_per_s = tps, .elapsed_s = elapsed};
+                                .tokens_per_s = tps, .elapsed_s = elapsed, .threads = cf_threads_count()};
             if (cf_metrics_log_train(&t->metrics, &e) != 0) return 1;
             double eta = dt / (double)w.updates * (double)(tc->max_steps - t->step);
             if (!t->args->quiet) {
@@ -393,6 +422,9 @@ static int train_loop(trainer *t) {
                 printf("step %6lld/%lld | epoch %lld | loss %.4f | lr %.2e | gnorm %.2f | %.0f tok/s | ETA %02d:%02d",
                        (long long)t->step, (long long)tc->max_steps, (long long)e.epoch, e.loss, lr, grad_norm, tps,
                        (int)(eta / 60), (int)eta % 60);
+                if (cf_threads_count() != cf_threads_max()) /* the machine is busy: say why it is slower */
+                    printf(" | %d of %d threads (other processes use %.1f CPUs)", cf_threads_count(),
+                           cf_threads_max(), cf_threads_load_others());
                 if (!t->tty) printf("\n");
                 fflush(stdout);
             }
@@ -507,6 +539,7 @@ static void trainer_free(trainer *t) {
     cf_ctx_free(t->ctx);
     cf_run_free_tokenizers(t->src_tok, t->tgt_tok);
     free(t->config_json);
+    free(t->ckpt_config_json);
     free(t->dir);
     if (t->cfg.source_path) cf_config_free(&t->cfg);
 }
@@ -531,6 +564,7 @@ int cf_train(const cf_train_args *a) {
     }
     code = 1;
     if (cf_threads_init((int)t.cfg.train.threads) != 0) goto fail;
+    cf_threads_set_adaptive(t.cfg.train.adapt_threads);
     char *latest = cf_path_join(t.dir, "checkpoints/latest");
     bool has_ckpt = access(latest, F_OK) == 0;
     free(latest);
@@ -541,6 +575,7 @@ int cf_train(const cf_train_args *a) {
     }
     if (cf_mkdir_p(t.dir) != 0) goto fail;
     t.config_json = cf_config_to_json(&t.cfg);
+    t.ckpt_config_json = checkpoint_config_json(t.config_json);
     code = 2;
     if (setup_tokenizer(&t, a->resume && has_ckpt) != 0) goto fail;
     if (setup_data(&t) != 0) goto fail;

@@ -133,7 +133,7 @@ static void run_begin(decode_run *r, const cf_transformer *m, cf_ctx *ctx, const
         r->max_out[b] = cf_decode_max_output(m, o, src_lens[b]);
         if (r->max_out[b] > r->L) r->L = r->max_out[b];
     }
-    r->n_threads = omp_get_max_threads();
+    r->n_threads = omp_get_max_threads(); /* fixed for the call: threads adapt only between calls */
     r->logp = cf_xmalloc((size_t)(r->n_threads * r->V) * sizeof *r->logp);
     r->row_lens = cf_xmalloc((size_t)r->N * sizeof *r->row_lens);
     for (int64_t i = 0; i < r->N; i++) r->row_lens[i] = src_lens[i / K];

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/threads.h"
+
 static const int64_t *sort_lens; /* qsort has no context argument in C11 */
 
 static int cmp_by_len(const void *a, const void *b) {
@@ -78,6 +80,7 @@ char **cf_translate_ids(cf_ctx *ctx, const cf_transformer *m, const cf_bpe *tgt_
             row[len] = CF_EOS_ID;
             for (int64_t j = len + 1; j < s_max; j++) row[j] = CF_PAD_ID;
         }
+        cf_threads_adapt(); /* between batches: results do not depend on the thread count */
         if (cf_decode_batch(m, ctx, buf, lens, nb, s_max, o, &res) != 0) {
             cf_strings_free(out, n);
             out = NULL;

@@ -1,0 +1,55 @@
+/* core/gemm.h - row-major GEMM whose results do not depend on the thread count.
+ *
+ * Usage:
+ *     // C[m,n] = alpha * A[m,k] @ B[n,k]^T + beta * C   (row-major, leading dimensions given)
+ *     cf_gemm_rm(false, true, m, n, k, 1, a, k, b, k, 0, c, n);
+ *     // the same for `count` matrices at fixed strides
+ *     cf_gemm_rm_batched(count, false, false, m, n, k, 1, a, m * k, k, b, k * n, n, 0, c, m * n, n);
+ *
+ * Why not call cblas_sgemm with several threads: OpenBLAS splits a threaded GEMM in a way that
+ * depends on the thread count (and the CPU), so the same product rounds differently on 1 and 2
+ * threads. Here the output is cut into row tiles whose boundaries depend only on the shape
+ * (cf_gemm_plan), each tile is one single-threaded BLAS call (OpenBLAS runs with one thread: see
+ * core/threads.c), and the tiles are shared among OpenMP threads dynamically. Every element is then
+ * computed by the same BLAS call with the same arguments whatever the thread count or the order the
+ * tiles run in; the reduction dimension k is never split. Called inside a parallel region (an
+ * attention head, say), the tiles run one after the other on the calling thread: same results.
+ */
+#ifndef CF_GEMM_H
+#define CF_GEMM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/common.h"
+
+/* How a product [m, n] (reduction k) is cut: tiles of `rows` rows, `n_tiles` of them (the last
+ * may be shorter). A function of (m, n, k) alone; docs/performance.md lists it for the step's shapes. */
+typedef struct cf_gemm_plan {
+    int64_t rows, n_tiles;
+} cf_gemm_plan;
+
+cf_gemm_plan cf_gemm_plan_of(int64_t m, int64_t n, int64_t k);
+
+/* C = alpha * op(A) op(B) + beta * C, row-major; op(X) = X^T when trans_x. Sizes must fit in int
+ * (BLAS's interface; asserted). beta 0 ignores C's contents (NaN included). */
+void cf_gemm_rm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, cf_real alpha, const cf_real *a,
+                int64_t lda, const cf_real *b, int64_t ldb, cf_real beta, cf_real *c, int64_t ldc);
+
+/* `count` independent products at strides sa, sb, sc (sb 0: B shared); tiles of all of them share
+ * one parallel loop. */
+void cf_gemm_rm_batched(int64_t count, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, cf_real alpha,
+                        const cf_real *a, int64_t sa, int64_t lda, const cf_real *b, int64_t sb, int64_t ldb,
+                        cf_real beta, cf_real *c, int64_t sc, int64_t ldc);
+
+/* The whole product in one single-threaded BLAS call on the calling thread: for kernels that
+ * partition their own work (an attention head per task). Every BLAS call in cformer goes through
+ * this function, which is what keeps OpenBLAS from starting threads of its own. */
+void cf_gemm_serial(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, cf_real alpha, const cf_real *a,
+                    int64_t lda, const cf_real *b, int64_t ldb, cf_real beta, cf_real *c, int64_t ldc);
+
+/* C[m,n] = op(A) op(B) + bias[n] on every row (linear layers: the bias rides in the GEMM's tiles). */
+void cf_gemm_rm_bias(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const cf_real *a, int64_t lda,
+                     const cf_real *b, int64_t ldb, const cf_real *bias, cf_real *c, int64_t ldc);
+
+#endif
