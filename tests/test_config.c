@@ -439,7 +439,8 @@ TEST(config_doc_in_sync) {
 }
 
 /* The resume check refuses a change to exactly these keys (they fix parameter, optimizer-state or
- * vocabulary shapes); the table's SHAPES flag is where that list lives. */
+ * vocabulary shapes); the table's SHAPES flag is where that list lives, as RUN_ONLY is for the
+ * keys checkpoints leave out. */
 TEST(config_shape_keys_are_flagged_in_the_table) {
     static const char *expected[] = {"data.tokenizer", "data.vocab_size", "data.shared_vocab", "model.d_model",
         "model.n_heads", "model.n_kv_heads", "model.head_dim", "model.attention", "model.kv_lora_rank",
@@ -455,6 +456,9 @@ TEST(config_shape_keys_are_flagged_in_the_table) {
         for (size_t j = 0; j < n_expected; j++) want |= strcmp(keys[i].path, expected[j]) == 0;
         CHECK_MSG(keys[i].sets_shapes == want, "%s: sets_shapes is %d", keys[i].path, keys[i].sets_shapes);
         flagged += keys[i].sets_shapes;
+        /* and these two say how to run, not what to compute: kept out of checkpoint metadata */
+        bool run_only = strcmp(keys[i].path, "train.threads") == 0 || strcmp(keys[i].path, "train.adapt_threads") == 0;
+        CHECK_MSG(keys[i].run_only == run_only, "%s: run_only is %d", keys[i].path, keys[i].run_only);
     }
     CHECK(flagged == n_expected);
 }

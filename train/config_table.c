@@ -63,6 +63,9 @@ static const char *sched_name(int v) { return cf_schedule_kind_name((cf_schedule
 /* The key fixes parameter or optimizer-state shapes (or the vocabulary behind them): a resumed run
  * must keep its value, since the checkpoint's tensors would no longer fit. */
 #define SHAPES .sets_shapes = true
+/* The key says how a run executes, not what it computes: checkpoints leave it out of their config
+ * metadata (so 1 or 8 threads write byte-identical files) and a resume may change it silently. */
+#define RUN_ONLY .run_only = true
 
 static const cf_config_key keys[] = {
     {.path = "name", .type = CF_CONFIG_STRING, .offset = OFF(name), .default_doc = "the file name without extension",
@@ -137,8 +140,8 @@ static const cf_config_key keys[] = {
     {K_INT("train.save_every", train.save_every, 1, NO_LIMIT, "updates between checkpoints")},
     {K_INT("train.log_every", train.log_every, 1, NO_LIMIT, "updates between metrics.jsonl train lines")},
     {K_INT("train.keep_last", train.keep_last, 1, NO_LIMIT, "checkpoints kept besides the best")},
-    {K_INT("train.threads", train.threads, 0, 4096, "threads; 0: every CPU this process may use (affinity, cgroup quota)")},
-    {K_BOOL("train.adapt_threads", train.adapt_threads, "between steps, use only the cores other processes leave free (results do not change)")},
+    {K_INT("train.threads", train.threads, 0, 4096, "threads; 0: every CPU this process may use (affinity, cgroup quota)"), RUN_ONLY},
+    {K_BOOL("train.adapt_threads", train.adapt_threads, "between steps, use only the cores other processes leave free (results do not change)"), RUN_ONLY},
     {K_INT("train.patience", train.patience, 0, NO_LIMIT, "evaluations without a better valid BLEU before stopping; 0: never stop early")},
     {K_INT("train.max_bad_steps", train.max_bad_steps, 1, NO_LIMIT, "consecutive non-finite updates before giving up")},
     {K_INT("train.eval_max_sentences", train.eval_max_sentences, 0, NO_LIMIT, "valid sentences decoded for BLEU at each evaluation; 0: all")},

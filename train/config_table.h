@@ -98,6 +98,7 @@ typedef struct cf_config_key {
     const char *(*enum_name)(int value);  /* ENUM: the name of value 0 .. n_enum-1 */
     int n_enum;
     bool sets_shapes;               /* parameter or optimizer-state shapes follow from it: a resume cannot change it */
+    bool run_only;                  /* how the run executes, not what it computes: not in checkpoint metadata */
     const char *default_doc;        /* docs/config.md's default when it is computed; NULL: the value */
     const char *doc;                /* one line for docs/config.md */
 } cf_config_key;

@@ -230,23 +230,28 @@ static bool changes_shapes(const char *key) {
     return k && k->sets_shapes;
 }
 
-/* Keys that say how a run executes, not what it computes: left out of the checkpoints' metadata,
- * so that the same training on 1 or 8 threads writes byte-identical files (config.json keeps them;
- * state.json records the thread count). */
-static const char *const run_only_keys[][2] = {{"train", "threads"}, {"train", "adapt_threads"}};
-
+/* The table marks the keys that say how a run executes, not what it computes (RUN_ONLY): they are
+ * left out of the checkpoints' metadata, so that the same training on 1 or 8 threads writes
+ * byte-identical files (config.json keeps them; state.json records the thread count). */
 static bool is_run_only(const char *section, const char *key) {
-    for (size_t i = 0; i < sizeof run_only_keys / sizeof run_only_keys[0]; i++)
-        if (strcmp(section, run_only_keys[i][0]) == 0 && strcmp(key, run_only_keys[i][1]) == 0) return true;
-    return false;
+    char path[128];
+    snprintf(path, sizeof path, "%s.%s", section, key);
+    const cf_config_key *k = cf_config_key_find(path);
+    return k && k->run_only;
 }
 
 static char *checkpoint_config_json(const char *config_json) {
     cJSON *root = cJSON_Parse(config_json);
     CF_ASSERT(root, "the effective config does not parse");
-    for (size_t i = 0; i < sizeof run_only_keys / sizeof run_only_keys[0]; i++)
-        cJSON_DeleteItemFromObjectCaseSensitive(cJSON_GetObjectItemCaseSensitive(root, run_only_keys[i][0]),
-                                                run_only_keys[i][1]);
+    int n;
+    const cf_config_key *keys = cf_config_keys(&n);
+    char section[32];
+    for (int i = 0; i < n; i++) {
+        const char *dot = strchr(keys[i].path, '.');
+        if (!keys[i].run_only || !dot) continue;
+        snprintf(section, sizeof section, "%.*s", (int)(dot - keys[i].path), keys[i].path);
+        cJSON_DeleteItemFromObjectCaseSensitive(cJSON_GetObjectItemCaseSensitive(root, section), dot + 1);
+    }
     char *text = cJSON_Print(root);
     cJSON_Delete(root);
     CF_ASSERT(text, "cJSON_Print failed");
