@@ -112,16 +112,6 @@ size_t tok_unit_len(const unsigned char *s, size_t n) {
 
 /* ---------------------------------------------------------------- trie */
 
-int32_t tok_trie_node(tok_trie *t) {
-    if (t->n_nodes == t->cap_nodes) {
-        t->cap_nodes = t->cap_nodes ? 2 * t->cap_nodes : 1024;
-        t->piece = realloc(t->piece, (size_t)t->cap_nodes * sizeof *t->piece);
-        CF_ASSERT(t->piece != NULL, "out of memory");
-    }
-    t->piece[t->n_nodes] = -1;
-    return t->n_nodes++;
-}
-
 static void trie_rehash(tok_trie *t, size_t cap) {
     uint64_t *keys = t->keys;
     int32_t *child = t->child;
@@ -140,8 +130,18 @@ static void trie_rehash(tok_trie *t, size_t cap) {
     free(child);
 }
 
+int32_t tok_trie_node(tok_trie *t) {
+    if (!t->keys) trie_rehash(t, 1024); /* lookups never meet an empty table */
+    if (t->n_nodes == t->cap_nodes) {
+        t->cap_nodes = t->cap_nodes ? 2 * t->cap_nodes : 1024;
+        t->piece = realloc(t->piece, (size_t)t->cap_nodes * sizeof *t->piece);
+        CF_ASSERT(t->piece != NULL, "out of memory");
+    }
+    t->piece[t->n_nodes] = -1;
+    return t->n_nodes++;
+}
+
 int32_t tok_trie_insert(tok_trie *t, int32_t root, const char *s, size_t n, int32_t id) {
-    if (!t->keys) trie_rehash(t, 1024);
     int32_t node = root;
     for (size_t k = 0; k < n; k++) {
         int32_t next = tok_trie_child(t, node, (unsigned char)s[k]);
