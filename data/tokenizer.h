@@ -53,8 +53,11 @@ enum {
     CF_TOK_MAX_TOKEN_BYTES = 64,
     CF_TOK_MAX_VOCAB = 1000000,
 };
-/* A tokenizer file larger than this is refused before it is parsed. */
-#define CF_TOK_MAX_FILE_BYTES ((size_t)128 << 20)
+/* A tokenizer file larger than this, or with more JSON values (arrays, numbers, strings...: each
+ * costs cJSON ~64 bytes), is refused before it is parsed: the largest file the bounds above allow
+ * in practice (a million tokens: its vocab strings, and merge pairs or scores) fits both. */
+#define CF_TOK_MAX_FILE_BYTES ((size_t)64 << 20)
+#define CF_TOK_MAX_JSON_VALUES (4 * (size_t)CF_TOK_MAX_VOCAB + 1024)
 
 /* A growable array of token ids. Zero-initialise; free with cf_ids_free. */
 typedef struct cf_ids {

@@ -350,7 +350,36 @@ char *tok_read_file(const char *path, size_t *len) {
     return b.p;
 }
 
+/* An upper bound on the values cJSON would allocate (one node each, ~64 bytes): separators and
+ * openings outside strings, plus one. */
+static size_t count_values(const char *json, size_t len) {
+    size_t n = 1;
+    bool in_string = false;
+    for (size_t i = 0; i < len; i++) {
+        char c = json[i];
+        if (in_string) {
+            if (c == '\\') i++;
+            else if (c == '"') in_string = false;
+        } else if (c == '"') {
+            in_string = true;
+        } else {
+            n += c == ',' || c == '[' || c == '{';
+        }
+    }
+    return n;
+}
+
 cJSON *tok_parse_json(const char *json, size_t len, const char *path) {
+    if (len > CF_TOK_MAX_FILE_BYTES) {
+        cf_error_set("%s: %zu bytes: a tokenizer file may have at most %zu", path, len, CF_TOK_MAX_FILE_BYTES);
+        return NULL;
+    }
+    size_t values = count_values(json, len);
+    if (values > CF_TOK_MAX_JSON_VALUES) {
+        cf_error_set("%s: about %zu JSON values: a tokenizer file may have at most %zu", path, values,
+                     (size_t)CF_TOK_MAX_JSON_VALUES);
+        return NULL;
+    }
     cJSON *root = cJSON_ParseWithLength(json, len);
     if (root) return root;
     const char *at = cJSON_GetErrorPtr();

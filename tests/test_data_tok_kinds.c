@@ -243,7 +243,8 @@ TEST(tok_bpe_crafted_doubling_merges_refused) {
     unlink(path);
 }
 
-/* More entries than CF_TOK_MAX_VOCAB: refused before any per-entry allocation. */
+/* More entries than CF_TOK_MAX_VOCAB: refused before any per-entry allocation; more JSON values
+ * than any allowed file has: refused before cJSON allocates them. */
 TEST(tok_vocab_size_bound) {
     size_t cap = 8 * (size_t)CF_TOK_MAX_VOCAB + 4096, n = 0;
     char *json = malloc(cap);
@@ -251,6 +252,16 @@ TEST(tok_vocab_size_bound) {
     for (int i = 0; i <= CF_TOK_MAX_VOCAB; i++) n += (size_t)sprintf(json + n, i ? ",\"a\"" : "\"a\"");
     n += (size_t)sprintf(json + n, "]}");
     check_error(cf_tokenizer_from_json(json, n, "big/ug.json"), "big/ug.json", "has 1000001 entries (must be 260 to 1000000",
+                __LINE__);
+    free(json);
+    /* Millions of tiny values would cost cJSON ~64 bytes each: refused before parsing. */
+    size_t values = CF_TOK_MAX_JSON_VALUES + 1;
+    json = malloc(2 * values + 16);
+    n = 0;
+    json[n++] = '[';
+    for (size_t i = 0; i < values; i++) json[n++] = '0', json[n++] = ',';
+    json[n - 1] = ']';
+    check_error(cf_tokenizer_from_json(json, n, "many/tok.json"), "many/tok.json", "JSON values: a tokenizer file may have at most",
                 __LINE__);
     free(json);
 }
