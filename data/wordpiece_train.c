@@ -504,9 +504,12 @@ cf_wordpiece *cf_wordpiece_train(cf_tok_trainer *tr, const cf_wordpiece_opts *o)
          * while "##e" + "##r" never merges (docs/data.md). So the floor is (about) the highest one
          * that still fills the vocabulary: double it while it does, then bisect (geometrically)
          * until the bracket is within 25%. */
-        int64_t lo = 2, hi = 0;
+        int64_t lo = 2, hi = 0, most = 0; /* no pair occurs more often than all words together */
+        for (size_t w = 0; w < W.n; w++) most += W.count[w];
         wp = train(W, o->vocab_size, lo);
-        while (cf_wordpiece_vocab_size(wp) == o->vocab_size && (hi == 0 || (double)hi > 1.25 * (double)lo)) {
+        if (o->vocab_size == CF_TOK_N_BASE) hi = lo; /* nothing to learn: any floor "fills" it */
+        while (cf_wordpiece_vocab_size(wp) == o->vocab_size && (hi == 0 || (double)hi > 1.25 * (double)lo) &&
+               lo < most) {
             int64_t mid = hi ? (int64_t)sqrt((double)lo * (double)hi) : 2 * lo;
             if (mid <= lo) break;
             cf_wordpiece *t = train(W, o->vocab_size, mid);
