@@ -135,12 +135,12 @@ cf_bpe *bpe_from_merges(const int32_t *left, const int32_t *right, int n_merges)
         else if (id < CF_BPE_N_BASE) len[id] = 1;
         else {
             int32_t l = left[id - CF_BPE_N_BASE], r = right[id - CF_BPE_N_BASE];
-            CF_ASSERT(l >= CF_BPE_BYTE_BASE && l < id && r >= CF_BPE_BYTE_BASE && r < id, "merge %d refers to a later token",
-                      id - CF_BPE_N_BASE);
+            CF_ASSERT(l >= CF_BPE_BYTE_BASE && l < id && r >= CF_BPE_BYTE_BASE && r < id,
+                      "merge %d refers to a later token", id - CF_BPE_N_BASE);
             len[id] = len[l] + len[r];
             if (len[id] > CF_TOK_MAX_TOKEN_BYTES) {
-                cf_error_set("tokenizer: merge %d [%d, %d] makes a token of %lld bytes (at most %d)", id - CF_BPE_N_BASE,
-                             l, r, (long long)len[id], CF_TOK_MAX_TOKEN_BYTES);
+                cf_error_set("tokenizer: merge %d [%d, %d] makes a token of %lld bytes (at most %d)",
+                             id - CF_BPE_N_BASE, l, r, (long long)len[id], CF_TOK_MAX_TOKEN_BYTES);
                 free(len);
                 return NULL;
             }

@@ -401,7 +401,8 @@ const char *tok_format(const cJSON *root) {
 
 int tok_check_header(const cJSON *root, const char *path, const char *format, int version) {
     const char *fmt = tok_format(root);
-    CF_REQUIRE(fmt && strcmp(fmt, format) == 0, "%s: not a cformer tokenizer (\"format\" must be \"%s\")", path, format);
+    CF_REQUIRE(fmt && strcmp(fmt, format) == 0, "%s: not a cformer tokenizer (\"format\" must be \"%s\")", path,
+               format);
     const cJSON *ver = cJSON_GetObjectItemCaseSensitive(root, "version");
     CF_REQUIRE(cJSON_IsNumber(ver), "%s: missing \"version\" (a number)", path);
     CF_REQUIRE(ver->valuedouble == version, "%s: unsupported version %g (this build reads version %d)", path,

@@ -119,7 +119,9 @@ static double fallback_score(const model *M) {
     return lo - FALLBACK_PENALTY;
 }
 
-static inline double edge_score(const model *M, const edge *x, double fb) { return x->piece >= 0 ? M->p[x->piece].score : fb; }
+static inline double edge_score(const model *M, const edge *x, double fb) {
+    return x->piece >= 0 ? M->p[x->piece].score : fb;
+}
 
 static double log_add(double a, double b) {
     if (a == -INFINITY) return b;
@@ -260,11 +262,7 @@ static void prune(model *M, int desired, double shrink) {
             n_kept++;
             continue;
         }
-        if (M->vfreq[i] == 0) { /* never on a best path: free to drop */
-            p->alive = false;
-            M->n_alive--;
-            continue;
-        }
+        if (M->vfreq[i] == 0) continue; /* never on a best path: dropped below, after the losses */
         const cand *c = &M->C.c[p->cand];
         int n = viterbi(M, (size_t)c->rep_word, c->rep_s, c->rep_e, i, fb, path);
         double f = M->vfreq[i];
@@ -274,6 +272,11 @@ static void prune(model *M, int desired, double shrink) {
         loss[i] = M->wfreq[i] / n_words * (log_here - log_alt);
         cand_ids[n_cand++] = i;
     }
+    for (int i = 0; i < M->n_pieces; i++)
+        if (M->p[i].alive && !M->p[i].required && M->vfreq[i] == 0) {
+            M->p[i].alive = false;
+            M->n_alive--;
+        }
     int keep = (int)(shrink * before);
     if (keep < desired) keep = desired;
     int room = keep - n_kept;
@@ -377,8 +380,8 @@ cf_unigram *cf_unigram_train(cf_tok_trainer *tr, const cf_unigram_opts *o) {
     /* Single units, and which of them the vocabulary covers. */
     for (size_t w = 0; w < W->n; w++)
         for (int i = 0; i < M.n_units[w]; i++)
-            cand_add(&M.C, W->bytes, BYTE_AT(w, i), (size_t)(BYTE_AT(w, i + 1) - BYTE_AT(w, i)), 1, (int32_t)w, i, i + 1,
-                     W->count[w]);
+            cand_add(&M.C, W->bytes, BYTE_AT(w, i), (size_t)(BYTE_AT(w, i + 1) - BYTE_AT(w, i)), 1, (int32_t)w, i,
+                     i + 1, W->count[w]);
     size_t n_unit_cands = M.C.n;
     int32_t *order = cf_xmalloc((n_unit_cands ? n_unit_cands : 1) * sizeof *order);
     int64_t unit_total = 0;

@@ -221,7 +221,9 @@ static bool pair_eligible(const trainer *T, const pair_info *p) {
 }
 
 /* Higher score first; ties go to the smaller (left, right). */
-static bool heap_before(heap_entry x, heap_entry y) { return x.score > y.score || (x.score == y.score && x.key < y.key); }
+static bool heap_before(heap_entry x, heap_entry y) {
+    return x.score > y.score || (x.score == y.score && x.key < y.key);
+}
 
 static void heap_push(trainer *T, double score, uint64_t key) {
     T->heap = grow(T->heap, &T->heap_cap, T->heap_n + 1, sizeof *T->heap);
