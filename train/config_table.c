@@ -51,6 +51,9 @@ static const char *pos_name(int v) { return cf_pos_kind_name((cf_pos_kind)v); }
 static const char *optim_name(int v) { return cf_optim_kind_name((cf_optim_kind)v); }
 static const char *sched_name(int v) { return cf_schedule_kind_name((cf_schedule_kind)v); }
 
+/* data.tokenizer's kinds (data/tokenizer.h, cf_tok_kind_name), the default first. */
+static const char *const tokenizer_kinds[] = {"bpe", "wordpiece", "unigram", NULL};
+
 #define NO_LIMIT INFINITY
 #define OFF(field) offsetof(cf_config, field)
 #define K_INT(p, f, lo_, hi_, d) {.path = p, .type = CF_CONFIG_INT, .offset = OFF(f), .lo = lo_, .hi = hi_, .doc = d}
@@ -78,8 +81,9 @@ static const cf_config_key keys[] = {
     K_PATH("data.test_src", data.test_src, "test source (optional)"),
     K_PATH("data.test_tgt", data.test_tgt, "test target"),
     K_PATH("data.test_tsv", data.test_tsv, "test pairs as one TSV file"),
-    K_PATH("data.tokenizer", data.tokenizer, "an existing tokenizer.json; null: train a BPE on the training data"),
-    K_INT("data.vocab_size", data.vocab_size, 260, 1000000, "BPE vocabulary size (4 specials + 256 bytes + merges)"),
+    {.path = "data.tokenizer", .type = CF_CONFIG_PATH, .offset = OFF(data.tokenizer), .words = tokenizer_kinds,
+     .doc = "the tokenizer to train on the training data (docs/data.md), or the path of an existing tokenizer.json (any kind)"},
+    K_INT("data.vocab_size", data.vocab_size, 260, 1000000, "tokenizer vocabulary size (4 specials + 256 bytes + learned tokens)"),
     K_BOOL("data.shared_vocab", data.shared_vocab, "one tokenizer for both languages (needed by model.share_embeddings); false: one per side, tokenizer.json and tokenizer.tgt.json"),
     K_INT("data.max_len", data.max_len, 1, NO_LIMIT, "training pairs with more tokens on either side are dropped"),
 
@@ -187,8 +191,9 @@ static const struct {
               "vocabulary is `data.vocab_size` and the data files are not needed. `cformer train` ignores it."},
 };
 
-static const char *type_name(cf_config_type t) {
-    switch (t) {
+static const char *type_name(const cf_config_key *k) {
+    if (k->words) return "name or path";
+    switch (k->type) {
     case CF_CONFIG_INT: return "int";
     case CF_CONFIG_U64: return "uint";
     case CF_CONFIG_DOUBLE: return "float";
@@ -201,6 +206,7 @@ static const char *type_name(cf_config_type t) {
 }
 
 static void print_range(FILE *f, const cf_config_key *k) {
+    for (int v = 0; k->words && k->words[v]; v++) fprintf(f, "%s`%s`", v ? ", " : "", k->words[v]);
     if (k->type == CF_CONFIG_ENUM) {
         for (int v = 0; v < k->n_enum; v++) fprintf(f, "%s`%s`", v ? ", " : "", k->enum_name(v));
         return;
@@ -243,7 +249,7 @@ char *cf_config_doc_markdown(void) {
         for (int i = 0; i < N_KEYS; i++) {
             const cf_config_key *k = &keys[i];
             if (!in_group(k, groups[g].group)) continue;
-            fprintf(f, "| `%s` | %s | ", k->path, type_name(k->type));
+            fprintf(f, "| `%s` | %s | ", k->path, type_name(k));
             if (k->default_doc) {
                 fprintf(f, "%s", k->default_doc);
             } else {

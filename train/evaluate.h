@@ -25,10 +25,10 @@ int cf_eval_loss(cf_ctx *ctx, const cf_transformer *m, const cf_corpus *c, int64
 
 /* Translate n source token sequences (without <eos>; it is added) in batches of similar length;
  * returns n strings detokenised with the target tokenizer in input order (malloc'ed array of malloc'ed strings). */
-char **cf_translate_ids(cf_ctx *ctx, const cf_transformer *m, const cf_bpe *tgt_tok, const int32_t *const *src,
+char **cf_translate_ids(cf_ctx *ctx, const cf_transformer *m, const cf_tokenizer *tgt_tok, const int32_t *const *src,
                         const int64_t *src_len, int64_t n, const cf_decode_opts *o, int64_t batch_size);
 /* The first n pairs' sources of a corpus (n <= c->n; 0 = all). */
-char **cf_translate_corpus(cf_ctx *ctx, const cf_transformer *m, const cf_bpe *tgt_tok, const cf_corpus *c, int64_t n,
+char **cf_translate_corpus(cf_ctx *ctx, const cf_transformer *m, const cf_tokenizer *tgt_tok, const cf_corpus *c, int64_t n,
                            const cf_decode_opts *o, int64_t batch_size);
 /* Corpus BLEU of hyps against the corpus' target text (kept with keep_text). */
 cf_bleu_score cf_eval_bleu(const cf_corpus *c, char *const *hyps, int64_t n);
