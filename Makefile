@@ -102,6 +102,7 @@ bench: all $(BENCH_BIN)
 	$(CLI) bench configs/bench_small.json
 	@if /usr/bin/python3 -c 'import torch' 2>/dev/null; then bench/compare_torch.sh; \
 	else echo "bench: /usr/bin/python3 has no torch: skipping the PyTorch comparison (make bench-torch)"; fi
+	bench/load.sh
 
 # cformer vs PyTorch 1.13, interleaved rounds (bench/compare_torch.sh; docs/performance.md).
 bench-torch: all

@@ -167,7 +167,7 @@ int cf_cmd_translate(int argc, char **argv) {
             ids = realloc(ids, (size_t)(cap *= 2) * sizeof *ids);
             memset(ids + n, 0, (size_t)(cap - n) * sizeof *ids);
         }
-        cf_bpe_encode(r.src_tok, line, (size_t)len, &ids[n++]);
+        cf_tokenizer_encode(r.src_tok, line, (size_t)len, &ids[n++]);
     }
     free(line);
     const int32_t **src = cf_xmalloc((size_t)(n ? n : 1) * sizeof *src);

@@ -9,7 +9,7 @@ int cf_cmd_translate(int argc, char **argv); /* cformer translate RUN_DIR|CKPT_D
 int cf_cmd_info(int argc, char **argv);      /* cformer info RUN_DIR|CKPT_DIR */
 int cf_cmd_config(int argc, char **argv);    /* cformer config CONFIG [--set k=v]... | --doc */
 int cf_cmd_bleu(int argc, char **argv);      /* cformer bleu --ref FILE... [--hyp FILE] */
-int cf_cmd_tokenizer(int argc, char **argv); /* cformer tokenizer train|encode|decode ... */
+int cf_cmd_tokenizer(int argc, char **argv); /* cformer tokenizer train|encode|decode|compare ... */
 int cf_cmd_data(int argc, char **argv);      /* cformer data toy ... */
 int cf_cmd_bench(int argc, char **argv);     /* cformer bench CONFIG [--steps N] [--warmup N] [--threads N] [--set k=v]... */
 

@@ -29,7 +29,7 @@ static const cf_cli_command commands[] = {
     {"info", cf_cmd_info, "config, parameter count, step and best metric of a run"},
     {"bleu", cf_cmd_bleu, "corpus BLEU exactly as sacrebleu computes it"},
     {"config", cf_cmd_config, "validate a run config and print it with every default filled in"},
-    {"tokenizer", cf_cmd_tokenizer, "train a BPE tokenizer, encode or decode text"},
+    {"tokenizer", cf_cmd_tokenizer, "train a tokenizer (bpe, wordpiece, unigram), encode, decode, compare"},
     {"data", cf_cmd_data, "generate the toy German -> English data set"},
     {"bench", cf_cmd_bench, "time training steps of a config's model on synthetic batches"},
 };

@@ -87,9 +87,9 @@ static int64_t count_rest(cf_lines *r) {
     return rc < 0 ? -1 : cf_lines_lineno(r);
 }
 
-cf_corpus *cf_corpus_load(const cf_corpus_opts *o, cf_bpe *tok) { return cf_corpus_load2(o, tok, tok); }
+cf_corpus *cf_corpus_load(const cf_corpus_opts *o, cf_tokenizer *tok) { return cf_corpus_load2(o, tok, tok); }
 
-cf_corpus *cf_corpus_load2(const cf_corpus_opts *o, cf_bpe *src_tok, cf_bpe *tgt_tok) {
+cf_corpus *cf_corpus_load2(const cf_corpus_opts *o, cf_tokenizer *src_tok, cf_tokenizer *tgt_tok) {
     bool tsv = o->tsv_path != NULL;
     if (tsv == (o->src_path != NULL || o->tgt_path != NULL) || (!tsv && (!o->src_path || !o->tgt_path))) {
         cf_error_set("corpus: give either a source and a target file, or one TSV file");
@@ -153,8 +153,8 @@ cf_corpus *cf_corpus_load2(const cf_corpus_opts *o, cf_bpe *src_tok, cf_bpe *tgt
             continue;
         }
         xs.n = ys.n = 0;
-        cf_bpe_encode(src_tok, a, na, &xs);
-        cf_bpe_encode(tgt_tok, b, nb, &ys);
+        cf_tokenizer_encode(src_tok, a, na, &xs);
+        cf_tokenizer_encode(tgt_tok, b, nb, &ys);
         if (o->max_len > 0 && (xs.n > o->max_len || ys.n > o->max_len)) {
             c->stats.n_too_long++;
             continue;

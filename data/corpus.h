@@ -56,9 +56,9 @@ typedef struct cf_corpus {
     size_t cap_pairs, cap_src, cap_tgt, cap_src_text, cap_tgt_text; /* internal growth (cf_grow) */
 } cf_corpus;
 
-cf_corpus *cf_corpus_load(const cf_corpus_opts *o, cf_bpe *tok);
+cf_corpus *cf_corpus_load(const cf_corpus_opts *o, cf_tokenizer *tok);
 /* The same with separate source and target vocabularies. */
-cf_corpus *cf_corpus_load2(const cf_corpus_opts *o, cf_bpe *src_tok, cf_bpe *tgt_tok);
+cf_corpus *cf_corpus_load2(const cf_corpus_opts *o, cf_tokenizer *src_tok, cf_tokenizer *tgt_tok);
 /* An empty corpus to fill by hand with cf_corpus_add (tests, generated data). */
 cf_corpus *cf_corpus_new(void);
 void cf_corpus_add(cf_corpus *c, const int32_t *src, int64_t n_src, const int32_t *tgt, int64_t n_tgt);

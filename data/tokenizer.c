@@ -16,7 +16,7 @@
 
 /* Words longer than this are cut into pieces: it bounds the per-word merge loop (a 100k-byte line
  * without spaces stays linear) and the encode cache's memory. Natural words are far shorter. */
-#define BPE_MAX_WORD 64
+#define BPE_MAX_WORD CF_TOK_MAX_TOKEN_BYTES
 
 void cf_ids_push(cf_ids *a, int32_t id) {
     if (a->n == a->cap) {
@@ -112,8 +112,6 @@ size_t cf_bpe_word_len(const char *text, size_t len) {
 
 /* ---------------------------------------------------------------- building a tokenizer */
 
-static const char *const special_names[CF_BPE_N_SPECIAL] = {"<pad>", "<unk>", "<bos>", "<eos>"};
-
 static size_t rank_slot(const cf_bpe *t, uint64_t key) {
     size_t i = bpe_hash_u64(key) & t->rank_mask;
     while (t->rank_keys[i] != 0 && t->rank_keys[i] != key) i = (i + 1) & t->rank_mask;
@@ -123,8 +121,33 @@ static size_t rank_slot(const cf_bpe *t, uint64_t key) {
 static inline uint64_t pair_key(int32_t a, int32_t b) { return (uint64_t)(uint32_t)a << 32 | (uint32_t)b; }
 
 cf_bpe *bpe_from_merges(const int32_t *left, const int32_t *right, int n_merges) {
-    cf_bpe *t = cf_xcalloc(1, sizeof *t);
+    /* Lengths first, bounded before anything is allocated from them: a crafted file whose merges
+     * each join the previous merge with itself doubles a length per merge (issue 10). */
+    if (n_merges < 0 || n_merges > CF_TOK_MAX_VOCAB - CF_BPE_N_BASE) {
+        cf_error_set("tokenizer: %d merges (at most %d)", n_merges, CF_TOK_MAX_VOCAB - CF_BPE_N_BASE);
+        return NULL;
+    }
     int vocab = CF_BPE_N_BASE + n_merges;
+    int64_t *len = cf_xmalloc((size_t)vocab * sizeof(int64_t));
+    size_t total = 0;
+    for (int id = 0; id < vocab; id++) {
+        if (id < CF_BPE_N_SPECIAL) len[id] = (int64_t)strlen(tok_special_names[id]);
+        else if (id < CF_BPE_N_BASE) len[id] = 1;
+        else {
+            int32_t l = left[id - CF_BPE_N_BASE], r = right[id - CF_BPE_N_BASE];
+            CF_ASSERT(l >= CF_BPE_BYTE_BASE && l < id && r >= CF_BPE_BYTE_BASE && r < id,
+                      "merge %d refers to a later token", id - CF_BPE_N_BASE);
+            len[id] = len[l] + len[r];
+            if (len[id] > CF_TOK_MAX_TOKEN_BYTES) {
+                cf_error_set("tokenizer: merge %d [%d, %d] makes a token of %lld bytes (at most %d)",
+                             id - CF_BPE_N_BASE, l, r, (long long)len[id], CF_TOK_MAX_TOKEN_BYTES);
+                free(len);
+                return NULL;
+            }
+        }
+        total += (size_t)len[id];
+    }
+    cf_bpe *t = cf_xcalloc(1, sizeof *t);
     t->n_merges = n_merges;
     t->merge_left = cf_xmalloc((size_t)(n_merges ? n_merges : 1) * sizeof(int32_t));
     t->merge_right = cf_xmalloc((size_t)(n_merges ? n_merges : 1) * sizeof(int32_t));
@@ -133,21 +156,16 @@ cf_bpe *bpe_from_merges(const int32_t *left, const int32_t *right, int n_merges)
         memcpy(t->merge_right, right, (size_t)n_merges * sizeof(int32_t));
     }
     t->tok_off = cf_xmalloc((size_t)(vocab + 1) * sizeof(int64_t));
-    /* Lengths first, then the bytes. */
-    size_t total = 0;
-    int64_t *len = cf_xmalloc((size_t)vocab * sizeof(int64_t));
+    size_t at = 0;
     for (int id = 0; id < vocab; id++) {
-        if (id < CF_BPE_N_SPECIAL) len[id] = (int64_t)strlen(special_names[id]);
-        else if (id < CF_BPE_N_BASE) len[id] = 1;
-        else len[id] = len[left[id - CF_BPE_N_BASE]] + len[right[id - CF_BPE_N_BASE]];
-        t->tok_off[id] = (int64_t)total;
-        total += (size_t)len[id];
+        t->tok_off[id] = (int64_t)at;
+        at += (size_t)len[id];
     }
-    t->tok_off[vocab] = (int64_t)total;
+    t->tok_off[vocab] = (int64_t)at;
     t->tok_bytes = cf_xmalloc(total + 1);
     for (int id = 0; id < vocab; id++) {
         char *dst = t->tok_bytes + t->tok_off[id];
-        if (id < CF_BPE_N_SPECIAL) memcpy(dst, special_names[id], (size_t)len[id]);
+        if (id < CF_BPE_N_SPECIAL) memcpy(dst, tok_special_names[id], (size_t)len[id]);
         else if (id < CF_BPE_N_BASE) dst[0] = (char)(id - CF_BPE_BYTE_BASE);
         else {
             int32_t l = left[id - CF_BPE_N_BASE], r = right[id - CF_BPE_N_BASE];
@@ -180,9 +198,7 @@ void cf_bpe_free(cf_bpe *t) {
     free(t->tok_off);
     free(t->rank_keys);
     free(t->rank_vals);
-    free(t->cache);
-    free(t->cache_bytes);
-    free(t->cache_ids);
+    tok_cache_free(&t->cache);
     free(t);
 }
 
@@ -231,62 +247,15 @@ static int encode_word_uncached(const cf_bpe *t, const unsigned char *w, size_t 
     return m;
 }
 
-static void cache_clear(cf_bpe *t, size_t slots) {
-    free(t->cache);
-    t->cache = cf_xcalloc(slots, sizeof *t->cache);
-    t->cache_mask = slots - 1;
-    t->cache_used = 0;
-    t->cache_bytes_n = 0;
-    t->cache_ids_n = 0;
-}
-
 static void encode_word(cf_bpe *t, const char *w, size_t n, cf_ids *out) {
-    enum { CACHE_MAX_SLOTS = 1 << 20 };
-    uint64_t h = bpe_hash_bytes(w, n);
-    size_t i = h & t->cache_mask;
-    for (; t->cache[i].hash; i = (i + 1) & t->cache_mask) {
-        const bpe_cache_slot *c = &t->cache[i];
-        if (c->hash == h && c->word_len == n && memcmp(t->cache_bytes + c->word_off, w, n) == 0) {
-            for (uint32_t k = 0; k < c->ids_len; k++) cf_ids_push(out, t->cache_ids[c->ids_off + k]);
-            return;
-        }
-    }
+    if (tok_cache_get(&t->cache, w, n, out)) return;
     int32_t sym[BPE_MAX_WORD];
     int m = encode_word_uncached(t, (const unsigned char *)w, n, sym);
     for (int k = 0; k < m; k++) cf_ids_push(out, sym[k]);
-    /* Remember it; past half full the table grows, and at its maximum it starts over (a bounded
-     * cache: pathological inputs cannot make it grow without end). */
-    if (2 * (t->cache_used + 1) > t->cache_mask + 1) {
-        if (t->cache_mask + 1 >= CACHE_MAX_SLOTS) {
-            cache_clear(t, t->cache_mask + 1);
-        } else {
-            bpe_cache_slot *old = t->cache;
-            size_t old_n = t->cache_mask + 1;
-            t->cache = cf_xcalloc(2 * old_n, sizeof *t->cache);
-            t->cache_mask = 2 * old_n - 1;
-            for (size_t s = 0; s < old_n; s++) {
-                if (!old[s].hash) continue;
-                size_t j = old[s].hash & t->cache_mask;
-                while (t->cache[j].hash) j = (j + 1) & t->cache_mask;
-                t->cache[j] = old[s];
-            }
-            free(old);
-        }
-        i = h & t->cache_mask;
-        while (t->cache[i].hash) i = (i + 1) & t->cache_mask;
-    }
-    t->cache_bytes = cf_grow(t->cache_bytes, &t->cache_bytes_cap, t->cache_bytes_n + n, 1);
-    t->cache_ids = cf_grow(t->cache_ids, &t->cache_ids_cap, t->cache_ids_n + (size_t)m, sizeof(int32_t));
-    memcpy(t->cache_bytes + t->cache_bytes_n, w, n);
-    memcpy(t->cache_ids + t->cache_ids_n, sym, (size_t)m * sizeof(int32_t));
-    t->cache[i] = (bpe_cache_slot){h, (uint32_t)t->cache_bytes_n, (uint32_t)n, (uint32_t)t->cache_ids_n, (uint32_t)m};
-    t->cache_bytes_n += n;
-    t->cache_ids_n += (size_t)m;
-    t->cache_used++;
+    tok_cache_put(&t->cache, w, n, sym, m);
 }
 
 void cf_bpe_encode(cf_bpe *t, const char *text, size_t len, cf_ids *out) {
-    if (!t->cache) cache_clear(t, 1 << 14);
     size_t pos = 0;
     while (pos < len) {
         size_t n = cf_bpe_word_len(text + pos, len - pos);
@@ -335,6 +304,10 @@ cf_bpe_trainer *cf_bpe_trainer_new(void) {
     tr->slots = cf_xmalloc((tr->slot_mask + 1) * sizeof(int32_t));
     memset(tr->slots, 0xff, (tr->slot_mask + 1) * sizeof(int32_t));
     return tr;
+}
+
+tok_words bpe_trainer_words(const cf_bpe_trainer *tr) {
+    return (tok_words){.bytes = tr->bytes, .off = tr->w_off, .count = tr->w_count, .len = tr->w_len, .n = tr->n_words};
 }
 
 void cf_bpe_trainer_free(cf_bpe_trainer *tr) {

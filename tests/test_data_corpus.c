@@ -32,13 +32,15 @@ static const char *write_text(int slot, const char *dir, const char *name, const
 }
 
 /* A tokenizer without merges: one id per byte, so token counts equal byte counts. */
-static cf_bpe *bytes_tokenizer(void) { return cf_bpe_trainer_finish(cf_bpe_trainer_new(), CF_BPE_N_BASE); }
+static cf_tokenizer *bytes_tokenizer(void) {
+    return cf_tokenizer_from_bpe(cf_bpe_trainer_finish(cf_bpe_trainer_new(), CF_BPE_N_BASE));
+}
 
 TEST(corpus_misaligned_files_name_both) {
     const char *dir = test_tmpdir("corpus");
     const char *a = write_text(0, dir, "a.de", "eins\nzwei\ndrei\n");
     const char *b = write_text(1, dir, "b.en", "one\ntwo\n");
-    cf_bpe *t = bytes_tokenizer();
+    cf_tokenizer *t = bytes_tokenizer();
     cf_corpus *c = cf_corpus_load(&(cf_corpus_opts){.src_path = a, .tgt_path = b}, t);
     CHECK(c == NULL);
     const char *m = cf_error_message();
@@ -48,14 +50,14 @@ TEST(corpus_misaligned_files_name_both) {
     CHECK(c == NULL && strstr(cf_error_message(), "2 lines") && strstr(cf_error_message(), "3 lines"));
     c = cf_corpus_load(&(cf_corpus_opts){.src_path = a, .tgt_path = "/nonexistent/x.en"}, t);
     CHECK(c == NULL && strstr(cf_error_message(), "/nonexistent/x.en"));
-    cf_bpe_free(t);
+    cf_tokenizer_free(t);
 }
 
 TEST(corpus_crlf_and_missing_final_newline) {
     const char *dir = test_tmpdir("corpus");
     const char *a = write_text(0, dir, "a.de", "x y\r\nzz\r\nlast");
     const char *b = write_text(1, dir, "b.en", "X\nYY\r\nLAST\n");
-    cf_bpe *t = bytes_tokenizer();
+    cf_tokenizer *t = bytes_tokenizer();
     cf_corpus *c = cf_corpus_load(&(cf_corpus_opts){.src_path = a, .tgt_path = b, .keep_text = true}, t);
     CHECK_MSG(c != NULL, "%s", cf_error_message());
     if (!c) return;
@@ -68,7 +70,7 @@ TEST(corpus_crlf_and_missing_final_newline) {
     CHECK(cf_corpus_src_len(c, 0) == 3 && cf_corpus_tgt_len(c, 1) == 2); /* no '\r' token */
     CHECK(cf_corpus_src(c, 2)[0] == CF_BPE_BYTE_BASE + 'l');
     cf_corpus_free(c);
-    cf_bpe_free(t);
+    cf_tokenizer_free(t);
 }
 
 TEST(corpus_empty_and_long_pairs_dropped_and_counted) {
@@ -76,7 +78,7 @@ TEST(corpus_empty_and_long_pairs_dropped_and_counted) {
     /* line 2: empty target; line 3: blank source; line 4: long source; line 6: long target */
     const char *a = write_text(0, dir, "a.de", "ab\ncd\n   \nabcdefgh\nok\nk\n\n");
     const char *b = write_text(1, dir, "b.en", "AB\n\nCD\nEF\nOK\nKLMNOPQRS\n\n");
-    cf_bpe *t = bytes_tokenizer();
+    cf_tokenizer *t = bytes_tokenizer();
     char *logbuf = NULL;
     size_t logn = 0;
     FILE *log = open_memstream(&logbuf, &logn);
@@ -98,7 +100,7 @@ TEST(corpus_empty_and_long_pairs_dropped_and_counted) {
     c = cf_corpus_load(&(cf_corpus_opts){.src_path = a, .tgt_path = b, .max_pairs = 1}, t);
     CHECK(c && c->n == 1);
     cf_corpus_free(c);
-    cf_bpe_free(t);
+    cf_tokenizer_free(t);
 }
 
 TEST(corpus_gzip_matches_plain_and_long_lines) {
@@ -146,17 +148,17 @@ TEST(corpus_gzip_parallel_files) {
     const char *dir = test_tmpdir("corpus");
     const char *a = write_text(0, dir, "train.de.gz", "ein Hund\nzwei Katzen\n");
     const char *b = write_text(1, dir, "train.en", "a dog\ntwo cats\n");
-    cf_bpe *t = bytes_tokenizer();
+    cf_tokenizer *t = bytes_tokenizer();
     cf_corpus *c = cf_corpus_load(&(cf_corpus_opts){.src_path = a, .tgt_path = b}, t);
     CHECK(c && c->n == 2 && cf_corpus_src_len(c, 1) == 11 && cf_corpus_tgt_len(c, 1) == 8);
     cf_corpus_free(c);
-    cf_bpe_free(t);
+    cf_tokenizer_free(t);
 }
 
 TEST(corpus_tsv) {
     const char *dir = test_tmpdir("corpus");
     const char *p = write_text(0, dir, "pairs.tsv", "hallo\thello\r\n\nleer\t \nja\tyes");
-    cf_bpe *t = bytes_tokenizer();
+    cf_tokenizer *t = bytes_tokenizer();
     cf_corpus *c = cf_corpus_load(&(cf_corpus_opts){.tsv_path = p, .keep_text = true}, t);
     CHECK_MSG(c != NULL, "%s", cf_error_message());
     if (c) {
@@ -176,5 +178,5 @@ TEST(corpus_tsv) {
     CHECK(c == NULL && strstr(cf_error_message(), "more than one"));
     c = cf_corpus_load(&(cf_corpus_opts){.tsv_path = p, .src_path = p}, t);
     CHECK(c == NULL && strstr(cf_error_message(), "either"));
-    cf_bpe_free(t);
+    cf_tokenizer_free(t);
 }

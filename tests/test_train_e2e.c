@@ -949,3 +949,49 @@ TEST(e2e_data_max_len_filters_training_pairs) {
     result_free(&r);
     free(dir);
 }
+
+/* data.tokenizer names the kind: each trains, writes its tokenizer.json (whose "format" says the
+ * kind), evaluates and translates; a resume reloads it by format, and a typo is refused. */
+TEST(e2e_wordpiece_and_unigram_runs) {
+    const char *kinds[] = {"wordpiece", "unigram"};
+    for (int k = 0; k < 2; k++) {
+        char *dir = run_path(root_dir(), kinds[k]);
+        char *set_kind = fmt("data.tokenizer=%s", kinds[k]);
+        const char *extra[] = {set_kind, "train.max_steps=4", "schedule.total_steps=4", "data.vocab_size=600", NULL};
+        result r = train(dir, false, extra);
+        CHECK_CODE(r, 0);
+        CHECK_MSG(strstr(r.out, kinds[k]) != NULL, "the log does not name the kind:\n%s", r.out);
+        result_free(&r);
+        char *tok = run_path(dir, "tokenizer.json");
+        size_t n;
+        char *json = test_read_file(tok, &n);
+        char *want = fmt("\"format\": \"cformer-%s\"", kinds[k]);
+        CHECK_MSG(json && strstr(json, want), "%s is not a %s file", tok, kinds[k]);
+        char *config = run_path(dir, "config.json");
+        char *cj = test_read_file(config, &n);
+        char *want_cfg = fmt("\"tokenizer\":\t\"%s\"", kinds[k]);
+        CHECK_MSG(cj && strstr(cj, want_cfg), "config.json does not name the kind");
+        r = cli(NULL, "eval", dir, "--split", "test", "--beam", "1", NULL);
+        CHECK_CODE(r, 0);
+        CHECK(strstr(r.out, "\nBLEU = ") != NULL);
+        result_free(&r);
+        char *in = run_path(dir, "in.txt");
+        write_text(in, "ein hund läuft .\n\xff\x00 kaputt\n");
+        r = cli(in, "translate", dir, "--beam", "1", NULL);
+        CHECK_CODE(r, 0);
+        result_free(&r);
+        const char *more[] = {set_kind, "train.max_steps=6", "schedule.total_steps=4", "data.vocab_size=600", NULL};
+        r = train(dir, true, more);
+        CHECK_CODE(r, 0);
+        CHECK(latest_step(dir) == 6);
+        result_free(&r);
+        free(json), free(want), free(cj), free(want_cfg), free(config), free(in), free(tok), free(set_kind), free(dir);
+    }
+    char *dir = run_path(root_dir(), "typo");
+    const char *extra[] = {"data.tokenizer=unigam", NULL};
+    result r = train(dir, false, extra);
+    CHECK_CODE(r, 2);
+    CHECK_MSG(strstr(r.err, "data.tokenizer") && strstr(r.err, "bpe, wordpiece, unigram"), "no helpful message:\n%s", r.err);
+    result_free(&r);
+    free(dir);
+}

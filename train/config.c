@@ -35,6 +35,12 @@ static void *field(cf_config *c, const cf_config_key *k) { return (char *)c + k-
 static const void *cfield(const cf_config *c, const cf_config_key *k) { return (const char *)c + k->offset; }
 static bool is_string(const cf_config_key *k) { return k->type == CF_CONFIG_STRING || k->type == CF_CONFIG_PATH; }
 
+static bool is_word(const cf_config_key *k, const char *s) {
+    for (int i = 0; s && k->words && k->words[i]; i++)
+        if (strcmp(s, k->words[i]) == 0) return true;
+    return false;
+}
+
 static void set_string(cf_config *c, const cf_config_key *k, const char *s) {
     char **p = field(c, k);
     free(*p);
@@ -168,7 +174,8 @@ static int set_value(cf_config *c, const cf_config_key *k, const cJSON *v, const
             cf_error_set("%s: %s: expected a path string or null, got %s", origin, where, show(v));
             return -1;
         }
-        set_string(c, k, v->valuestring);
+        /* the first word is the unset value, so that it and null compare equal */
+        set_string(c, k, k->words && strcmp(v->valuestring, k->words[0]) == 0 ? NULL : v->valuestring);
         return 0;
     case CF_CONFIG_ENUM: {
         if (cJSON_IsString(v)) {
@@ -308,9 +315,17 @@ static int check_split(const char *origin, const char *split, const char *src, c
  * both checks that and removes "..", so config.json names files unambiguously. */
 static int resolve_path(cf_config *c, const cf_config_key *k, const char *origin, bool check) {
     char **p = field(c, k);
-    if (!*p) return 0;
+    if (!*p || is_word(k, *p)) return 0;
     char *abs = realpath(*p, NULL);
     if (!abs) {
+        if (check && k->words) {
+            char names[128] = "";
+            for (int i = 0; k->words[i]; i++)
+                snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? ", " : "", k->words[i]);
+            cf_error_set("%s: %s: cannot open \"%s\": %s (nor is it one of the names %s)", origin, k->path, *p,
+                         strerror(errno), names);
+            return -1;
+        }
         CF_REQUIRE(!check, "%s: %s: cannot open \"%s\": %s", origin, k->path, *p, strerror(errno));
         if ((*p)[0] == '/') return 0;
         char cwd[PATH_MAX];
@@ -469,6 +484,7 @@ static cJSON *value_json(const cf_config *c, const cf_config_key *k) {
     case CF_CONFIG_STRING:
     case CF_CONFIG_PATH: {
         const char *s = *(char *const *)p;
+        if (!s && k->words) s = k->words[0];
         return s ? cJSON_CreateString(s) : cJSON_CreateNull();
     }
     case CF_CONFIG_ENUM: {

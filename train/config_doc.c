@@ -26,8 +26,9 @@ static const struct {
               "vocabulary is `data.vocab_size` and the data files are not needed. `cformer train` ignores it."},
 };
 
-static const char *type_name(cf_config_type t) {
-    switch (t) {
+static const char *type_name(const cf_config_key *k) {
+    if (k->words) return "name or path";
+    switch (k->type) {
     case CF_CONFIG_INT: return "int";
     case CF_CONFIG_U64: return "uint";
     case CF_CONFIG_DOUBLE: return "float";
@@ -40,6 +41,7 @@ static const char *type_name(cf_config_type t) {
 }
 
 static void print_range(FILE *f, const cf_config_key *k) {
+    for (int v = 0; k->words && k->words[v]; v++) fprintf(f, "%s`%s`", v ? ", " : "", k->words[v]);
     if (k->type == CF_CONFIG_ENUM) {
         for (int v = 0; v < k->n_enum; v++) fprintf(f, "%s`%s`", v ? ", " : "", k->enum_name(v));
         return;
@@ -84,7 +86,7 @@ char *cf_config_doc_markdown(void) {
         for (int i = 0; i < n_keys; i++) {
             const cf_config_key *k = &keys[i];
             if (!in_group(k, groups[g].group)) continue;
-            fprintf(f, "| `%s` | %s | ", k->path, type_name(k->type));
+            fprintf(f, "| `%s` | %s | ", k->path, type_name(k));
             if (k->default_doc) {
                 fprintf(f, "%s", k->default_doc);
             } else {

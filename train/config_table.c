@@ -48,6 +48,9 @@ static const char *pos_name(int v) { return cf_pos_kind_name((cf_pos_kind)v); }
 static const char *optim_name(int v) { return cf_optim_kind_name((cf_optim_kind)v); }
 static const char *sched_name(int v) { return cf_schedule_kind_name((cf_schedule_kind)v); }
 
+/* data.tokenizer's kinds (data/tokenizer.h, cf_tok_kind_name), the default first. */
+static const char *const tokenizer_kinds[] = {"bpe", "wordpiece", "unigram", NULL};
+
 #define NO_LIMIT INFINITY
 #define OFF(field) offsetof(cf_config, field)
 /* Each macro gives a row's fields; a row is {K_...(...)} or {K_...(...), SHAPES}. */
@@ -82,8 +85,10 @@ static const cf_config_key keys[] = {
     {K_PATH("data.test_src", data.test_src, "test source (optional)")},
     {K_PATH("data.test_tgt", data.test_tgt, "test target")},
     {K_PATH("data.test_tsv", data.test_tsv, "test pairs as one TSV file")},
-    {K_PATH("data.tokenizer", data.tokenizer, "an existing tokenizer.json for both sides; null: train a BPE on the training data (with data.shared_vocab false one per side, and this key must be null)"), SHAPES},
-    {K_INT("data.vocab_size", data.vocab_size, 260, 1000000, "BPE vocabulary size (4 specials + 256 bytes + merges)"), SHAPES},
+    {.path = "data.tokenizer", .type = CF_CONFIG_PATH, .offset = OFF(data.tokenizer), .words = tokenizer_kinds,
+     .doc = "the tokenizer kind to train on the training data (docs/data.md), or the path of an existing "
+            "tokenizer.json (any kind); with data.shared_vocab false a kind only (one tokenizer per side)", SHAPES},
+    {K_INT("data.vocab_size", data.vocab_size, 260, 1000000, "tokenizer vocabulary size (4 specials + 256 bytes + learned tokens)"), SHAPES},
     {K_BOOL("data.shared_vocab", data.shared_vocab, "one tokenizer for both languages (needed by model.share_embeddings); false: one per side, tokenizer.json and tokenizer.tgt.json"), SHAPES},
     {K_INT("data.max_len", data.max_len, 1, NO_LIMIT, "training pairs with more tokens on either side are dropped")},
 

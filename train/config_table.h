@@ -24,8 +24,8 @@ typedef struct cf_data_config {
     char *train_tsv;                /* ... one "src<TAB>tgt" file instead */
     char *valid_src, *valid_tgt, *valid_tsv;
     char *test_src, *test_tgt, *test_tsv;
-    char *tokenizer;                /* existing tokenizer.json to use; NULL: train one on the training data */
-    int64_t vocab_size;             /* BPE vocabulary when training the tokenizer */
+    char *tokenizer;                /* kind to train ("wordpiece", "unigram"; NULL: bpe) or an existing tokenizer.json */
+    int64_t vocab_size;             /* vocabulary when training the tokenizer */
     bool shared_vocab;              /* one tokenizer for both sides (required by model.share_embeddings) */
     int64_t max_len;                /* training pairs with more tokens on either side are dropped (counted) */
 } cf_data_config;
@@ -96,6 +96,8 @@ typedef struct cf_config_key {
     double lo, hi;                  /* numbers: allowed range ... */
     bool lo_open, hi_open;          /* ... excluding lo / hi when set */
     const char *(*enum_name)(int value);  /* ENUM: the name of value 0 .. n_enum-1 */
+    const char *const *words;       /* PATH: NULL-terminated names that are values, not paths; the
+                                     * first stands for unset (NULL) and is written instead of null */
     int n_enum;
     bool sets_shapes;               /* parameter or optimizer-state shapes follow from it: a resume cannot change it */
     bool run_only;                  /* how the run executes, not what it computes: not in checkpoint metadata */

@@ -18,34 +18,34 @@ cf_decode_opts cf_config_decode_opts(const cf_decode_config *d) {
     return o;
 }
 
-cf_model_config cf_run_model_config(const cf_config *cfg, const cf_bpe *src_tok, const cf_bpe *tgt_tok) {
+cf_model_config cf_run_model_config(const cf_config *cfg, const cf_tokenizer *src_tok, const cf_tokenizer *tgt_tok) {
     cf_model_config m = cfg->model;
-    m.src_vocab = cf_bpe_vocab_size(src_tok);
-    m.tgt_vocab = cf_bpe_vocab_size(tgt_tok);
+    m.src_vocab = cf_tokenizer_vocab_size(src_tok);
+    m.tgt_vocab = cf_tokenizer_vocab_size(tgt_tok);
     return m;
 }
 
-int cf_run_load_tokenizers(const char *run_dir, bool shared, cf_bpe **src, cf_bpe **tgt) {
+int cf_run_load_tokenizers(const char *run_dir, bool shared, cf_tokenizer **src, cf_tokenizer **tgt) {
     char *path = cf_path_join(run_dir, "tokenizer.json");
-    *src = cf_bpe_load(path);
+    *src = cf_tokenizer_load(path);
     free(path);
     *tgt = *src;
     if (!*src || shared) return *src ? 0 : -1;
     path = cf_path_join(run_dir, "tokenizer.tgt.json");
-    *tgt = cf_bpe_load(path);
+    *tgt = cf_tokenizer_load(path);
     free(path);
     if (*tgt) return 0;
-    cf_bpe_free(*src);
+    cf_tokenizer_free(*src);
     *src = NULL;
     return -1;
 }
 
-void cf_run_free_tokenizers(cf_bpe *src, cf_bpe *tgt) {
-    if (tgt && tgt != src) cf_bpe_free(tgt);
-    if (src) cf_bpe_free(src);
+void cf_run_free_tokenizers(cf_tokenizer *src, cf_tokenizer *tgt) {
+    if (tgt && tgt != src) cf_tokenizer_free(tgt);
+    if (src) cf_tokenizer_free(src);
 }
 
-cf_corpus *cf_run_load_corpus(const cf_config *cfg, cf_bpe *src_tok, cf_bpe *tgt_tok, const char *src, const char *tgt,
+cf_corpus *cf_run_load_corpus(const cf_config *cfg, cf_tokenizer *src_tok, cf_tokenizer *tgt_tok, const char *src, const char *tgt,
                               const char *tsv, bool training, bool keep_text, FILE *log) {
     /* The source gets <eos> and the decoder input <bos>: one position each. */
     int64_t limit = cfg->model.max_len - 1;

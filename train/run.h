@@ -27,7 +27,7 @@ typedef struct cf_run {
     cf_config cfg;
     char *run_dir;          /* the run directory (parent of checkpoints/) */
     char *ckpt_dir;         /* the checkpoint loaded, or NULL */
-    cf_bpe *src_tok, *tgt_tok;  /* the same tokenizer when the vocabulary is shared */
+    cf_tokenizer *src_tok, *tgt_tok;  /* the same tokenizer when the vocabulary is shared */
     cf_transformer *model;
     cf_ctx *ctx;
 } cf_run;
@@ -42,16 +42,16 @@ void cf_run_close(cf_run *r);
 cf_decode_opts cf_config_decode_opts(const cf_decode_config *d);
 
 /* Model config with the vocabulary sizes of the tokenizers filled in. */
-cf_model_config cf_run_model_config(const cf_config *cfg, const cf_bpe *src_tok, const cf_bpe *tgt_tok);
+cf_model_config cf_run_model_config(const cf_config *cfg, const cf_tokenizer *src_tok, const cf_tokenizer *tgt_tok);
 
 /* Load RUN_DIR's tokenizer(s); *tgt = *src when shared. */
-int cf_run_load_tokenizers(const char *run_dir, bool shared, cf_bpe **src, cf_bpe **tgt);
-void cf_run_free_tokenizers(cf_bpe *src, cf_bpe *tgt);
+int cf_run_load_tokenizers(const char *run_dir, bool shared, cf_tokenizer **src, cf_tokenizer **tgt);
+void cf_run_free_tokenizers(cf_tokenizer *src, cf_tokenizer *tgt);
 
 /* Load a corpus. Training data drops pairs with more than data.max_len tokens on a side;
  * evaluation data only those the model cannot take (model.max_len - 1: <eos>/<bos> take one
  * position). Drops are counted in the log line. */
-cf_corpus *cf_run_load_corpus(const cf_config *cfg, cf_bpe *src_tok, cf_bpe *tgt_tok, const char *src, const char *tgt,
+cf_corpus *cf_run_load_corpus(const cf_config *cfg, cf_tokenizer *src_tok, cf_tokenizer *tgt_tok, const char *src, const char *tgt,
                               const char *tsv, bool training, bool keep_text, FILE *log);
 
 #endif

@@ -44,7 +44,7 @@ typedef struct trainer {
     char *dir;
     char *config_json;              /* the effective config: config.json */
     char *ckpt_config_json;         /* the same without how-to-run keys: the checkpoints' metadata */
-    cf_bpe *src_tok, *tgt_tok;  /* the same tokenizer when the vocabulary is shared */
+    cf_tokenizer *src_tok, *tgt_tok;  /* the same tokenizer when the vocabulary is shared */
     cf_corpus *train, *valid, *test;
     cf_transformer *model;
     cf_param_list plist;
@@ -76,40 +76,44 @@ static void say(const trainer *t, const char *fmt, ...) {
 
 /* ---- set-up ---- */
 
-/* Train a tokenizer on files and save it in the run directory under name. */
-static cf_bpe *train_tokenizer(trainer *t, const char *const *files, int n_files, const char *name) {
+/* Train a tokenizer of the configured kind on files and save it in the run directory under name. */
+static cf_tokenizer *train_tokenizer(trainer *t, cf_tok_kind kind, const char *const *files, int n_files,
+                                     const char *name) {
     double t0 = cf_now_s();
-    cf_bpe *tok = cf_bpe_train_files(files, n_files, (int)t->cfg.data.vocab_size);
+    cf_tokenizer *tok = cf_tokenizer_train_files(kind, files, n_files, (int)t->cfg.data.vocab_size);
     if (!tok) return NULL;
-    say(t, "%s: %d tokens (%d merges) trained in %.2f s\n", name, cf_bpe_vocab_size(tok), cf_bpe_n_merges(tok),
+    say(t, "%s: %s, %d tokens, trained in %.2f s\n", name, cf_tok_kind_name(kind), cf_tokenizer_vocab_size(tok),
         cf_now_s() - t0);
     char *path = cf_path_join(t->dir, name);
-    int rc = cf_bpe_save(tok, path);
+    int rc = cf_tokenizer_save(tok, path);
     free(path);
     if (rc != 0) {
-        cf_bpe_free(tok);
+        cf_tokenizer_free(tok);
         return NULL;
     }
     return tok;
 }
 
+/* data.tokenizer: a kind to train (NULL: bpe), else the path of an existing file of any kind. */
 static int setup_tokenizer(trainer *t, bool resume) {
     const cf_data_config *d = &t->cfg.data;
     if (resume) return cf_run_load_tokenizers(t->dir, d->shared_vocab, &t->src_tok, &t->tgt_tok);
-    if (d->tokenizer) {
-        t->src_tok = t->tgt_tok = cf_bpe_load(d->tokenizer);
+    int kind = d->tokenizer ? cf_tok_kind_parse(d->tokenizer) : CF_TOK_BPE;
+    if (kind < 0) {
+        t->src_tok = t->tgt_tok = cf_tokenizer_load(d->tokenizer);
         char *path = cf_path_join(t->dir, "tokenizer.json");
-        int rc = t->src_tok ? cf_bpe_save(t->src_tok, path) : -1;
+        int rc = t->src_tok ? cf_tokenizer_save(t->src_tok, path) : -1;
         free(path);
         return rc;
     }
     if (d->shared_vocab) {
         const char *files[2] = {d->train_tsv ? d->train_tsv : d->train_src, d->train_tgt};
-        t->src_tok = t->tgt_tok = train_tokenizer(t, files, d->train_tsv ? 1 : 2, "tokenizer.json");
+        t->src_tok = t->tgt_tok = train_tokenizer(t, (cf_tok_kind)kind, files, d->train_tsv ? 1 : 2, "tokenizer.json");
         return t->src_tok ? 0 : -1;
     }
-    t->src_tok = train_tokenizer(t, (const char *[]){d->train_src}, 1, "tokenizer.json");
-    t->tgt_tok = t->src_tok ? train_tokenizer(t, (const char *[]){d->train_tgt}, 1, "tokenizer.tgt.json") : NULL;
+    t->src_tok = train_tokenizer(t, (cf_tok_kind)kind, (const char *[]){d->train_src}, 1, "tokenizer.json");
+    t->tgt_tok = t->src_tok ? train_tokenizer(t, (cf_tok_kind)kind, (const char *[]){d->train_tgt}, 1, "tokenizer.tgt.json")
+                            : NULL;
     return t->tgt_tok ? 0 : -1;
 }
 
@@ -556,9 +560,10 @@ int cf_train(const cf_train_args *a) {
     t.best_bleu = -1;
     int code = 2;
     if (cf_config_load(&t.cfg, a->config_path, a->n_sets, a->sets) != 0) goto fail;
-    if (!t.cfg.data.shared_vocab && (t.cfg.data.tokenizer || t.cfg.data.train_tsv)) {
+    const bool tokenizer_file = t.cfg.data.tokenizer && cf_tok_kind_parse(t.cfg.data.tokenizer) < 0;
+    if (!t.cfg.data.shared_vocab && (tokenizer_file || t.cfg.data.train_tsv)) {
         cf_error_set("%s: data.shared_vocab false trains one tokenizer per side from data.train_src and "
-                     "data.train_tgt (not from data.tokenizer or data.train_tsv)", a->config_path);
+                     "data.train_tgt (not from a data.tokenizer file or data.train_tsv)", a->config_path);
         goto fail;
     }
     if (a->out_dir) {

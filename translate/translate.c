@@ -50,7 +50,7 @@ static char *utf8_sanitized(const char *s, size_t n) {
     return out;
 }
 
-char **cf_translate_ids(cf_ctx *ctx, const cf_transformer *m, const cf_bpe *tgt_tok, const int32_t *const *src,
+char **cf_translate_ids(cf_ctx *ctx, const cf_transformer *m, const cf_tokenizer *tgt_tok, const int32_t *const *src,
                         const int64_t *src_len, int64_t n, const cf_decode_opts *o, int64_t batch_size) {
     char **out = cf_xcalloc((size_t)(n ? n : 1), sizeof *out);
     int64_t *order = cf_xmalloc((size_t)(n ? n : 1) * sizeof *order);
@@ -94,7 +94,7 @@ char **cf_translate_ids(cf_ctx *ctx, const cf_transformer *m, const cf_bpe *tgt_
                 text = realloc(text, text_cap);
                 CF_ASSERT(text != NULL);
             }
-            size_t bytes = cf_bpe_decode(tgt_tok, res.tokens + res.offsets[k], len, text, text_cap);
+            size_t bytes = cf_tokenizer_decode(tgt_tok, res.tokens + res.offsets[k], len, text, text_cap);
             out[order[start + k]] = utf8_sanitized(text, bytes);
         }
     }
@@ -107,7 +107,7 @@ char **cf_translate_ids(cf_ctx *ctx, const cf_transformer *m, const cf_bpe *tgt_
     return out;
 }
 
-char **cf_translate_corpus(cf_ctx *ctx, const cf_transformer *m, const cf_bpe *tgt_tok, const cf_corpus *c, int64_t n,
+char **cf_translate_corpus(cf_ctx *ctx, const cf_transformer *m, const cf_tokenizer *tgt_tok, const cf_corpus *c, int64_t n,
                            const cf_decode_opts *o, int64_t batch_size) {
     if (n <= 0 || n > c->n) n = c->n;
     const int32_t **src = cf_xmalloc((size_t)(n ? n : 1) * sizeof *src);

@@ -21,10 +21,10 @@
 
 /* Translate n source token sequences (without <eos>; it is added) in batches of batch_size;
  * returns n malloc'ed strings in input order (a malloc'ed array), or NULL with a message. */
-char **cf_translate_ids(cf_ctx *ctx, const cf_transformer *m, const cf_bpe *tgt_tok, const int32_t *const *src,
+char **cf_translate_ids(cf_ctx *ctx, const cf_transformer *m, const cf_tokenizer *tgt_tok, const int32_t *const *src,
                         const int64_t *src_len, int64_t n, const cf_decode_opts *o, int64_t batch_size);
 /* The sources of the first n pairs of a corpus (n <= c->n; 0 = all). */
-char **cf_translate_corpus(cf_ctx *ctx, const cf_transformer *m, const cf_bpe *tgt_tok, const cf_corpus *c, int64_t n,
+char **cf_translate_corpus(cf_ctx *ctx, const cf_transformer *m, const cf_tokenizer *tgt_tok, const cf_corpus *c, int64_t n,
                            const cf_decode_opts *o, int64_t batch_size);
 /* Free n strings and their array (NULL is fine). */
 void cf_strings_free(char **s, int64_t n);
