@@ -118,9 +118,11 @@ static int run_bench(const cf_config *cfg, bool json) {
     /* The trainer's guard without its limit: a non-finite step is skipped, and the timing counts. */
     cf_nan_guard guard;
     cf_nan_guard_init(&guard, 0);
+    cf_grad_sync *sync = cf_grad_sync_new(opt->params, opt->n, A, 0);
+    CF_ASSERT(sync, "grad sync");
     const cf_step_setup setup = {.ctx = ctx, .model = m, .opt = opt, .schedule = &cfg->schedule,
                                  .label_smoothing = cfg->train.label_smoothing, .clip = cfg->train.clip,
-                                 .grad_accum = A, .guard = &guard};
+                                 .grad_accum = A, .guard = &guard, .sync = sync};
 
     size_t arena_mallocs0 = 0, heap0 = 0;
     double first_loss = 0, last_loss = 0;
@@ -195,6 +197,7 @@ static int run_bench(const cf_config *cfg, bool json) {
         printf("timed steps: %zu arena mallocs, heap in use %+lld bytes (glibc mallinfo2)\n", arena_mallocs,
                heap_delta);
     }
+    cf_grad_sync_free(sync);
     free(times);
     free(mb.b);
     free(src);

@@ -32,7 +32,7 @@ void cf_config_defaults(cf_config *c) {
     c->train = (cf_train_config){
         .max_steps = 10000, .batch_tokens = 4096, .grad_accum = 1, .label_smoothing = 0.1, .clip = 1.0,
         .eval_every = 1000, .save_every = 1000, .log_every = 50, .keep_last = 3, .threads = 0,
-        .adapt_threads = true,
+        .adapt_threads = true, .bucket_mb = 16,
         .patience = 0, .max_bad_steps = 10, .eval_max_sentences = 0, .exempt_embeddings = true,
     };
     c->decode = (cf_decode_config){.beam = 4, .length_penalty = 0.6, .max_len_a = 1.2, .max_len_b = 10,
@@ -138,7 +138,7 @@ static const cf_config_key keys[] = {
 
     {K_INT("train.max_steps", train.max_steps, 1, NO_LIMIT, "optimizer updates to run")},
     {K_INT("train.batch_tokens", train.batch_tokens, 1, NO_LIMIT, "token budget per micro-batch (padded source or target, whichever larger)")},
-    {K_INT("train.grad_accum", train.grad_accum, 1, NO_LIMIT, "micro-batches per update")},
+    {K_INT("train.grad_accum", train.grad_accum, 1, NO_LIMIT, "micro-batches per update and rank; K MPI ranks make the global accumulation K times this, which is what config.json and checkpoints record (docs/distributed.md)")},
     {K_UNIT("train.label_smoothing", train.label_smoothing, "label smoothing of the cross-entropy")},
     {K_GE("train.clip", train.clip, 0, "clip the global gradient norm to this; 0: no clipping")},
     {K_INT("train.eval_every", train.eval_every, 1, NO_LIMIT, "updates between evaluations (valid loss and BLEU)")},
@@ -147,6 +147,7 @@ static const cf_config_key keys[] = {
     {K_INT("train.keep_last", train.keep_last, 1, NO_LIMIT, "checkpoints kept besides the best")},
     {K_INT("train.threads", train.threads, 0, 4096, "threads; 0: every CPU this process may use (affinity, cgroup quota)"), RUN_ONLY},
     {K_BOOL("train.adapt_threads", train.adapt_threads, "between steps, use only the cores other processes leave free (results do not change)"), RUN_ONLY},
+    {K_INT("train.bucket_mb", train.bucket_mb, 1, 1024, "MPI runs: MiB of gradients exchanged per bucket (results do not change)"), RUN_ONLY},
     {K_INT("train.patience", train.patience, 0, NO_LIMIT, "evaluations without a better valid BLEU before stopping; 0: never stop early")},
     {K_INT("train.max_bad_steps", train.max_bad_steps, 1, NO_LIMIT, "consecutive non-finite updates before giving up")},
     {K_INT("train.eval_max_sentences", train.eval_max_sentences, 0, NO_LIMIT, "valid sentences decoded for BLEU at each evaluation; 0: all")},

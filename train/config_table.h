@@ -40,6 +40,7 @@ typedef struct cf_train_config {
     int64_t keep_last;              /* checkpoints kept besides the best */
     int64_t threads;                /* 0: all cores this process may use */
     bool adapt_threads;             /* run on the cores other processes leave free (core/threads.h) */
+    int64_t bucket_mb;              /* gradient bucket size of a data-parallel run (dist/dist.h) */
     int64_t patience;               /* evaluations without a better valid BLEU before stopping; 0: never */
     int64_t max_bad_steps;          /* consecutive non-finite updates before giving up */
     int64_t eval_max_sentences;     /* valid sentences decoded for BLEU at each evaluation; 0: all */
