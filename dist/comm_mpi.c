@@ -20,6 +20,7 @@
 #include "dist/dist.h"
 
 static bool initialized, finalized;
+static bool peers_gone; /* a wait gave up on the other ranks: the launcher is already ending the job */
 static int my_rank, n_ranks = 1;
 static const volatile sig_atomic_t *stop_flag;
 static double stop_grace_s = 3.0;
@@ -70,6 +71,8 @@ void cf_dist_finalize(void) {
 }
 
 void cf_dist_abort(int code) {
+    fflush(NULL);
+    if (peers_gone) _exit(code); /* MPI_Abort would wait for ranks that are gone */
     if (initialized && !finalized) MPI_Abort(MPI_COMM_WORLD, code);
     exit(code);
 }
@@ -121,6 +124,7 @@ int cf_dist_wait(int req) {
             if (signalled_at < 0) signalled_at = now;
             if (now - signalled_at > stop_grace_s) {
                 request_used[req] = false; /* abandoned: the job is ending */
+                peers_gone = true;
                 cf_error_set("rank %d: stopped by a signal while waiting for the other ranks in %s, and they did not "
                              "answer for %.0f s: a rank died or was killed (mpirun names it); resume from the newest "
                              "complete checkpoint with --resume", my_rank, what, stop_grace_s);
