@@ -104,7 +104,7 @@ TEST(config_defaults) {
 TEST(config_table_consistent) {
     int n;
     const cf_config_key *keys = cf_config_keys(&n);
-    CHECK(n == 82);
+    CHECK(n == 83);
     cf_config c;
     cf_config_defaults(&c);
     const char *groups[] = {"data.", "model.", "optim.", "schedule.", "train.", "decode.", "bench."};
@@ -456,8 +456,9 @@ TEST(config_shape_keys_are_flagged_in_the_table) {
         for (size_t j = 0; j < n_expected; j++) want |= strcmp(keys[i].path, expected[j]) == 0;
         CHECK_MSG(keys[i].sets_shapes == want, "%s: sets_shapes is %d", keys[i].path, keys[i].sets_shapes);
         flagged += keys[i].sets_shapes;
-        /* and these two say how to run, not what to compute: kept out of checkpoint metadata */
-        bool run_only = strcmp(keys[i].path, "train.threads") == 0 || strcmp(keys[i].path, "train.adapt_threads") == 0;
+        /* and these say how to run, not what to compute: kept out of checkpoint metadata */
+        bool run_only = strcmp(keys[i].path, "train.threads") == 0 || strcmp(keys[i].path, "train.adapt_threads") == 0 ||
+                        strcmp(keys[i].path, "train.bucket_mb") == 0;
         CHECK_MSG(keys[i].run_only == run_only, "%s: run_only is %d", keys[i].path, keys[i].run_only);
     }
     CHECK(flagged == n_expected);
