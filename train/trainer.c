@@ -739,7 +739,7 @@ int cf_train(const cf_train_args *a) {
                "step memory (arena high-water) %.1f MB\n", (long long)t.step, total, cf_now_s() - t.t_start, t.best_bleu,
                (long long)t.best_step, (double)t.ctx->arena.high_water / 1048576.0);
     if (t.ranks > 1)
-        say(&t, "gradient exchange: %.1f s of this session on rank 0 (waiting included)\n",
+        say(&t, "gradient exchange: %.2f s of this session on rank 0 (waiting included)\n",
             cf_grad_sync_comm_seconds(t.sync));
     if (t.root && final_test(&t) != 0) {
         code = 1;
