@@ -23,6 +23,7 @@ void cf_ctx_free(cf_ctx *ctx) {
 void cf_ctx_begin_step(cf_ctx *ctx, uint64_t step) {
     ctx->step = step;
     ctx->dropout_calls = 0;
+    if (ctx->profile) cf_profile_start(ctx->profile);
 }
 
 void cf_ctx_reset(cf_ctx *ctx) {
@@ -62,6 +63,7 @@ cf_node *cf_tape_record(cf_ctx *ctx, const char *op, cf_backward_fn backward, cf
                         int n_in, cf_tensor *const *in) {
     CF_ASSERT(n_in >= 0 && n_in <= CF_NODE_MAX_INPUTS, "%s: %d inputs", op, n_in);
     out->requires_grad = false;
+    if (ctx->profile) cf_profile_forward(ctx->profile, op);
     if (!ctx->grad_enabled) return NULL;
     bool any = false;
     for (int k = 0; k < n_in; k++) any |= in[k] != NULL && in[k]->requires_grad;
@@ -126,7 +128,13 @@ static void release_grad(cf_ctx *ctx, cf_tensor *t) {
 static void run_tape(cf_ctx *ctx) {
     for (cf_node *n = ctx->tape; n; n = n->prev) {
         if (!n->out->grad) continue; /* no gradient flowed to this output */
-        n->backward(ctx, n);
+        if (ctx->profile) {
+            double t0 = cf_now_s();
+            n->backward(ctx, n);
+            cf_profile_backward(ctx->profile, n->op, cf_now_s() - t0);
+        } else {
+            n->backward(ctx, n);
+        }
         if (!n->out->is_param) release_grad(ctx, n->out);
     }
 }

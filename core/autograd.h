@@ -23,6 +23,7 @@
 #define CF_AUTOGRAD_H
 
 #include "core/arena.h"
+#include "core/profile.h"
 #include "core/tensor.h"
 
 #define CF_NODE_MAX_INPUTS 8
@@ -61,6 +62,7 @@ struct cf_ctx {
     uint64_t seed;                           /* run seed, for dropout */
     uint64_t step;                           /* current step, for dropout */
     uint64_t dropout_calls;                  /* dropout calls this step: the "tensor id" */
+    cf_profile *profile;                     /* time per op when set (core/profile.h); NULL: off */
 };
 
 cf_ctx *cf_ctx_new(uint64_t seed);

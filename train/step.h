@@ -16,10 +16,10 @@
  *                                                            a pure function of the step (resume)
  *       loss = label-smoothed cross-entropy of b; cf_backward (parameter gradients accumulate)
  *       cf_ctx_reset(ctx)                                    activations gone, arena kept
- *   gradients *= 1 / grad_accum (when > 1); clip the global norm to clip (0: only measure it)
- *   the guard's verdict on (loss, norm): OK -> cf_optimizer_step(opt, lr(step + 1)); SKIP or
- *   STOP -> no update (cf_nan_guard)
- *   cf_optimizer_zero_grad
+ *   gradients *= 1 / grad_accum (when > 1); the global norm (one pass)
+ *   the guard's verdict on (loss, norm): OK -> cf_optimizer_step_and_zero(opt, lr(step + 1),
+ *   clip coefficient): clipping, the update and zero-grad in one pass; SKIP or STOP -> no update
+ *   (cf_nan_guard), gradients zeroed
  * loss is the token-weighted mean over the micro-batches. After warm-up (the arena has reached
  * its size) a step performs no malloc.
  */
