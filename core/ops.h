@@ -67,6 +67,11 @@ cf_tensor *cf_embedding(cf_ctx *ctx, cf_tensor *weight, const int32_t *ids, int 
  * compared in double. u is a multiple of 2^-24, so the drop probability is ceil(p 2^24) / 2^24
  * (p itself is never rounded to float). */
 cf_tensor *cf_dropout(cf_ctx *ctx, cf_tensor *x, double p);
+/* dropout(relu(x)) in one pass (the FFN's activation): the same values and mask as the two ops. */
+cf_tensor *cf_relu_dropout(cf_ctx *ctx, cf_tensor *x, double p);
+/* res + dropout(x), same shapes, in one pass (a residual branch): the same values and mask as
+ * cf_add(res, cf_dropout(x)); res's gradient is dout itself (no copy, see cf_grad_pass). */
+cf_tensor *cf_dropout_add(cf_ctx *ctx, cf_tensor *res, cf_tensor *x, double p);
 
 /* ---- shape ---- */
 /* Same data, new shape (numel must match). */

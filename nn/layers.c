@@ -57,7 +57,7 @@ void cf_nn_ffn_init(cf_nn_ffn *f, cf_params *ps, cf_rng *r, cf_ffn_kind kind, in
 cf_tensor *cf_nn_ffn_forward(cf_ctx *ctx, const cf_nn_ffn *f, cf_tensor *x) {
     cf_tensor *h = cf_nn_linear_forward(ctx, &f->fc1, x);
     switch (f->kind) {
-    case CF_FFN_RELU: h = cf_relu(ctx, h); break;
+    case CF_FFN_RELU: return cf_nn_linear_forward(ctx, &f->fc2, cf_relu_dropout(ctx, h, f->dropout)); /* one pass */
     case CF_FFN_GELU: h = cf_gelu(ctx, h, CF_GELU_ERF); break;
     case CF_FFN_SWIGLU: h = cf_mul(ctx, cf_silu(ctx, cf_nn_linear_forward(ctx, &f->gate, x)), h); break;
     }

@@ -109,7 +109,7 @@ static cf_tensor *sublayer_in(cf_ctx *ctx, const cf_transformer *m, const cf_nn_
 
 static cf_tensor *sublayer_out(cf_ctx *ctx, const cf_transformer *m, const cf_nn_norm *norm, cf_tensor *x,
                                cf_tensor *fx) {
-    cf_tensor *sum = cf_add(ctx, x, cf_dropout(ctx, fx, m->cfg.dropout));
+    cf_tensor *sum = cf_dropout_add(ctx, x, fx, m->cfg.dropout); /* x + dropout(fx), one pass */
     return m->cfg.pre_norm ? sum : cf_nn_norm_forward(ctx, norm, sum);
 }
 

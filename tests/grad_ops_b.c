@@ -56,6 +56,35 @@ TEST(grad_dropout) {
     cf_param_free(x);
 }
 
+/* The fused forms: dropout(relu(x)) and res + dropout(x), each with a second use of the output so
+ * that the upstream gradient is not trivial. */
+static cf_tensor *f_relu_dropout(cf_ctx *ctx, cf_tensor **in, void *user) {
+    double p = *(const double *)user;
+    return cf_relu_dropout(ctx, in[0], p);
+}
+static cf_tensor *f_dropout_add(cf_ctx *ctx, cf_tensor **in, void *user) {
+    double p = *(const double *)user;
+    cf_tensor *y = cf_dropout_add(ctx, in[0], in[1], p);
+    return cf_mul(ctx, y, in[1]); /* res's gradient then flows on through another op */
+}
+
+TEST(grad_dropout_fused) {
+    const double ps[] = {0.0, 0.3};
+    const int64_t shapes[][3] = {{3, 5, 7}, {1, 1, 1}, {2, 1, 65}};
+    gradcheck_opts o = {0, 0, 0, true};
+    for (int c = 0; c < 3; c++)
+        for (int k = 0; k < 2; k++) {
+            cf_tensor *x = test_param_uniform("x", 3, shapes[c], -1, 1, 50 + c);
+            cf_tensor *r = test_param_uniform("r", 3, shapes[c], -1, 1, 60 + c);
+            for (int64_t i = 0; i < x->numel; i++) /* away from relu's kink */
+                if (fabs(x->data[i]) < 1e-3) x->data[i] = x->data[i] < 0 ? -0.5 : 0.5;
+            GRADCHECK_OPTS("relu_dropout", f_relu_dropout, ((cf_tensor *[]){x}), 1, (void *)&ps[k], &o);
+            GRADCHECK_OPTS("dropout_add", f_dropout_add, ((cf_tensor *[]){r, x}), 2, (void *)&ps[k], &o);
+            cf_param_free(x);
+            cf_param_free(r);
+        }
+}
+
 /* ---- permute / transpose ---- */
 
 typedef struct perm_case {

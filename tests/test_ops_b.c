@@ -347,6 +347,41 @@ TEST(dropout_mask_is_counter_based) {
     cf_ctx_free(ctx3);
 }
 
+/* The fused forms give exactly the values and gradients of the ops they replace (same mask, same
+ * float operations), which is why the model's numbers did not change when it started using them. */
+static void run_fused_pair(bool fused, bool add, cf_tensor *x, cf_tensor *r, cf_real **out, cf_real **gx,
+                           cf_real **gr) {
+    cf_param_zero_grad(x);
+    cf_param_zero_grad(r);
+    cf_ctx *ctx = cf_ctx_new(5);
+    cf_ctx_begin_step(ctx, 9);
+    cf_tensor *y = add ? (fused ? cf_dropout_add(ctx, r, x, 0.3) : cf_add(ctx, r, cf_dropout(ctx, x, 0.3)))
+                       : (fused ? cf_relu_dropout(ctx, x, 0.3) : cf_dropout(ctx, cf_relu(ctx, x), 0.3));
+    cf_tensor *z = cf_mul(ctx, y, r); /* a non-trivial upstream gradient, and a second path into r */
+    cf_backward(ctx, cf_sum(ctx, z));
+    size_t bytes = (size_t)x->numel * sizeof(cf_real);
+    *out = malloc(bytes), *gx = malloc(bytes), *gr = malloc(bytes);
+    memcpy(*out, y->data, bytes);
+    memcpy(*gx, x->grad, bytes);
+    memcpy(*gr, r->grad, bytes);
+    cf_ctx_free(ctx);
+}
+
+TEST(dropout_fused_forms_equal_the_unfused_ops) {
+    cf_tensor *x = test_param_uniform("x", 2, (int64_t[]){37, 129}, -1, 1, 21);
+    cf_tensor *r = test_param_uniform("r", 2, (int64_t[]){37, 129}, -1, 1, 22);
+    size_t bytes = (size_t)x->numel * sizeof(cf_real);
+    for (int add = 0; add < 2; add++) {
+        cf_real *o[2], *gx[2], *gr[2];
+        for (int f = 0; f < 2; f++) run_fused_pair(f, add, x, r, &o[f], &gx[f], &gr[f]);
+        CHECK_MSG(memcmp(o[0], o[1], bytes) == 0 && memcmp(gx[0], gx[1], bytes) == 0 && memcmp(gr[0], gr[1], bytes) == 0,
+                  "%s differs from the unfused ops", add ? "dropout_add" : "relu_dropout");
+        for (int f = 0; f < 2; f++) free(o[f]), free(gx[f]), free(gr[f]);
+    }
+    cf_param_free(x);
+    cf_param_free(r);
+}
+
 TEST(dropout_backward_uses_forward_mask) {
     cf_tensor *x = test_param_uniform("x", 2, (int64_t[]){37, 129}, 1, 2, 4);
     cf_param_zero_grad(x);
@@ -408,6 +443,14 @@ static void check_thread_invariant(const char *name, det_fn f, cf_tensor **in, i
 
 static cf_tensor *det_embedding(cf_ctx *ctx, cf_tensor **in, void *user) {
     return cf_embedding(ctx, in[0], user, 2, (int64_t[]){64, 64});
+}
+static cf_tensor *det_relu_dropout(cf_ctx *ctx, cf_tensor **in, void *user) {
+    (void)user;
+    return cf_relu_dropout(ctx, in[0], 0.1);
+}
+static cf_tensor *det_dropout_add(cf_ctx *ctx, cf_tensor **in, void *user) {
+    (void)user;
+    return cf_dropout_add(ctx, in[0], in[1], 0.1);
 }
 static cf_tensor *det_dropout(cf_ctx *ctx, cf_tensor **in, void *user) {
     (void)user;
@@ -474,6 +517,10 @@ TEST(ops_b_bit_identical_across_threads) {
     cf_param_free(w);
 
     check_thread_invariant("dropout", det_dropout, &x, 1, NULL);
+    check_thread_invariant("relu_dropout", det_relu_dropout, &x, 1, NULL);
+    cf_tensor *x2 = test_param_uniform("x2", 3, btc, -2, 2, 7);
+    check_thread_invariant("dropout_add", det_dropout_add, (cf_tensor *[]){x, x2}, 2, NULL);
+    cf_param_free(x2);
     cf_tensor *x4 = test_param_uniform("x4", 4, (int64_t[]){8, 16, 16, 64}, -1, 1, 6);
     const int perms[][4] = {{0, 2, 1, 3}, {0, 1, 3, 2}, {3, 1, 2, 0}};
     for (int k = 0; k < 3; k++) check_thread_invariant("permute", det_permute, &x4, 1, (void *)perms[k]);
