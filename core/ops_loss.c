@@ -57,14 +57,22 @@ static void cross_entropy_backward(cf_ctx *ctx, cf_node *node) {
     int32_t ignore = (int32_t)node->i[0];
     cf_real coef = (cf_real)(node->out->grad[0] / (double)s->n_tokens);
     cf_real smooth = (cf_real)(ls / (double)V), hit = (cf_real)(1 - ls);
-    cf_real *dl = cf_grad(ctx, logits); /* [N, V] */
+    bool fresh; /* a new buffer is stored into (ignored rows get zeros): no zero-fill pass */
+    cf_real *dl = cf_grad_first(ctx, logits, &fresh); /* [N, V] */
 #pragma omp parallel for schedule(static) if (N * V > CF_PAR_MIN_WORK)
     for (int64_t r = 0; r < N; r++) {
         int32_t y = s->targets[r];
-        if (y == ignore) continue;
+        cf_real *d = dl + r * V;
+        if (y == ignore) {
+            if (fresh) memset(d, 0, (size_t)V * sizeof *d);
+            continue;
+        }
         const cf_real *x = logits->data + r * V;
-        cf_real *d = dl + r * V, lse = s->lse[r];
-        for (int64_t v = 0; v < V; v++) d[v] += coef * (cf_vexp(x[v] - lse) - smooth);
+        cf_real lse = s->lse[r];
+        if (fresh)
+            for (int64_t v = 0; v < V; v++) d[v] = coef * (cf_vexp(x[v] - lse) - smooth);
+        else
+            for (int64_t v = 0; v < V; v++) d[v] += coef * (cf_vexp(x[v] - lse) - smooth);
         d[y] -= coef * hit;
     }
 }

@@ -94,7 +94,9 @@ static void permute_backward(cf_ctx *ctx, cf_node *node) {
     for (int d = 0; d < x->ndim; d++) inv[perm[d]] = d;
     /* dx = permute(dout, inverse perm), accumulated */
     permute_pad(out, inv, oshape4, perm4);
-    permute_kernel(out->grad, oshape4, perm4, cf_grad(ctx, x), true);
+    bool fresh; /* a new gradient buffer is written, not added to */
+    cf_real *dx = cf_grad_first(ctx, x, &fresh);
+    permute_kernel(out->grad, oshape4, perm4, dx, !fresh);
 }
 
 cf_tensor *cf_permute(cf_ctx *ctx, cf_tensor *x, const int *perm) {
