@@ -20,6 +20,7 @@ typedef struct ce_saved {
     int32_t *targets;           /* [N] copy */
     cf_real *lse;               /* [N] logsumexp of each row */
     int64_t n_tokens;
+    bool consume;               /* backward writes dlogits over the logits (cf_cross_entropy_consume) */
 } ce_saved;
 
 /* sum_v exp(x[v] - m) and sum_v x[v] in one pass: CF_LANES float accumulators each (a vector
@@ -58,7 +59,13 @@ static void cross_entropy_backward(cf_ctx *ctx, cf_node *node) {
     cf_real coef = (cf_real)(node->out->grad[0] / (double)s->n_tokens);
     cf_real smooth = (cf_real)(ls / (double)V), hit = (cf_real)(1 - ls);
     bool fresh; /* a new buffer is stored into (ignored rows get zeros): no zero-fill pass */
-    cf_real *dl = cf_grad_first(ctx, logits, &fresh); /* [N, V] */
+    cf_real *dl;                                      /* [N, V] */
+    if (s->consume && !logits->grad) { /* the logits are dead after this pass: their memory takes dlogits */
+        dl = logits->grad = logits->data;
+        fresh = true;
+    } else {
+        dl = cf_grad_first(ctx, logits, &fresh);
+    }
 #pragma omp parallel for schedule(static) if (N * V > CF_PAR_MIN_WORK)
     for (int64_t r = 0; r < N; r++) {
         int32_t y = s->targets[r];
@@ -77,8 +84,8 @@ static void cross_entropy_backward(cf_ctx *ctx, cf_node *node) {
     }
 }
 
-cf_tensor *cf_cross_entropy(cf_ctx *ctx, cf_tensor *logits, const int32_t *targets, double label_smoothing,
-                            int32_t ignore_index, cf_ce_stats *stats) {
+static cf_tensor *cross_entropy(cf_ctx *ctx, cf_tensor *logits, const int32_t *targets, double label_smoothing,
+                                int32_t ignore_index, cf_ce_stats *stats, bool consume) {
     CF_ASSERT(label_smoothing >= 0 && label_smoothing <= 1, "cross_entropy: label_smoothing %g", label_smoothing);
     int64_t N = cf_rows(logits), V = cf_cols(logits);
     ce_saved *s = cf_scratch(ctx, sizeof *s);
@@ -88,6 +95,7 @@ cf_tensor *cf_cross_entropy(cf_ctx *ctx, cf_tensor *logits, const int32_t *targe
     double *row_nll = cf_scratch(ctx, (size_t)(N ? N : 1) * sizeof *row_nll);   /* [N] unsmoothed */
     memcpy(s->targets, targets, (size_t)N * sizeof *targets);
     s->n_tokens = 0;
+    s->consume = consume;
     for (int64_t r = 0; r < N; r++) {
         int32_t y = targets[r];
         if (y == ignore_index) continue;
@@ -131,4 +139,14 @@ cf_tensor *cf_cross_entropy(cf_ctx *ctx, cf_tensor *logits, const int32_t *targe
         node->i[0] = ignore_index;
     }
     return out;
+}
+
+cf_tensor *cf_cross_entropy(cf_ctx *ctx, cf_tensor *logits, const int32_t *targets, double label_smoothing,
+                            int32_t ignore_index, cf_ce_stats *stats) {
+    return cross_entropy(ctx, logits, targets, label_smoothing, ignore_index, stats, false);
+}
+
+cf_tensor *cf_cross_entropy_consume(cf_ctx *ctx, cf_tensor *logits, const int32_t *targets, double label_smoothing,
+                                    int32_t ignore_index, cf_ce_stats *stats) {
+    return cross_entropy(ctx, logits, targets, label_smoothing, ignore_index, stats, true);
 }

@@ -172,7 +172,7 @@ cf_tensor *cf_transformer_loss(cf_ctx *ctx, const cf_transformer *m, const cf_se
                                cf_ce_stats *stats) {
     cf_tensor *memory = cf_transformer_encode(ctx, m, b->src, b->batch, b->src_len, b->src_lens);
     cf_tensor *logits = cf_transformer_decode(ctx, m, memory, b->src_lens, b->tgt_in, b->tgt_len);
-    return cf_cross_entropy(ctx, logits, b->tgt_out, label_smoothing, b->pad_id, stats);
+    return cf_cross_entropy_consume(ctx, logits, b->tgt_out, label_smoothing, b->pad_id, stats); /* logits: ours */
 }
 
 /* ---- incremental decoding ---- */

@@ -382,6 +382,37 @@ TEST(dropout_fused_forms_equal_the_unfused_ops) {
     cf_param_free(r);
 }
 
+/* cf_cross_entropy_consume: the loss and every gradient behind the logits are those of
+ * cf_cross_entropy; only the logits' memory is reused for their gradient. */
+TEST(cross_entropy_consume_equals_cross_entropy) {
+    cf_tensor *x = test_param_uniform("x", 2, (int64_t[]){33, 16}, -1, 1, 31);
+    cf_tensor *w = test_param_uniform("w", 2, (int64_t[]){50, 16}, -1, 1, 32);
+    int32_t y[33];
+    for (int i = 0; i < 33; i++) y[i] = i % 7 == 3 ? -100 : (i * 13) % 50;
+    cf_real loss[2], *gx[2], *gw[2];
+    for (int k = 0; k < 2; k++) {
+        cf_param_zero_grad(x);
+        cf_param_zero_grad(w);
+        cf_ctx *ctx = cf_ctx_new(1);
+        cf_tensor *logits = cf_linear(ctx, x, w, NULL);
+        cf_tensor *l = k ? cf_cross_entropy_consume(ctx, logits, y, 0.1, -100, NULL)
+                         : cf_cross_entropy(ctx, logits, y, 0.1, -100, NULL);
+        cf_backward(ctx, l);
+        loss[k] = l->data[0];
+        gx[k] = malloc(sizeof(cf_real) * 33 * 16);
+        gw[k] = malloc(sizeof(cf_real) * 50 * 16);
+        memcpy(gx[k], x->grad, sizeof(cf_real) * 33 * 16);
+        memcpy(gw[k], w->grad, sizeof(cf_real) * 50 * 16);
+        cf_ctx_free(ctx);
+    }
+    CHECK(loss[0] == loss[1]);
+    CHECK(memcmp(gx[0], gx[1], sizeof(cf_real) * 33 * 16) == 0);
+    CHECK(memcmp(gw[0], gw[1], sizeof(cf_real) * 50 * 16) == 0);
+    for (int k = 0; k < 2; k++) free(gx[k]), free(gw[k]);
+    cf_param_free(x);
+    cf_param_free(w);
+}
+
 TEST(dropout_backward_uses_forward_mask) {
     cf_tensor *x = test_param_uniform("x", 2, (int64_t[]){37, 129}, 1, 2, 4);
     cf_param_zero_grad(x);
