@@ -23,7 +23,7 @@ void cf_ctx_free(cf_ctx *ctx) {
 void cf_ctx_begin_step(cf_ctx *ctx, uint64_t step) {
     ctx->step = step;
     ctx->dropout_calls = 0;
-    if (ctx->profile) cf_profile_start(ctx->profile);
+    if (ctx->profile) cf_profile_start(ctx->profile, ctx->arena.used_total);
 }
 
 void cf_ctx_reset(cf_ctx *ctx) {
@@ -63,7 +63,7 @@ cf_node *cf_tape_record(cf_ctx *ctx, const char *op, cf_backward_fn backward, cf
                         int n_in, cf_tensor *const *in) {
     CF_ASSERT(n_in >= 0 && n_in <= CF_NODE_MAX_INPUTS, "%s: %d inputs", op, n_in);
     out->requires_grad = false;
-    if (ctx->profile) cf_profile_forward(ctx->profile, op);
+    if (ctx->profile) cf_profile_forward(ctx->profile, op, ctx->arena.used_total);
     if (!ctx->grad_enabled) return NULL;
     bool any = false;
     for (int k = 0; k < n_in; k++) any |= in[k] != NULL && in[k]->requires_grad;

@@ -106,11 +106,11 @@ typedef struct cf_ce_stats {
 } cf_ce_stats;
 cf_tensor *cf_cross_entropy(cf_ctx *ctx, cf_tensor *logits, const int32_t *targets,
                             double label_smoothing, int32_t ignore_index, cf_ce_stats *stats);
-/* The same, for logits that nothing else reads (the model's output projection): the backward
- * writes dlogits over the logits' own memory instead of a second [N, V] buffer (bench-small:
- * 49 MB less at the step's peak). The logits' values are gone after cf_backward. */
-cf_tensor *cf_cross_entropy_consume(cf_ctx *ctx, cf_tensor *logits, const int32_t *targets,
-                                    double label_smoothing, int32_t ignore_index, cf_ce_stats *stats);
+/* cross_entropy(x W^T) for x [..., d], W [V, d], in chunks of rows, without the [N, V] logits
+ * (the model's output projection: bench-small's step keeps 49 MB less). Its gradients are computed
+ * chunk by chunk during the forward; dW sums the chunks in order (fixed by V alone). */
+cf_tensor *cf_linear_cross_entropy(cf_ctx *ctx, cf_tensor *x, cf_tensor *w, const int32_t *targets,
+                                   double label_smoothing, int32_t ignore_index, cf_ce_stats *stats);
 
 /* ---- rotary position embedding ----
  * x [..., T, D] (D even), position of row t = pos_offset + t. Rotates pairs (i, i + D/2) (the

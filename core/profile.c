@@ -8,7 +8,10 @@
 
 void cf_profile_init(cf_profile *p) { memset(p, 0, sizeof *p); }
 
-void cf_profile_start(cf_profile *p) { p->mark = cf_now_s(); }
+void cf_profile_start(cf_profile *p, size_t arena_used) {
+    p->mark = cf_now_s();
+    p->mark_bytes = arena_used;
+}
 
 static cf_profile_entry *entry(cf_profile *p, const char *op) {
     for (int i = 0; i < p->n; i++) /* op names are string literals: the pointer usually matches */
@@ -18,12 +21,14 @@ static cf_profile_entry *entry(cf_profile *p, const char *op) {
     return &p->ops[p->n++];
 }
 
-void cf_profile_forward(cf_profile *p, const char *op) {
+void cf_profile_forward(cf_profile *p, const char *op, size_t arena_used) {
     double now = cf_now_s();
     cf_profile_entry *e = entry(p, op);
     e->calls++;
     e->forward_s += now - p->mark;
+    if (arena_used >= p->mark_bytes) e->forward_bytes += (double)(arena_used - p->mark_bytes);
     p->mark = now;
+    p->mark_bytes = arena_used;
 }
 
 void cf_profile_backward(cf_profile *p, const char *op, double seconds) { entry(p, op)->backward_s += seconds; }
@@ -41,12 +46,15 @@ void cf_profile_print(const cf_profile *p, FILE *f, int64_t steps) {
     double total = 0;
     for (int i = 0; i < p->n; i++) total += sorted[i].forward_s + sorted[i].backward_s;
     double k = steps > 0 ? 1e3 / (double)steps : 1e3;
-    fprintf(f, "%-22s %8s %12s %12s %12s %7s\n", "op", "calls", "forward ms", "backward ms", "total ms", "share");
+    fprintf(f, "%-22s %8s %12s %12s %12s %7s %12s\n", "op", "calls", "forward ms", "backward ms", "total ms", "share",
+            "fwd MiB");
     for (int i = 0; i < p->n; i++) {
         const cf_profile_entry *e = &sorted[i];
         double t = e->forward_s + e->backward_s;
-        fprintf(f, "%-22s %8.1f %12.3f %12.3f %12.3f %6.1f%%\n", e->op, (double)e->calls / (steps > 0 ? steps : 1),
-                e->forward_s * k, e->backward_s * k, t * k, total > 0 ? 100 * t / total : 0);
+        double per = steps > 0 ? (double)steps : 1;
+        fprintf(f, "%-22s %8.1f %12.3f %12.3f %12.3f %6.1f%% %12.1f\n", e->op, (double)e->calls / per,
+                e->forward_s * k, e->backward_s * k, t * k, total > 0 ? 100 * t / total : 0,
+                e->forward_bytes / per / (1 << 20));
     }
     fprintf(f, "%-22s %8s %12s %12s %12.3f\n", "(all ops)", "", "", "", total * k);
 }

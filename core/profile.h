@@ -24,19 +24,21 @@ typedef struct cf_profile_entry {
     const char *op;
     int64_t calls;                  /* forward calls */
     double forward_s, backward_s;
+    double forward_bytes;           /* arena bytes the forward took (outputs, saved context) */
 } cf_profile_entry;
 
 typedef struct cf_profile {
     cf_profile_entry ops[CF_PROFILE_MAX_OPS];
     int n;
     double mark;                    /* time of the last forward event */
+    size_t mark_bytes;              /* arena bytes in use then */
 } cf_profile;
 
 void cf_profile_init(cf_profile *p);
 /* The forward clock restarts (called by cf_ctx_begin_step). */
-void cf_profile_start(cf_profile *p);
-/* op's forward ended now. */
-void cf_profile_forward(cf_profile *p, const char *op);
+void cf_profile_start(cf_profile *p, size_t arena_used);
+/* op's forward ended now, with arena_used bytes of the step's arena in use. */
+void cf_profile_forward(cf_profile *p, const char *op, size_t arena_used);
 void cf_profile_backward(cf_profile *p, const char *op, double seconds);
 /* A table sorted by total time, per step (divided by steps). */
 void cf_profile_print(const cf_profile *p, FILE *f, int64_t steps);

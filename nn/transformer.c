@@ -151,14 +151,19 @@ static cf_tensor *decoder_layer(cf_ctx *ctx, const cf_transformer *m, const cf_n
     return x;
 }
 
-/* Decoder stack and output projection over x [B, T, d]: logits [B, T, V]. st NULL: teacher forcing. */
-static cf_tensor *decoder_stack(cf_ctx *ctx, const cf_transformer *m, cf_tensor *x, cf_tensor *memory,
-                                const int32_t *src_lens, cf_decode_state *st) {
+/* Decoder stack over x [B, T, d], up to the final norm: [B, T, d]. st NULL: teacher forcing. */
+static cf_tensor *decoder_hidden(cf_ctx *ctx, const cf_transformer *m, cf_tensor *x, cf_tensor *memory,
+                                 const int32_t *src_lens, cf_decode_state *st) {
     for (int i = 0; i < m->cfg.dec_layers; i++)
         x = decoder_layer(ctx, m, &m->dec[i], x, memory, src_lens, st ? st->self_cache[i] : NULL,
                           st ? st->cross_cache[i] : NULL, st ? st->pos : 0);
-    if (m->cfg.pre_norm) x = cf_nn_norm_forward(ctx, &m->dec_norm, x);
-    return cf_linear(ctx, x, m->output_proj, NULL);
+    return m->cfg.pre_norm ? cf_nn_norm_forward(ctx, &m->dec_norm, x) : x;
+}
+
+/* ... and the output projection: logits [B, T, V]. */
+static cf_tensor *decoder_stack(cf_ctx *ctx, const cf_transformer *m, cf_tensor *x, cf_tensor *memory,
+                                const int32_t *src_lens, cf_decode_state *st) {
+    return cf_linear(ctx, decoder_hidden(ctx, m, x, memory, src_lens, st), m->output_proj, NULL);
 }
 
 cf_tensor *cf_transformer_decode(cf_ctx *ctx, const cf_transformer *m, cf_tensor *memory, const int32_t *src_lens,
@@ -171,8 +176,10 @@ cf_tensor *cf_transformer_decode(cf_ctx *ctx, const cf_transformer *m, cf_tensor
 cf_tensor *cf_transformer_loss(cf_ctx *ctx, const cf_transformer *m, const cf_seq_batch *b, double label_smoothing,
                                cf_ce_stats *stats) {
     cf_tensor *memory = cf_transformer_encode(ctx, m, b->src, b->batch, b->src_len, b->src_lens);
-    cf_tensor *logits = cf_transformer_decode(ctx, m, memory, b->src_lens, b->tgt_in, b->tgt_len);
-    return cf_cross_entropy_consume(ctx, logits, b->tgt_out, label_smoothing, b->pad_id, stats); /* logits: ours */
+    cf_tensor *x = embed(ctx, m, m->tgt_embed, &m->dec_pos, b->tgt_in, b->batch, b->tgt_len, 0);
+    cf_tensor *h = decoder_hidden(ctx, m, x, memory, b->src_lens, NULL); /* [B, T, d] */
+    /* the output projection and the loss in chunks of rows: [B*T, V] logits never exist whole */
+    return cf_linear_cross_entropy(ctx, h, m->output_proj, b->tgt_out, label_smoothing, b->pad_id, stats);
 }
 
 /* ---- incremental decoding ---- */

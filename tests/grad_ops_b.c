@@ -234,6 +234,11 @@ static cf_tensor *f_ce(cf_ctx *ctx, cf_tensor **in, void *user) {
     return cf_cross_entropy(ctx, in[0], c->targets, c->ls, -100, NULL);
 }
 
+static cf_tensor *f_linear_ce(cf_ctx *ctx, cf_tensor **in, void *user) {
+    const ce_case *c = user;
+    return cf_linear_cross_entropy(ctx, in[0], in[1], c->targets, c->ls, -100, NULL);
+}
+
 TEST(grad_cross_entropy) {
     const int32_t t_some[] = {2, -100, 0, 6, -100, 3};
     const int32_t t_none[] = {-100, -100, -100, -100, -100, -100};
@@ -252,4 +257,29 @@ TEST(grad_cross_entropy) {
     cf_tensor *x = test_param_uniform("logits", 2, (int64_t[]){1, 1}, -3, 3, 95);
     GRADCHECK("cross_entropy_v1", f_ce, ((cf_tensor *[]){x}), 1, &c);
     cf_param_free(x);
+}
+
+/* The chunked projection + loss: x [6, 5] (rows of [2, 3]) and W [7, 5]; with V = 7 a chunk holds
+ * 1024 rows, and V = 2100 (targets below 7) gives chunks of 998 rows over 1200 rows. */
+TEST(grad_linear_cross_entropy) {
+    const int32_t t_some[] = {2, -100, 0, 6, -100, 3};
+    const int32_t t_none[] = {-100, -100, -100, -100, -100, -100};
+    const int32_t *ts[] = {t_some, t_none};
+    for (int t = 0; t < 2; t++) {
+        ce_case c = {ts[t], 0.1};
+        cf_tensor *x = test_param_uniform("x", 3, (int64_t[]){2, 3, 5}, -1, 1, 97 + t);
+        cf_tensor *w = test_param_uniform("w", 2, (int64_t[]){7, 5}, -1, 1, 99 + t);
+        GRADCHECK("linear_cross_entropy", f_linear_ce, ((cf_tensor *[]){x, w}), 2, &c);
+        cf_param_free(x);
+        cf_param_free(w);
+    }
+    enum { N = 1200 };
+    static int32_t many[N];
+    for (int i = 0; i < N; i++) many[i] = i % 5 == 1 ? -100 : i % 7;
+    ce_case c = {many, 0.1};
+    cf_tensor *x = test_param_uniform("x", 2, (int64_t[]){N, 3}, -1, 1, 101);
+    cf_tensor *w = test_param_uniform("w", 2, (int64_t[]){2100, 3}, -1, 1, 102);
+    GRADCHECK("linear_cross_entropy_chunks", f_linear_ce, ((cf_tensor *[]){x, w}), 2, &c);
+    cf_param_free(x);
+    cf_param_free(w);
 }

@@ -382,33 +382,52 @@ TEST(dropout_fused_forms_equal_the_unfused_ops) {
     cf_param_free(r);
 }
 
-/* cf_cross_entropy_consume: the loss and every gradient behind the logits are those of
- * cf_cross_entropy; only the logits' memory is reused for their gradient. */
-TEST(cross_entropy_consume_equals_cross_entropy) {
-    cf_tensor *x = test_param_uniform("x", 2, (int64_t[]){33, 16}, -1, 1, 31);
-    cf_tensor *w = test_param_uniform("w", 2, (int64_t[]){50, 16}, -1, 1, 32);
-    int32_t y[33];
-    for (int i = 0; i < 33; i++) y[i] = i % 7 == 3 ? -100 : (i * 13) % 50;
-    cf_real loss[2], *gx[2], *gw[2];
+/* cf_linear_cross_entropy against cf_cross_entropy(cf_linear(x, W)): the same loss and, up to the
+ * rounding of dW's sum over row chunks, the same gradients, also for an upstream gradient != 1;
+ * V = 4096 gives chunks of 512 rows, so 1100 rows take three (the last one short). */
+static void run_lce(bool fused, cf_tensor *x, cf_tensor *w, const int32_t *y, double seed_grad, cf_real *loss,
+                    cf_real **gx, cf_real **gw) {
+    cf_param_zero_grad(x);
+    cf_param_zero_grad(w);
+    cf_ctx *ctx = cf_ctx_new(1);
+    cf_ce_stats st;
+    cf_tensor *l = fused ? cf_linear_cross_entropy(ctx, x, w, y, 0.1, -100, &st)
+                         : cf_cross_entropy(ctx, cf_linear(ctx, x, w, NULL), y, 0.1, -100, &st);
+    cf_backward_seeded(ctx, l, (cf_real[]){(cf_real)seed_grad});
+    *loss = l->data[0];
+    *gx = malloc((size_t)x->numel * sizeof(cf_real));
+    *gw = malloc((size_t)w->numel * sizeof(cf_real));
+    memcpy(*gx, x->grad, (size_t)x->numel * sizeof(cf_real));
+    memcpy(*gw, w->grad, (size_t)w->numel * sizeof(cf_real));
+    cf_ctx_free(ctx);
+}
+
+TEST(linear_cross_entropy_equals_linear_then_cross_entropy) {
+    enum { N = 1100, D = 24, V = 4096 };
+    cf_tensor *x = test_param_uniform("x", 2, (int64_t[]){N, D}, -1, 1, 31);
+    cf_tensor *w = test_param_uniform("w", 2, (int64_t[]){V, D}, -1, 1, 32);
+    int32_t *y = malloc(N * sizeof *y);
+    for (int i = 0; i < N; i++) y[i] = i % 7 == 3 ? -100 : (i * 131) % V;
+    const double seeds[2] = {1.0, 2.5};
     for (int k = 0; k < 2; k++) {
-        cf_param_zero_grad(x);
-        cf_param_zero_grad(w);
-        cf_ctx *ctx = cf_ctx_new(1);
-        cf_tensor *logits = cf_linear(ctx, x, w, NULL);
-        cf_tensor *l = k ? cf_cross_entropy_consume(ctx, logits, y, 0.1, -100, NULL)
-                         : cf_cross_entropy(ctx, logits, y, 0.1, -100, NULL);
-        cf_backward(ctx, l);
-        loss[k] = l->data[0];
-        gx[k] = malloc(sizeof(cf_real) * 33 * 16);
-        gw[k] = malloc(sizeof(cf_real) * 50 * 16);
-        memcpy(gx[k], x->grad, sizeof(cf_real) * 33 * 16);
-        memcpy(gw[k], w->grad, sizeof(cf_real) * 50 * 16);
-        cf_ctx_free(ctx);
+        cf_real loss[2], *gx[2], *gw[2];
+        for (int f = 0; f < 2; f++) run_lce(f, x, w, y, seeds[k], &loss[f], &gx[f], &gw[f]);
+        CHECK_NEAR(loss[0], loss[1], 1e-5);
+        CHECK(test_max_violation(gx[1], gx[0], N * D, 1e-7, 1e-4) <= 1);
+        CHECK(test_max_violation(gw[1], gw[0], V * D, 1e-7, 1e-4) <= 1);
+        for (int f = 0; f < 2; f++) free(gx[f]), free(gw[f]);
     }
-    CHECK(loss[0] == loss[1]);
-    CHECK(memcmp(gx[0], gx[1], sizeof(cf_real) * 33 * 16) == 0);
-    CHECK(memcmp(gw[0], gw[1], sizeof(cf_real) * 50 * 16) == 0);
-    for (int k = 0; k < 2; k++) free(gx[k]), free(gw[k]);
+    /* every row ignored: loss 0 and no gradient */
+    for (int i = 0; i < N; i++) y[i] = -100;
+    cf_real loss, *gx, *gw;
+    run_lce(true, x, w, y, 1.0, &loss, &gx, &gw);
+    CHECK(loss == 0);
+    int64_t nonzero = 0;
+    for (int64_t i = 0; i < (int64_t)N * D; i++) nonzero += gx[i] != 0;
+    CHECK(nonzero == 0);
+    free(gx);
+    free(gw);
+    free(y);
     cf_param_free(x);
     cf_param_free(w);
 }
@@ -483,6 +502,9 @@ static cf_tensor *det_dropout_add(cf_ctx *ctx, cf_tensor **in, void *user) {
     (void)user;
     return cf_dropout_add(ctx, in[0], in[1], 0.1);
 }
+static cf_tensor *det_linear_ce(cf_ctx *ctx, cf_tensor **in, void *user) {
+    return cf_linear_cross_entropy(ctx, in[0], in[1], user, 0.1, -100, NULL);
+}
 static cf_tensor *det_dropout(cf_ctx *ctx, cf_tensor **in, void *user) {
     (void)user;
     return cf_dropout(ctx, in[0], 0.1);
@@ -549,6 +571,16 @@ TEST(ops_b_bit_identical_across_threads) {
 
     check_thread_invariant("dropout", det_dropout, &x, 1, NULL);
     check_thread_invariant("relu_dropout", det_relu_dropout, &x, 1, NULL);
+    {
+        cf_tensor *xs = test_param_uniform("xs", 2, (int64_t[]){1100, 64}, -1, 1, 8);
+        cf_tensor *ws = test_param_uniform("ws", 2, (int64_t[]){4096, 64}, -1, 1, 9);
+        int32_t *ys = cf_xmalloc(1100 * sizeof *ys);
+        for (int i = 0; i < 1100; i++) ys[i] = i % 9 == 0 ? -100 : (i * 37) % 4096;
+        check_thread_invariant("linear_cross_entropy", det_linear_ce, (cf_tensor *[]){xs, ws}, 2, ys);
+        free(ys);
+        cf_param_free(xs);
+        cf_param_free(ws);
+    }
     cf_tensor *x2 = test_param_uniform("x2", 3, btc, -2, 2, 7);
     check_thread_invariant("dropout_add", det_dropout_add, (cf_tensor *[]){x, x2}, 2, NULL);
     cf_param_free(x2);
