@@ -57,6 +57,11 @@ cf_tensor *cf_rmsnorm(cf_ctx *ctx, cf_tensor *x, cf_tensor *w, double eps);
  * weight [V, C]; ids has `ndim` dims of sizes `shape` -> [shape..., C]. Backward scatter-adds
  * into weight's gradient (deterministically: each row of the gradient is owned by one thread). */
 cf_tensor *cf_embedding(cf_ctx *ctx, cf_tensor *weight, const int32_t *ids, int ndim, const int64_t *shape);
+/* A model's input in one pass: out [B, T, C] = dropout(weight[ids] * scale + pos[pos_offset + t])
+ * for ids [B*T], pos [P, C] (learned or fixed; NULL: none), dropout p in training mode. The same
+ * values, mask and gradients as cf_embedding, cf_scale, cf_add and cf_dropout one after the other. */
+cf_tensor *cf_embed_input(cf_ctx *ctx, cf_tensor *weight, const int32_t *ids, int64_t batch, int64_t len, double scale,
+                          cf_tensor *pos, int64_t pos_offset, double p);
 
 /* ---- regularisation ----
  * Zeroes each element with probability p and scales the rest by 1/(1-p); the keep mask is a pure

@@ -94,10 +94,12 @@ int64_t cf_transformer_num_params(const cf_transformer *m) { return cf_params_nu
 /* token embedding (scaled) + absolute positions, then dropout: [B, T, d] */
 static cf_tensor *embed(cf_ctx *ctx, const cf_transformer *m, cf_tensor *table, const cf_nn_positions *pos,
                         const int32_t *ids, int64_t batch, int64_t len, int64_t offset) {
-    cf_tensor *x = cf_embedding(ctx, table, ids, 2, (int64_t[]){batch, len});
-    if (m->cfg.scale_embedding) x = cf_scale(ctx, x, sqrt((double)m->cfg.d_model));
-    x = cf_nn_positions_add(ctx, pos, x, offset);
-    return cf_dropout(ctx, x, m->cfg.dropout);
+    /* one pass: gather, scale, add the position table (sinusoidal or learned), dropout */
+    bool table_pos = pos->kind == CF_POS_SINUSOIDAL || pos->kind == CF_POS_LEARNED;
+    CF_ASSERT(!table_pos || offset + len <= pos->max_len, "positions %lld..%lld exceed model.max_len %lld",
+              (long long)offset, (long long)(offset + len - 1), (long long)pos->max_len);
+    double scale = m->cfg.scale_embedding ? sqrt((double)m->cfg.d_model) : 1.0;
+    return cf_embed_input(ctx, table, ids, batch, len, scale, table_pos ? pos->table : NULL, offset, m->cfg.dropout);
 }
 
 /* A residual sub-layer f with its norm: pre-LN x + drop(f(norm(x))), post-LN norm(x + drop(f(x))).
