@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "core/profile.h"
 #include "core/rng.h"
 #include "core/threads.h"
 #include "data/tokenizer.h"
@@ -30,7 +31,7 @@
 
 static const char *usage =
     "usage: cformer bench CONFIG [--steps N] [--warmup N] [--threads N] [--fixed-threads] [--set key.path=value]...\n"
-    "                    [--json]\n"
+    "                    [--json] [--profile]\n"
     "\n"
     "Time the trainer's own training steps (forward, label-smoothed loss, backward and arena reset for\n"
     "each of train.grad_accum micro-batches, then clip, optimizer step, zero grad) of CONFIG's model on\n"
@@ -42,7 +43,8 @@ static const char *usage =
     "  --threads N      threads (train.threads; 0 = every CPU this process may use)\n"
     "  --fixed-threads  keep that count even when other processes take cores (train.adapt_threads false)\n"
     "  --set key.path=v override a config key (repeatable), e.g. --set bench.batch_size=64\n"
-    "  --json           one JSON object on stdout instead of the report\n";
+    "  --json           one JSON object on stdout instead of the report\n"
+    "  --profile        also print forward and backward time per op (core/profile.h)\n";
 
 static double peak_rss_mib(void) {
     struct rusage ru;
@@ -83,7 +85,7 @@ static const cf_seq_batch *next_micro_batch(void *arg) {
 enum { PH_FORWARD, PH_BACKWARD, PH_OPTIM, PH_RESET, PH_TOTAL, N_PHASES };
 static const char *phase_names[N_PHASES] = {"forward+loss", "backward", "clip+adamw+zero", "arena reset", "step"};
 
-static int run_bench(const cf_config *cfg, bool json) {
+static int run_bench(const cf_config *cfg, bool json, bool profile) {
     const cf_bench_config *bc = &cfg->bench;
     const int64_t B = bc->batch_size, S = bc->src_len, T = bc->tgt_len, V = cfg->data.vocab_size;
     const int64_t n_steps = bc->steps, n_warm = bc->warmup;
@@ -120,6 +122,8 @@ static int run_bench(const cf_config *cfg, bool json) {
     cf_nan_guard_init(&guard, 0);
     cf_grad_sync *sync = cf_grad_sync_new(opt->params, opt->n, A, 0);
     CF_ASSERT(sync, "grad sync");
+    cf_profile *prof = profile ? cf_xmalloc(sizeof *prof) : NULL;
+    if (prof) cf_profile_init(prof);
     const cf_step_setup setup = {.ctx = ctx, .model = m, .opt = opt, .schedule = &cfg->schedule,
                                  .label_smoothing = cfg->train.label_smoothing, .clip = cfg->train.clip,
                                  .grad_accum = A, .guard = &guard, .sync = sync};
@@ -133,6 +137,7 @@ static int run_bench(const cf_config *cfg, bool json) {
         if (step == n_warm) {
             arena_mallocs0 = ctx->arena.mallocs;
             heap0 = heap_in_use();
+            if (profile) ctx->profile = prof;
         }
         double t0 = cf_now_s();
         cf_step_result r;
@@ -151,6 +156,7 @@ static int run_bench(const cf_config *cfg, bool json) {
             if (r.threads > max_used) max_used = r.threads;
         }
     }
+    ctx->profile = NULL;
     size_t arena_mallocs = ctx->arena.mallocs - arena_mallocs0;
     long long heap_delta = (long long)heap_in_use() - (long long)heap0;
     double med[N_PHASES];
@@ -198,6 +204,11 @@ static int run_bench(const cf_config *cfg, bool json) {
                heap_delta);
     }
     cf_grad_sync_free(sync);
+    if (prof) {
+        printf("\nper op, per step (forward: time since the previous op's record; --profile slows the step):\n");
+        cf_profile_print(prof, stdout, n_steps);
+        free(prof);
+    }
     free(times);
     free(mb.b);
     free(src);
@@ -218,7 +229,7 @@ fail:
 
 int cf_cmd_bench(int argc, char **argv) {
     const char *path = NULL;
-    bool json = false;
+    bool json = false, profile = false;
     /* --steps/--warmup/--threads become overrides, so the config's validation covers them */
     char **sets = cf_xcalloc((size_t)argc + 1, sizeof *sets);
     char **owned = cf_xcalloc((size_t)argc + 1, sizeof *owned);
@@ -244,6 +255,8 @@ int cf_cmd_bench(int argc, char **argv) {
             goto done;
         } else if (strcmp(a, "--json") == 0) {
             json = true;
+        } else if (strcmp(a, "--profile") == 0) {
+            profile = true;
         } else if (strcmp(a, "--fixed-threads") == 0) {
             sets[n_sets++] = fixed;
         } else if (strcmp(a, "--set") == 0 && i + 1 < argc) {
@@ -270,7 +283,7 @@ int cf_cmd_bench(int argc, char **argv) {
     int rc = cf_threads_init((int)cfg.train.threads);
     if (rc == 0) {
         cf_threads_set_adaptive(cfg.train.adapt_threads);
-        rc = run_bench(&cfg, json);
+        rc = run_bench(&cfg, json, profile);
     }
     if (rc != 0)
         fprintf(stderr, "error: %s\n", cf_error_message());

@@ -57,6 +57,11 @@ cf_tensor *cf_rmsnorm(cf_ctx *ctx, cf_tensor *x, cf_tensor *w, double eps);
  * weight [V, C]; ids has `ndim` dims of sizes `shape` -> [shape..., C]. Backward scatter-adds
  * into weight's gradient (deterministically: each row of the gradient is owned by one thread). */
 cf_tensor *cf_embedding(cf_ctx *ctx, cf_tensor *weight, const int32_t *ids, int ndim, const int64_t *shape);
+/* A model's input in one pass: out [B, T, C] = dropout(weight[ids] * scale + pos[pos_offset + t])
+ * for ids [B*T], pos [P, C] (learned or fixed; NULL: none), dropout p in training mode. The same
+ * values, mask and gradients as cf_embedding, cf_scale, cf_add and cf_dropout one after the other. */
+cf_tensor *cf_embed_input(cf_ctx *ctx, cf_tensor *weight, const int32_t *ids, int64_t batch, int64_t len, double scale,
+                          cf_tensor *pos, int64_t pos_offset, double p);
 
 /* ---- regularisation ----
  * Zeroes each element with probability p and scales the rest by 1/(1-p); the keep mask is a pure
@@ -67,6 +72,11 @@ cf_tensor *cf_embedding(cf_ctx *ctx, cf_tensor *weight, const int32_t *ids, int 
  * compared in double. u is a multiple of 2^-24, so the drop probability is ceil(p 2^24) / 2^24
  * (p itself is never rounded to float). */
 cf_tensor *cf_dropout(cf_ctx *ctx, cf_tensor *x, double p);
+/* dropout(relu(x)) in one pass (the FFN's activation): the same values and mask as the two ops. */
+cf_tensor *cf_relu_dropout(cf_ctx *ctx, cf_tensor *x, double p);
+/* res + dropout(x), same shapes, in one pass (a residual branch): the same values and mask as
+ * cf_add(res, cf_dropout(x)); res's gradient is dout itself (no copy, see cf_grad_pass). */
+cf_tensor *cf_dropout_add(cf_ctx *ctx, cf_tensor *res, cf_tensor *x, double p);
 
 /* ---- shape ---- */
 /* Same data, new shape (numel must match). */
@@ -101,6 +111,11 @@ typedef struct cf_ce_stats {
 } cf_ce_stats;
 cf_tensor *cf_cross_entropy(cf_ctx *ctx, cf_tensor *logits, const int32_t *targets,
                             double label_smoothing, int32_t ignore_index, cf_ce_stats *stats);
+/* cross_entropy(x W^T) for x [..., d], W [V, d], in chunks of rows, without the [N, V] logits
+ * (the model's output projection: bench-small's step keeps 49 MB less). Its gradients are computed
+ * chunk by chunk during the forward; dW sums the chunks in order (fixed by V alone). */
+cf_tensor *cf_linear_cross_entropy(cf_ctx *ctx, cf_tensor *x, cf_tensor *w, const int32_t *targets,
+                                   double label_smoothing, int32_t ignore_index, cf_ce_stats *stats);
 
 /* ---- rotary position embedding ----
  * x [..., T, D] (D even), position of row t = pos_offset + t. Rotates pairs (i, i + D/2) (the

@@ -94,10 +94,12 @@ int64_t cf_transformer_num_params(const cf_transformer *m) { return cf_params_nu
 /* token embedding (scaled) + absolute positions, then dropout: [B, T, d] */
 static cf_tensor *embed(cf_ctx *ctx, const cf_transformer *m, cf_tensor *table, const cf_nn_positions *pos,
                         const int32_t *ids, int64_t batch, int64_t len, int64_t offset) {
-    cf_tensor *x = cf_embedding(ctx, table, ids, 2, (int64_t[]){batch, len});
-    if (m->cfg.scale_embedding) x = cf_scale(ctx, x, sqrt((double)m->cfg.d_model));
-    x = cf_nn_positions_add(ctx, pos, x, offset);
-    return cf_dropout(ctx, x, m->cfg.dropout);
+    /* one pass: gather, scale, add the position table (sinusoidal or learned), dropout */
+    bool table_pos = pos->kind == CF_POS_SINUSOIDAL || pos->kind == CF_POS_LEARNED;
+    CF_ASSERT(!table_pos || offset + len <= pos->max_len, "positions %lld..%lld exceed model.max_len %lld",
+              (long long)offset, (long long)(offset + len - 1), (long long)pos->max_len);
+    double scale = m->cfg.scale_embedding ? sqrt((double)m->cfg.d_model) : 1.0;
+    return cf_embed_input(ctx, table, ids, batch, len, scale, table_pos ? pos->table : NULL, offset, m->cfg.dropout);
 }
 
 /* A residual sub-layer f with its norm: pre-LN x + drop(f(norm(x))), post-LN norm(x + drop(f(x))).
@@ -109,7 +111,7 @@ static cf_tensor *sublayer_in(cf_ctx *ctx, const cf_transformer *m, const cf_nn_
 
 static cf_tensor *sublayer_out(cf_ctx *ctx, const cf_transformer *m, const cf_nn_norm *norm, cf_tensor *x,
                                cf_tensor *fx) {
-    cf_tensor *sum = cf_add(ctx, x, cf_dropout(ctx, fx, m->cfg.dropout));
+    cf_tensor *sum = cf_dropout_add(ctx, x, fx, m->cfg.dropout); /* x + dropout(fx), one pass */
     return m->cfg.pre_norm ? sum : cf_nn_norm_forward(ctx, norm, sum);
 }
 
@@ -151,14 +153,19 @@ static cf_tensor *decoder_layer(cf_ctx *ctx, const cf_transformer *m, const cf_n
     return x;
 }
 
-/* Decoder stack and output projection over x [B, T, d]: logits [B, T, V]. st NULL: teacher forcing. */
-static cf_tensor *decoder_stack(cf_ctx *ctx, const cf_transformer *m, cf_tensor *x, cf_tensor *memory,
-                                const int32_t *src_lens, cf_decode_state *st) {
+/* Decoder stack over x [B, T, d], up to the final norm: [B, T, d]. st NULL: teacher forcing. */
+static cf_tensor *decoder_hidden(cf_ctx *ctx, const cf_transformer *m, cf_tensor *x, cf_tensor *memory,
+                                 const int32_t *src_lens, cf_decode_state *st) {
     for (int i = 0; i < m->cfg.dec_layers; i++)
         x = decoder_layer(ctx, m, &m->dec[i], x, memory, src_lens, st ? st->self_cache[i] : NULL,
                           st ? st->cross_cache[i] : NULL, st ? st->pos : 0);
-    if (m->cfg.pre_norm) x = cf_nn_norm_forward(ctx, &m->dec_norm, x);
-    return cf_linear(ctx, x, m->output_proj, NULL);
+    return m->cfg.pre_norm ? cf_nn_norm_forward(ctx, &m->dec_norm, x) : x;
+}
+
+/* ... and the output projection: logits [B, T, V]. */
+static cf_tensor *decoder_stack(cf_ctx *ctx, const cf_transformer *m, cf_tensor *x, cf_tensor *memory,
+                                const int32_t *src_lens, cf_decode_state *st) {
+    return cf_linear(ctx, decoder_hidden(ctx, m, x, memory, src_lens, st), m->output_proj, NULL);
 }
 
 cf_tensor *cf_transformer_decode(cf_ctx *ctx, const cf_transformer *m, cf_tensor *memory, const int32_t *src_lens,
@@ -171,8 +178,10 @@ cf_tensor *cf_transformer_decode(cf_ctx *ctx, const cf_transformer *m, cf_tensor
 cf_tensor *cf_transformer_loss(cf_ctx *ctx, const cf_transformer *m, const cf_seq_batch *b, double label_smoothing,
                                cf_ce_stats *stats) {
     cf_tensor *memory = cf_transformer_encode(ctx, m, b->src, b->batch, b->src_len, b->src_lens);
-    cf_tensor *logits = cf_transformer_decode(ctx, m, memory, b->src_lens, b->tgt_in, b->tgt_len);
-    return cf_cross_entropy(ctx, logits, b->tgt_out, label_smoothing, b->pad_id, stats);
+    cf_tensor *x = embed(ctx, m, m->tgt_embed, &m->dec_pos, b->tgt_in, b->batch, b->tgt_len, 0);
+    cf_tensor *h = decoder_hidden(ctx, m, x, memory, b->src_lens, NULL); /* [B, T, d] */
+    /* the output projection and the loss in chunks of rows: [B*T, V] logits never exist whole */
+    return cf_linear_cross_entropy(ctx, h, m->output_proj, b->tgt_out, label_smoothing, b->pad_id, stats);
 }
 
 /* ---- incremental decoding ---- */

@@ -45,12 +45,15 @@ cf_guard_verdict cf_train_step(const cf_step_setup *s, int64_t step, cf_batch_so
     r->stop = tot.stop;
     cf_tensor **params = s->opt->params;
     int n_params = s->opt->n;
-    r->grad_norm = s->clip > 0 ? cf_clip_grad_norm(params, n_params, s->clip) : cf_grad_norm(params, n_params);
+    /* Two passes over the parameters: the norm, then clip + update + zero-grad in one loop. */
+    r->grad_norm = cf_grad_norm(params, n_params);
     r->loss = r->tokens > 0 ? r->loss_sum / r->tokens : 0;
     r->verdict = cf_nan_guard_check(s->guard, step + 1, r->loss, r->grad_norm);
     r->lr = cf_schedule_lr(s->schedule, step + 1);
-    if (r->verdict == CF_GUARD_OK) cf_optimizer_step(s->opt, r->lr);
-    cf_optimizer_zero_grad(s->opt);
+    if (r->verdict == CF_GUARD_OK)
+        cf_optimizer_step_and_zero(s->opt, r->lr, s->clip > 0 ? cf_clip_coef(r->grad_norm, s->clip) : 1.0);
+    else
+        cf_optimizer_zero_grad(s->opt);
     r->update_s = sync_s + cf_now_s() - t0;
     return r->verdict;
 }

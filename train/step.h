@@ -22,10 +22,10 @@
  *       cf_ctx_reset(ctx)                                    activations gone, arena kept
  *   cf_grad_sync_finish: gradient = sum of tokens x gradient over the global batch / its target
  *   tokens (the same update for K ranks, grad_accum K, or one K-times larger batch; bit-identical
- *   for the first two); clip the global norm to clip (0: only measure it)
- *   the guard's verdict on (loss, norm): OK -> cf_optimizer_step(opt, lr(step + 1)); SKIP or
- *   STOP -> no update (cf_nan_guard)
- *   cf_optimizer_zero_grad
+ *   for the first two); the global norm (one pass)
+ *   the guard's verdict on (loss, norm): OK -> cf_optimizer_step_and_zero(opt, lr(step + 1),
+ *   clip coefficient): clipping, the update and zero-grad in one pass; SKIP or STOP -> no update
+ *   (cf_nan_guard), gradients zeroed
  * loss is the token-weighted mean over the global batch. After warm-up (the arena has reached
  * its size) a step performs no malloc.
  */
