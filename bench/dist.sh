@@ -34,8 +34,8 @@ for model in toy small; do
         mpirun -np 2 --bind-to core build/cformer train configs/toy.json --out "$tmp/$model-two-$r" $common $extra \
             > "$tmp/$model-two-$r.log"
         two+=("$(tps "$tmp/$model-two-$r")")
-        session=$(sed -n 's/.*this session \([0-9.]*\) s.*/\1/p' "$tmp/$model-two-$r.log")
-        exchange=$(sed -n 's/^gradient exchange: \([0-9.]*\) s.*/\1/p' "$tmp/$model-two-$r.log")
+        session=$(sed -n 's/.*this session \([0-9.]*\) s.*/\1/p' "$tmp/$model-two-$r.log" | head -1)
+        exchange=$(sed -n 's/^gradient exchange: \([0-9.]*\) s.*/\1/p' "$tmp/$model-two-$r.log" | head -1)
         echo "$model round $r: 1 process x 2 threads ${one[-1]} tok/s | 2 ranks x 1 thread ${two[-1]} tok/s" \
              "(rank 0: ${exchange} s of ${session} s in the gradient exchange, waiting included)"
     done
