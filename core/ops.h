@@ -134,13 +134,21 @@ cf_tensor *cf_rope(cf_ctx *ctx, cf_tensor *x, int64_t pos_offset, double base);
  *   key_lens: keys j >= key_lens[b] are padding
  *   window:   if > 0, query i also cannot see j < i + (S - T) - window + 1 (sliding window)
  * A query row that sees no key outputs zeros. Dropout (training only) drops attention weights
- * with the counter-based RNG like cf_dropout. */
+ * with the counter-based RNG like cf_dropout.
+ * Relative positions (Shaw et al. 2018, keys only), when rel is set: a table of learned vectors
+ * a[r], r = 0 .. 2R (R = rel_clip), of shape [2R+1, Dk] shared by all heads or [Hr, 2R+1, Dk]
+ * (H % Hr == 0; query head h reads table h / (H / Hr)). Query row i sits at position
+ * p = i + (S - T) and key j at j, so
+ *   score[i, j] = (q_i . k_j + q_i . a[clip(j - p, -R, R) + R]) * scale
+ * and rel receives its gradient like q, k and v. */
 typedef struct cf_attn_opts {
     double scale;               /* usually 1 / sqrt(Dk) */
     bool causal;
     const int32_t *key_lens;    /* [B] or NULL */
     int64_t window;             /* 0: unlimited */
     double dropout;             /* probability on the attention weights */
+    cf_tensor *rel;             /* relative-position key table, or NULL */
+    int64_t rel_clip;           /* R: distances beyond +-R share the end entries */
 } cf_attn_opts;
 cf_tensor *cf_attention(cf_ctx *ctx, cf_tensor *q, cf_tensor *k, cf_tensor *v, const cf_attn_opts *opts);
 
