@@ -104,7 +104,7 @@ TEST(config_defaults) {
 TEST(config_table_consistent) {
     int n;
     const cf_config_key *keys = cf_config_keys(&n);
-    CHECK(n == 90);
+    CHECK(n == 95);
     cf_config c;
     cf_config_defaults(&c);
     const char *groups[] = {"data.", "model.", "optim.", "schedule.", "train.", "decode.", "bench."};
@@ -448,7 +448,7 @@ TEST(config_shape_keys_are_flagged_in_the_table) {
         "model.dec_layers", "model.d_ff", "model.activation", "model.norm", "model.pre_norm", "model.pos_encoding",
         "model.max_len", "model.bias", "model.share_embeddings", "model.tie_output", "optim.kind",
         "model.rel_clip", "model.rel_per_head", "model.qk_norm", "model.num_experts", "model.n_shared_experts",
-        "model.moe_d_ff"};
+        "model.moe_d_ff", "data.task", "data.copy_vocab"};
     const size_t n_expected = sizeof expected / sizeof expected[0];
     int n;
     const cf_config_key *keys = cf_config_keys(&n);

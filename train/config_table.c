@@ -13,14 +13,16 @@
 /* Every enum field is read and written through an int. */
 _Static_assert(sizeof(cf_attn_kind) == sizeof(int) && sizeof(cf_ffn_kind) == sizeof(int) &&
                    sizeof(cf_norm_kind) == sizeof(int) && sizeof(cf_pos_kind) == sizeof(int) &&
-                   sizeof(cf_optim_kind) == sizeof(int) && sizeof(cf_schedule_kind) == sizeof(int),
+                   sizeof(cf_optim_kind) == sizeof(int) && sizeof(cf_schedule_kind) == sizeof(int) &&
+                   sizeof(cf_data_task) == sizeof(int),
                "enum fields must be int-sized");
 
 void cf_config_defaults(cf_config *c) {
     memset(c, 0, sizeof *c);
     c->name = NULL; /* parsing takes it from the file name */
     c->seed = 1;
-    c->data = (cf_data_config){.vocab_size = 8000, .shared_vocab = true, .max_len = 128};
+    c->data = (cf_data_config){.task = CF_TASK_TRANSLATION, .vocab_size = 8000, .shared_vocab = true, .max_len = 128,
+                               .copy_vocab = 11, .copy_len = 10, .copy_train = 3000, .copy_valid = 200};
     c->model = cf_model_config_default();
     /* Transformer practice (Vaswani et al.) rather than PyTorch's generic betas and eps. */
     c->optim = cf_optim_config_default(CF_OPTIM_ADAMW);
@@ -47,6 +49,9 @@ static const char *norm_name(int v) { return cf_norm_kind_name((cf_norm_kind)v);
 static const char *pos_name(int v) { return cf_pos_kind_name((cf_pos_kind)v); }
 static const char *optim_name(int v) { return cf_optim_kind_name((cf_optim_kind)v); }
 static const char *sched_name(int v) { return cf_schedule_kind_name((cf_schedule_kind)v); }
+static const char *task_name(int v) { return cf_data_task_name((cf_data_task)v); }
+
+const char *cf_data_task_name(cf_data_task t) { return t == CF_TASK_COPY ? "copy" : "translation"; }
 
 /* data.tokenizer's kinds (data/tokenizer.h, cf_tok_kind_name), the default first. */
 static const char *const tokenizer_kinds[] = {"bpe", "wordpiece", "unigram", NULL};
@@ -76,6 +81,7 @@ static const cf_config_key keys[] = {
     {.path = "seed", .type = CF_CONFIG_U64, .offset = OFF(seed), .lo = 0, .hi = 9007199254740992.0,
      .doc = "seeds initialisation, dropout and data order"},
 
+    {K_ENUM("data.task", data.task, task_name, 2, "translation: the corpora below; copy: the course's synthetic copy task (data.copy_*, docs/course.md)"), SHAPES},
     {K_PATH("data.train_src", data.train_src, "training source sentences, one a line (plain or .gz)")},
     {K_PATH("data.train_tgt", data.train_tgt, "training target sentences, line-aligned with data.train_src")},
     {K_PATH("data.train_tsv", data.train_tsv, "instead of train_src/train_tgt: one file of `source<TAB>target` lines")},
@@ -91,6 +97,10 @@ static const cf_config_key keys[] = {
     {K_INT("data.vocab_size", data.vocab_size, 260, 1000000, "tokenizer vocabulary size (4 specials + 256 bytes + learned tokens)"), SHAPES},
     {K_BOOL("data.shared_vocab", data.shared_vocab, "one tokenizer for both languages (needed by model.share_embeddings); false: one per side, tokenizer.json and tokenizer.tgt.json"), SHAPES},
     {K_INT("data.max_len", data.max_len, 1, NO_LIMIT, "training pairs with more tokens on either side are dropped")},
+    {K_INT("data.copy_vocab", data.copy_vocab, 4, 1000000, "copy: vocabulary (<pad> 0, <bos> 1, <eos> copy_vocab - 1, symbols between)"), SHAPES},
+    {K_INT("data.copy_len", data.copy_len, 1, 1000, "copy: symbols per sequence")},
+    {K_INT("data.copy_train", data.copy_train, 1, 16777215, "copy: sequences per training epoch, drawn anew every epoch")},
+    {K_INT("data.copy_valid", data.copy_valid, 1, 16777215, "copy: validation sequences (exact greedy copies are counted)")},
 
     {K_INT("model.d_model", model.d_model, 1, NO_LIMIT, "width of embeddings and residual stream"), SHAPES},
     {K_INT("model.n_heads", model.n_heads, 1, NO_LIMIT, "attention (query) heads"), SHAPES},
