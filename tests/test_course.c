@@ -177,3 +177,55 @@ TEST(course_new_options_train_on_toy) {
     check_option_trains("moe top-2 of 4, a shared expert", (const char *[]){"model.num_experts=4",
                         "model.num_experts_per_token=2", "model.n_shared_experts=1", "model.moe_d_ff=32", NULL});
 }
+
+/* ---- the memory lecture ---- */
+
+/* The lecture's example, Qwen3-32B in bf16 with 2048 tokens and MHA: 64 GB of weights (its 32 B
+ * parameters by name), 42.9 GB of KV cache at batch 16 and 85.9 GB at batch 32 (the lecture
+ * truncates 85.899 to 85.8 and prints 149.8 for 64 + 85.9), and what GQA and MLA make of it. */
+TEST(course_memory_reproduces_the_lecture) {
+    run_out r = run_cformer("memory", "--preset", "qwen3-32b", "--dtype", "bf16", "--seq-len", "2048", "--attention",
+                            "mha", "--batch", "16", NULL);
+    CHECK_RUN(r, 0);
+    const char *want16[] = {"parameters      32.76 B counted", "64.0 GB from the name's 32.0 B",
+                            "KV cache        1,310,720 bytes per token", "KV cache        42.9 GB for 16 x 2048 tokens",
+                            "106.9 GB with the name's", "gqa (8 KV heads) 8.6 GB", "mla (512 + 64) 2.4 GB", NULL};
+    for (int i = 0; want16[i]; i++) CHECK_MSG(strstr(r.out, want16[i]), "missing \"%s\" in:\n%s", want16[i], r.out);
+    free(r.out);
+    r = run_cformer("memory", "--preset", "qwen3-32b", "--dtype", "bf16", "--seq-len", "2048", "--attention", "mha",
+                    "--batch", "32", NULL);
+    CHECK_RUN(r, 0);
+    const char *want32[] = {"KV cache        85.9 GB for 32 x 2048 tokens (85,899,345,920 bytes)",
+                            "149.9 GB with the name's", "gqa (8 KV heads) 17.2 GB", NULL};
+    for (int i = 0; want32[i]; i++) CHECK_MSG(strstr(r.out, want32[i]), "missing \"%s\" in:\n%s", want32[i], r.out);
+    free(r.out);
+    /* the preset's own GQA, and a MoE preset's active parameters */
+    r = run_cformer("memory", "--preset", "qwen3-30b-a3b", "--batch", "8", "--seq-len", "4096", NULL);
+    CHECK_RUN(r, 0);
+    CHECK_MSG(strstr(r.out, "attention gqa (the preset's own)") && strstr(r.out, "30.53 B counted") &&
+                  strstr(r.out, "active          3.35 B") && strstr(r.out, "KV cache        98,304 bytes per token"),
+              "qwen3-30b-a3b:\n%s", r.out);
+    free(r.out);
+    r = run_cformer("memory", "--preset", "deepseek-v3", "--dtype", "fp8", NULL);
+    CHECK_RUN(r, 2);
+    free(r.out);
+    char cfg[512];
+    snprintf(cfg, sizeof cfg, "%s/configs/toy.json", CF_SOURCE_DIR);
+    r = run_cformer("memory", cfg, "--attention", "gqa", "--kv-heads", "2", NULL);
+    CHECK_RUN(r, 0);
+    CHECK_MSG(strstr(r.out, "gqa attention (2 KV heads)") && strstr(r.out, "per target token"), "toy:\n%s", r.out);
+    free(r.out);
+}
+
+/* `cformer bench attention` prints the practice's five rows; at a short length it takes
+ * milliseconds. Parameters at d_model 512, 8 heads: MHA 4 (512 x 512 + 512), MQA and GQA with
+ * K/V of 64, 128, 256 columns, and MLA with cf_mla_dims' defaults. */
+TEST(course_bench_attention_table) {
+    run_out r = run_cformer("bench", "attention", "--seq-len", "8", "--reps", "1", "--threads", "1", NULL);
+    CHECK_RUN(r, 0);
+    const char *rows[] = {"| MHA         |    1050624 |", "| MQA         |     590976 |", "| GQA 2 KV    |     656640 |",
+                          "| GQA 4 KV    |     787968 |", "| MLA         |    1067808 |", NULL};
+    for (int i = 0; rows[i]; i++) CHECK_MSG(strstr(r.out, rows[i]), "missing \"%s\" in:\n%s", rows[i], r.out);
+    CHECK(strstr(r.out, "4096 |        2048 | 100.0%") && strstr(r.out, "1152 |         576 |  28.1%"));
+    free(r.out);
+}
