@@ -5,9 +5,11 @@
  * Runs use one thread (see tests/test_train_e2e.c: two OpenMP threads on a busy 2-core machine
  * are slower for these tiny models). No assertion depends on time.
  */
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -17,22 +19,26 @@
 
 /* ---- running build/cformer ---- */
 
-/* BUILD/cformer next to this binary (BUILD/tests/unit), so that `make asan` runs the asan CLI. */
-static const char *cformer(void) {
-    static char path[4096];
-    if (path[0]) return path;
-    char exe[4000];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0) {
-        exe[n] = 0;
-        for (int up = 0; up < 2; up++) {
-            char *slash = strrchr(exe, '/');
-            if (slash) *slash = 0;
-        }
-        snprintf(path, sizeof path, "%s/cformer", exe);
+/* One temporary directory for every run of this file, removed at exit. */
+static char root[256];
+
+static int rm_entry(const char *path, const struct stat *st, int type, struct FTW *ftw) {
+    (void)st, (void)type, (void)ftw;
+    return remove(path);
+}
+
+static void remove_root(void) {
+    if (root[0]) nftw(root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* root/name (static buffer per call site: copy it if needed). */
+static const char *under_root(const char *name, char *buf, size_t n) {
+    if (!root[0]) {
+        snprintf(root, sizeof root, "%s", test_tmpdir("course"));
+        atexit(remove_root);
     }
-    if (n <= 0 || access(path, X_OK) != 0) snprintf(path, sizeof path, "%s/build/cformer", CF_SOURCE_DIR);
-    return path;
+    snprintf(buf, n, "%s/%s", root, name);
+    return buf;
 }
 
 typedef struct run_out {
@@ -42,12 +48,12 @@ typedef struct run_out {
 
 /* cformer args[0] args[1]... (NULL-terminated), stdout and stderr captured together. */
 static run_out run_argv(const char *const *args) {
-    const char *argv[64] = {cformer()};
+    const char *argv[64] = {test_cformer_path()};
     int n = 1;
     for (; n < 63 && args[n - 1]; n++) argv[n] = args[n - 1];
     argv[n] = NULL;
     char log[512];
-    snprintf(log, sizeof log, "%s/out.txt", test_tmpdir("course-run"));
+    under_root("out.txt", log, sizeof log);
     fflush(stdout);
     pid_t pid = fork();
     if (pid == 0) {
@@ -89,7 +95,7 @@ static int json_values(const char *path, const char *tag, const char *key, doubl
  * 400) copies every validation sequence exactly by greedy decoding, then the test set too. */
 TEST(course_copy_task_reaches_exact_copies) {
     char dir[512];
-    snprintf(dir, sizeof dir, "%s/run", test_tmpdir("course-copy"));
+    under_root("copy-run", dir, sizeof dir);
     char cfg[512];
     snprintf(cfg, sizeof cfg, "%s/configs/copy.json", CF_SOURCE_DIR);
     run_out r = run_cformer("train", cfg, "--out", dir, "--set", "train.threads=1", NULL);
@@ -107,7 +113,8 @@ TEST(course_copy_task_reaches_exact_copies) {
 
 /* `cformer data copy` writes what the trainer generates: each line is cf_copy_sequence's. */
 TEST(course_data_copy_files_are_the_training_data) {
-    const char *dir = test_tmpdir("course-copy-data");
+    char dir[512];
+    under_root("copy-data", dir, sizeof dir);
     run_out r = run_cformer("data", "copy", "--out", dir, "--epochs", "2", "--train", "5", "--valid", "3", "--test",
                             "3", "--seed", "7", NULL);
     CHECK_RUN(r, 0);
@@ -146,8 +153,10 @@ TEST(course_data_copy_files_are_the_training_data) {
 /* configs/tiny.json (d_model 32, 1+1 layers, BPE 300) for 60 updates with the option: the loss
  * of the last update is at most 80% of the first's. */
 static void check_option_trains(const char *what, const char *const *sets) {
-    char dir[512], cfg[512];
-    snprintf(dir, sizeof dir, "%s/run", test_tmpdir("course-option"));
+    static int runs;
+    char dir[512], cfg[512], name[32];
+    snprintf(name, sizeof name, "option-%d", runs++);
+    under_root(name, dir, sizeof dir);
     snprintf(cfg, sizeof cfg, "%s/configs/tiny.json", CF_SOURCE_DIR);
     const char *argv[40] = {"train", cfg, "--out", dir, "--quiet"};
     int n = 5;
