@@ -44,7 +44,8 @@ static const char *usage =
     "  --fixed-threads  keep that count even when other processes take cores (train.adapt_threads false)\n"
     "  --set key.path=v override a config key (repeatable), e.g. --set bench.batch_size=64\n"
     "  --json           one JSON object on stdout instead of the report\n"
-    "  --profile        also print forward and backward time per op (core/profile.h)\n";
+    "  --profile        also print forward and backward time per op (core/profile.h)\n"
+    "cformer bench attention: the attention variants side by side (cformer bench attention --help).\n";
 
 static double peak_rss_mib(void) {
     struct rusage ru;
@@ -228,6 +229,7 @@ fail:
 }
 
 int cf_cmd_bench(int argc, char **argv) {
+    if (argc >= 1 && strcmp(argv[0], "attention") == 0) return cf_cmd_bench_attention(argc - 1, argv + 1);
     const char *path = NULL;
     bool json = false, profile = false;
     /* --steps/--warmup/--threads become overrides, so the config's validation covers them */

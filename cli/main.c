@@ -33,8 +33,9 @@ static const cf_cli_command commands[] = {
     {"bleu", cf_cmd_bleu, "corpus BLEU exactly as sacrebleu computes it"},
     {"config", cf_cmd_config, "validate a run config and print it with every default filled in"},
     {"tokenizer", cf_cmd_tokenizer, "train a tokenizer (bpe, wordpiece, unigram), encode, decode, compare"},
-    {"data", cf_cmd_data, "generate the toy German -> English data set"},
-    {"bench", cf_cmd_bench, "time training steps of a config's model on synthetic batches"},
+    {"data", cf_cmd_data, "generate the toy German -> English data set or the copy task"},
+    {"bench", cf_cmd_bench, "time training steps of a config's model on synthetic batches; bench attention: the variants"},
+    {"memory", cf_cmd_memory, "parameters, weight and KV-cache bytes of a config or a preset LLM (Qwen3, DeepSeek)"},
 };
 enum { N_COMMANDS = sizeof commands / sizeof commands[0] };
 

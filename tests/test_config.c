@@ -104,7 +104,7 @@ TEST(config_defaults) {
 TEST(config_table_consistent) {
     int n;
     const cf_config_key *keys = cf_config_keys(&n);
-    CHECK(n == 83);
+    CHECK(n == 96);
     cf_config c;
     cf_config_defaults(&c);
     const char *groups[] = {"data.", "model.", "optim.", "schedule.", "train.", "decode.", "bench."};
@@ -446,7 +446,9 @@ TEST(config_shape_keys_are_flagged_in_the_table) {
         "model.n_heads", "model.n_kv_heads", "model.head_dim", "model.attention", "model.kv_lora_rank",
         "model.q_lora_rank", "model.qk_nope_dim", "model.qk_rope_dim", "model.v_head_dim", "model.enc_layers",
         "model.dec_layers", "model.d_ff", "model.activation", "model.norm", "model.pre_norm", "model.pos_encoding",
-        "model.max_len", "model.bias", "model.share_embeddings", "model.tie_output", "optim.kind"};
+        "model.max_len", "model.bias", "model.share_embeddings", "model.tie_output", "optim.kind",
+        "model.rel_clip", "model.rel_per_head", "model.qk_norm", "model.num_experts", "model.n_shared_experts",
+        "model.moe_d_ff", "data.task", "data.copy_vocab"};
     const size_t n_expected = sizeof expected / sizeof expected[0];
     int n;
     const cf_config_key *keys = cf_config_keys(&n);

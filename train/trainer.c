@@ -456,16 +456,24 @@ static int train_loop(trainer *t) {
         double elapsed = t->elapsed_before + cf_now_s() - t->t_start;
         if (t->step % tc->log_every == 0 || t->step == tc->max_steps) {
             double dt = cf_now_s() - w.t0, tps = dt > 0 ? w.tokens / dt : 0;
+            cf_moe_load moe = {0}; /* MoE: expert shares since the last line */
+            if (t->model->moe) cf_moe_collector_take(t->model->moe, &moe);
             cf_train_event e = {.step = t->step, .epoch = (int64_t)cf_batcher_state(t->batches).epoch,
                                 .loss = w.tokens > 0 ? w.loss_sum / w.tokens : 0, .lr = lr, .grad_norm = grad_norm,
-                                .tokens_per_s = tps, .elapsed_s = elapsed, .threads = cf_threads_count()};
-            if (t->root && cf_metrics_log_train(&t->metrics, &e) != 0) return 1;
+                                .tokens_per_s = tps, .elapsed_s = elapsed, .threads = cf_threads_count(),
+                                .moe = t->model->moe ? &moe : NULL};
+            int logged = t->root ? cf_metrics_log_train(&t->metrics, &e) : 0;
+            double moe_max = 0; /* the busiest expert's share, as a multiple of the even share 1/E */
+            for (int i = 0; i < moe.n_layers * moe.n_experts; i++) moe_max = fmax(moe_max, moe.share[i] * moe.n_experts);
+            cf_moe_load_free(&moe);
+            if (logged != 0) return 1;
             double eta = dt / (double)w.updates * (double)(tc->max_steps - t->step);
             if (!t->quiet) {
                 if (t->tty) printf("\r\033[K");
                 printf("step %6lld/%lld | epoch %lld | loss %.4f | lr %.2e | gnorm %.2f | %.0f tok/s | ETA %02d:%02d",
                        (long long)t->step, (long long)tc->max_steps, (long long)e.epoch, e.loss, lr, grad_norm, tps,
                        (int)(eta / 60), (int)eta % 60);
+                if (t->model->moe) printf(" | moe aux %.3f, busiest expert %.2fx even", e.moe->aux, moe_max);
                 if (cf_threads_count() != cf_threads_max()) /* the machine is busy: say why it is slower */
                     printf(" | %d of %d threads (other processes use %.1f CPUs)", cf_threads_count(),
                            cf_threads_max(), cf_threads_load_others());
