@@ -8,6 +8,7 @@
 #include "core/fileio.h"
 #include "core/threads.h"
 #include "data/copy.h"
+#include "dist/dist.h"
 #include "optim/clip.h"
 #include "train/metrics.h"
 #include "train/step.h"
@@ -110,10 +111,16 @@ int cf_copy_train(const cf_config *cfg, const char *run_dir, bool quiet, cf_copy
     cf_ctx *ctx = NULL;
     cf_metrics metrics = {0};
     char *json = NULL, *cfg_path = NULL;
+    cf_grad_sync *sync = NULL;
     if (!m) goto done;
     for (int i = 0; i < m->params.n; i++)
         if (cf_param_list_add_auto(&pl, m->params.items[i], tc->exempt_embeddings) != 0) goto done;
     if (!(opt = cf_optimizer_new(&pl, &cfg->optim))) goto done;
+    if (cf_dist_size() > 1) { /* the practice is one small process: ranks would all write run_dir */
+        fprintf(stderr, "error: the copy task runs in one process (started as %d ranks)\n", cf_dist_size());
+        goto done;
+    }
+    if (!(sync = cf_grad_sync_new(opt->params, opt->n, tc->grad_accum, 0))) goto done;
     code = 1;
     if (cf_threads_init((int)tc->threads) != 0) goto done;
     cf_threads_set_adaptive(tc->adapt_threads);
@@ -135,7 +142,7 @@ int cf_copy_train(const cf_config *cfg, const char *run_dir, bool quiet, cf_copy
     cf_nan_guard_init(&guard, (int)tc->max_bad_steps);
     const cf_step_setup setup = {.ctx = ctx, .model = m, .opt = opt, .schedule = &cfg->schedule,
                                  .label_smoothing = tc->label_smoothing, .clip = tc->clip, .grad_accum = tc->grad_accum,
-                                 .guard = &guard};
+                                 .guard = &guard, .sync = sync};
     double t0 = cf_now_s(), loss_sum = 0, tokens = 0;
     int64_t step = 0, perfect = 0;
     for (; step < tc->max_steps;) {
@@ -180,6 +187,7 @@ int cf_copy_train(const cf_config *cfg, const char *run_dir, bool quiet, cf_copy
                out->seconds, out->valid_exact, out->test_exact, (long long)test_copies, (long long)d->copy_valid);
     code = 0;
 done:
+    cf_grad_sync_free(sync);
     cf_metrics_close(&metrics);
     cf_ctx_free(ctx);
     cf_optimizer_free(opt);
