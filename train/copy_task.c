@@ -107,6 +107,7 @@ int cf_copy_train(const cf_config *cfg, const char *run_dir, bool quiet, cf_copy
     cf_param_list pl;
     cf_param_list_init(&pl);
     cf_optimizer *opt = NULL;
+    cf_grad_sync *sync = NULL;
     cf_ctx *ctx = NULL;
     cf_metrics metrics = {0};
     char *json = NULL, *cfg_path = NULL;
@@ -114,6 +115,8 @@ int cf_copy_train(const cf_config *cfg, const char *run_dir, bool quiet, cf_copy
     for (int i = 0; i < m->params.n; i++)
         if (cf_param_list_add_auto(&pl, m->params.items[i], tc->exempt_embeddings) != 0) goto done;
     if (!(opt = cf_optimizer_new(&pl, &cfg->optim))) goto done;
+    /* cf_train_step accumulates through it (dist/dist.h), as in `cformer train` */
+    if (!(sync = cf_grad_sync_new(opt->params, opt->n, tc->grad_accum, (size_t)tc->bucket_mb << 20))) goto done;
     code = 1;
     if (cf_threads_init((int)tc->threads) != 0) goto done;
     cf_threads_set_adaptive(tc->adapt_threads);
@@ -135,7 +138,7 @@ int cf_copy_train(const cf_config *cfg, const char *run_dir, bool quiet, cf_copy
     cf_nan_guard_init(&guard, (int)tc->max_bad_steps);
     const cf_step_setup setup = {.ctx = ctx, .model = m, .opt = opt, .schedule = &cfg->schedule,
                                  .label_smoothing = tc->label_smoothing, .clip = tc->clip, .grad_accum = tc->grad_accum,
-                                 .guard = &guard};
+                                 .guard = &guard, .sync = sync};
     double t0 = cf_now_s(), loss_sum = 0, tokens = 0;
     int64_t step = 0, perfect = 0;
     for (; step < tc->max_steps;) {
@@ -182,6 +185,7 @@ int cf_copy_train(const cf_config *cfg, const char *run_dir, bool quiet, cf_copy
 done:
     cf_metrics_close(&metrics);
     cf_ctx_free(ctx);
+    cf_grad_sync_free(sync);
     cf_optimizer_free(opt);
     cf_param_list_free(&pl);
     cf_transformer_free(m);
