@@ -44,7 +44,7 @@ void cf_decode_result_free(cf_decode_result *r) {
 }
 
 /* Grow the result to n sentences and n_tokens tokens (contents not kept). */
-static void result_reserve(cf_decode_result *r, int64_t n, int64_t n_tokens) {
+void cf_decode_result_reserve(cf_decode_result *r, int64_t n, int64_t n_tokens) {
     if (n > r->cap_n || !r->offsets) {
         free(r->offsets);
         free(r->logprob);
@@ -195,7 +195,7 @@ int cf_decode_greedy(const cf_transformer *m, cf_ctx *ctx, const int32_t *src, c
         return -1;
     }
     if (B == 0) {
-        result_reserve(out, 0, 0);
+        cf_decode_result_reserve(out, 0, 0);
         return 0;
     }
     decode_run r;
@@ -237,7 +237,7 @@ int cf_decode_greedy(const cf_transformer *m, cf_ctx *ctx, const int32_t *src, c
 
     int64_t total = 0;
     for (int64_t b = 0; b < B; b++) total += len[b];
-    result_reserve(out, B, total);
+    cf_decode_result_reserve(out, B, total);
     for (int64_t b = 0; b < B; b++) {
         int64_t off = out->offsets[b];
         memcpy(out->tokens + off, toks + b * L1, (size_t)len[b] * sizeof *toks);
@@ -286,7 +286,7 @@ int cf_decode_beam(const cf_transformer *m, cf_ctx *ctx, const int32_t *src, con
         return -1;
     }
     if (B == 0) {
-        result_reserve(out, 0, 0);
+        cf_decode_result_reserve(out, 0, 0);
         return 0;
     }
     int64_t K = o->beam, N = B * K;
@@ -388,7 +388,7 @@ int cf_decode_beam(const cf_transformer *m, cf_ctx *ctx, const int32_t *src, con
             if (best[b] < 0 || fin_score[b * K + j] > fin_score[best[b]]) best[b] = b * K + j;
         if (best[b] >= 0) total += fin_len[best[b]];
     }
-    result_reserve(out, B, total);
+    cf_decode_result_reserve(out, B, total);
     for (int64_t b = 0; b < B; b++) {
         int64_t off = out->offsets[b], f = best[b], n = f >= 0 ? fin_len[f] : 0;
         if (n) memcpy(out->tokens + off, fin_tok + f * L1, (size_t)n * sizeof *fin_tok);

@@ -89,6 +89,8 @@ int cf_decode_greedy(const cf_transformer *m, cf_ctx *ctx, const int32_t *src, c
 int cf_decode_beam(const cf_transformer *m, cf_ctx *ctx, const int32_t *src, const int32_t *src_lens, int64_t B,
                    int64_t S, const cf_decode_opts *o, cf_decode_result *out);
 
+/* Size r for n sentences and n_tokens tokens in all (contents not kept; n set, offsets[0] = 0). */
+void cf_decode_result_reserve(cf_decode_result *r, int64_t n, int64_t n_tokens);
 void cf_decode_result_free(cf_decode_result *r);
 
 #endif
