@@ -44,7 +44,9 @@ static const char *usage =
     "  --fixed-threads  keep that count even when other processes take cores (train.adapt_threads false)\n"
     "  --set key.path=v override a config key (repeatable), e.g. --set bench.batch_size=64\n"
     "  --json           one JSON object on stdout instead of the report\n"
-    "  --profile        also print forward and backward time per op (core/profile.h)\n";
+    "  --profile        also print forward and backward time per op (core/profile.h)\n"
+    "\n"
+    "cformer bench decode ... times greedy and beam-search decoding instead (cformer bench decode --help).\n";
 
 static double peak_rss_mib(void) {
     struct rusage ru;
@@ -225,6 +227,7 @@ fail:
 }
 
 int cf_cmd_bench(int argc, char **argv) {
+    if (argc > 0 && strcmp(argv[0], "decode") == 0) return cf_cmd_bench_decode(argc - 1, argv + 1);
     const char *path = NULL;
     bool json = false, profile = false;
     /* --steps/--warmup/--threads become overrides, so the config's validation covers them */
