@@ -1,10 +1,22 @@
 /* translate/decode.c - greedy and beam search over the incremental decoder (conventions in decode.h).
  *
- * Shapes: B sentences, K beams, N = B*K decoder rows (row b*K + k is beam k of sentence b), S padded
- * source length, d model width, V target vocabulary, L the largest output length of the batch.
+ * Shapes: B sentences, K beams (1: greedy), N = B*K rows; the n sentences still decoding sit in
+ * slots 0..n-1, slot j on decoder rows j*K .. j*K+K-1 (beam k on row j*K + k); S padded source
+ * length, d model width, V target vocabulary, L the largest output length of the batch.
  *
- * The search itself (log-softmax of every row, top-k) runs in parallel over sentences (rows for
- * greedy): each one writes only its own slots, so results do not depend on the thread count.
+ * Where the time goes and what keeps it low (docs/performance.md, "Decoding"):
+ *   - A sentence that is done leaves the batch before the next step: its slot is closed, the later
+ *     slots move down and the caches follow (cf_decode_state_compact), so a step costs the rows
+ *     still decoding, not the batch's longest output.
+ *   - The encoder output is read at the first step only (it fills the cross-attention caches), so it
+ *     stays in the arena; beam search keeps one cross cache row per sentence that its K rows attend
+ *     to together (nn/transformer.h, cross_group), instead of K copies.
+ *   - Every host buffer comes from one block kept in the result (cf_decode_work) and the caches are
+ *     re-armed in place (cf_decode_state_renew): once the largest batch has been seen, decoding
+ *     allocates nothing, per step or per call; the arena is reset after every step.
+ * The selection (log-softmax of every row, argmax or top-2K) runs in parallel over slots, each
+ * writing only its own rows, so results do not depend on the thread count; the bookkeeping that
+ * moves slots is serial and cheap.
  */
 /* Work below which the selection loops stay on one thread (a parallel region costs microseconds). */
 #define DECODE_PAR_MIN_WORK 32768
@@ -17,6 +29,7 @@
 #include <omp.h>
 
 #include "core/autograd.h"
+#include "core/profile.h"
 
 cf_decode_opts cf_decode_opts_default(void) {
     return (cf_decode_opts){.beam = 1, .length_penalty = 0.6, .max_len_a = 1.2, .max_len_b = 10,
@@ -35,7 +48,19 @@ int64_t cf_decode_max_output(const cf_transformer *m, const cf_decode_opts *o, i
     return f >= (double)cap ? cap : (int64_t)f;
 }
 
+/* What the searches keep across calls: the decode state (its caches) and one block of host buffers. */
+struct cf_decode_work {
+    cf_decode_state *st;
+    void *buf;
+    size_t cap;
+};
+
 void cf_decode_result_free(cf_decode_result *r) {
+    if (r->work) {
+        cf_decode_state_free(r->work->st);
+        free(r->work->buf);
+        free(r->work);
+    }
     free(r->tokens);
     free(r->offsets);
     free(r->logprob);
@@ -104,67 +129,183 @@ static int check_inputs(const cf_transformer *m, const int32_t *src, const int32
     return 0;
 }
 
-/* What both searches share: the encoded (replicated) memory, the caches and the caller's ctx state. */
+/* Host buffers of one call, carved from the work block. */
+typedef struct search_bufs {
+    int64_t *max_out;           /* [B] L_i of each sentence */
+    int32_t *act;               /* [B] sentence in each slot */
+    int32_t *slot_lens;         /* [B] source length of each slot */
+    int32_t *cross_lens;        /* [N] source length of each cross-cache row (slots, or rows when unfolded) */
+    uint8_t *slot_done;         /* [B] the slot's sentence finished this step */
+    int32_t *groups;            /* [B] kept slots, for compaction */
+    int32_t *ids;               /* [N] next decoder input of each row */
+    int32_t *order;             /* [N] parent row of each row */
+    double *beam_lp, *next_lp;  /* [N] cumulative log-prob of each live beam; -inf: dead row */
+    int32_t *hist, *next_hist;  /* [N, L1] tokens of live beams */
+    int32_t *fin_tok;           /* [B, K, L1] finished hypotheses; greedy: [B, L1] outputs */
+    int64_t *fin_len;           /* [B, K] without <eos>; greedy [B] */
+    double *fin_lp, *fin_score; /* [B, K]; greedy [B] */
+    int64_t *fin_n;             /* [B] finished hypotheses of each sentence */
+    double *logp;               /* [n_threads, V] a row's log-probabilities, one row per thread */
+    void *top;                  /* [n_threads, 2K] candidates (beam search) */
+} search_bufs;
+
+typedef struct cand {
+    double lp;                  /* cumulative log-prob */
+    int32_t tok, beam;
+} cand;
+
+/* Lay the buffers out from base (NULL: only measure); returns the bytes needed. */
+static size_t bufs_layout(search_bufs *b, char *base, int64_t B, int64_t K, bool beam, int64_t L1, int64_t V,
+                          int n_threads) {
+    int64_t N = B * K;
+    size_t off = 0;
+#define TAKE(field, count)                                                                      \
+    do {                                                                                        \
+        b->field = (void *)(base ? base + off : NULL);                                          \
+        off += ((size_t)(count) * sizeof *b->field + 63) / 64 * 64; /* cache-line aligned */    \
+    } while (0)
+    TAKE(max_out, B);
+    TAKE(act, B);
+    TAKE(slot_lens, B);
+    TAKE(cross_lens, N);
+    TAKE(slot_done, B);
+    TAKE(groups, B);
+    TAKE(ids, N);
+    TAKE(order, N);
+    TAKE(beam_lp, N);
+    TAKE(next_lp, N);
+    TAKE(hist, beam ? N * L1 : 0);
+    TAKE(next_hist, beam ? N * L1 : 0);
+    TAKE(fin_tok, N * L1);
+    TAKE(fin_len, N);
+    TAKE(fin_lp, N);
+    TAKE(fin_score, N);
+    TAKE(fin_n, B);
+    TAKE(logp, n_threads * V);
+#undef TAKE
+    b->top = base ? base + off : NULL;
+    off += (size_t)(n_threads * 2 * K) * sizeof(cand);
+    return off;
+}
+
+/* What both searches share: the caches, the buffers and the caller's ctx state. */
 typedef struct decode_run {
     const cf_transformer *m;
     cf_ctx *ctx;
+    const cf_decode_opts *o;
     bool saved_grad, saved_training;
-    int64_t B, K, N, S, d, V;
-    int64_t L;                  /* largest output length in the batch */
-    int64_t *max_out;           /* [B] L_i */
-    cf_real *memory;            /* [N, S, d] encoder output, row b*K + k = sentence b */
-    int32_t *row_lens;          /* [N] source length of each row */
+    int64_t B, K, S, d, V;
+    bool beam;                  /* beam search (also with K 1), not greedy */
+    int64_t L, L1;              /* largest output length in the batch; max(L, 1) */
+    int64_t n;                  /* active slots */
     int n_threads;
-    double *logp;               /* [n_threads, V] a row's log-probabilities, one row per thread */
+    search_bufs b;
     cf_decode_state *st;
+    cf_tensor *memory;          /* encoder output, valid until the first step's reset */
 } decode_run;
 
 static void run_begin(decode_run *r, const cf_transformer *m, cf_ctx *ctx, const int32_t *src, const int32_t *src_lens,
-                      int64_t B, int64_t S, int64_t K, const cf_decode_opts *o) {
-    *r = (decode_run){.m = m, .ctx = ctx, .B = B, .K = K, .N = B * K, .S = S, .d = m->cfg.d_model,
-                      .V = m->cfg.tgt_vocab};
+                      int64_t B, int64_t S, int64_t K, bool beam, const cf_decode_opts *o, cf_decode_result *out) {
+    *r = (decode_run){.m = m, .ctx = ctx, .o = o, .B = B, .K = K, .S = S, .d = m->cfg.d_model,
+                      .V = m->cfg.tgt_vocab, .n = B, .beam = beam};
     r->saved_grad = cf_ctx_set_grad(ctx, false);
     r->saved_training = ctx->training;
     ctx->training = false;
     cf_ctx_reset(ctx);
-
-    r->max_out = cf_xmalloc((size_t)B * sizeof *r->max_out);
     for (int64_t b = 0; b < B; b++) {
-        r->max_out[b] = cf_decode_max_output(m, o, src_lens[b]);
-        if (r->max_out[b] > r->L) r->L = r->max_out[b];
+        int64_t mo = cf_decode_max_output(m, o, src_lens[b]);
+        if (mo > r->L) r->L = mo;
     }
+    r->L1 = r->L > 0 ? r->L : 1;
     r->n_threads = omp_get_max_threads(); /* fixed for the call: threads adapt only between calls */
-    r->logp = cf_xmalloc((size_t)(r->n_threads * r->V) * sizeof *r->logp);
-    r->row_lens = cf_xmalloc((size_t)r->N * sizeof *r->row_lens);
-    for (int64_t i = 0; i < r->N; i++) r->row_lens[i] = src_lens[i / K];
 
-    /* Encode each sentence once, then copy its memory to K rows of a buffer we own: the cross-attention
-     * caches read it at the first step, and owning it lets every step reset the arena. */
-    cf_tensor *mem = cf_transformer_encode(ctx, m, src, B, S, src_lens); /* [B, S, d] */
-    size_t row_bytes = (size_t)(S * r->d) * sizeof(cf_real);
-    r->memory = cf_xmalloc((size_t)r->N * row_bytes);
-    for (int64_t i = 0; i < r->N; i++) memcpy(r->memory + i * S * r->d, mem->data + (i / K) * S * r->d, row_bytes);
-    cf_ctx_reset(ctx);
+    if (!out->work) out->work = cf_xcalloc(1, sizeof *out->work);
+    cf_decode_work *w = out->work;
+    size_t need = bufs_layout(&r->b, NULL, B, K, beam, r->L1, r->V, r->n_threads);
+    if (need > w->cap) {
+        free(w->buf);
+        w->cap = need > w->cap + w->cap / 2 ? need : w->cap + w->cap / 2;
+        w->buf = cf_xalloc_aligned(w->cap);
+    }
+    bufs_layout(&r->b, w->buf, B, K, beam, r->L1, r->V, r->n_threads);
     /* the decoder reads <bos> y_1 .. y_L: at most L + 1 positions */
-    r->st = cf_decode_state_new(m, r->N, r->L + 1, S);
+    w->st = cf_decode_state_renew(w->st, m, B * K, K, r->L + 1, S);
+    r->st = w->st;
+
+    search_bufs *b = &r->b;
+    for (int64_t i = 0; i < B; i++) {
+        b->max_out[i] = cf_decode_max_output(m, o, src_lens[i]);
+        b->act[i] = (int32_t)i;
+        b->slot_lens[i] = src_lens[i];
+    }
+    int64_t cg = r->st->cross_group, rows = B * K / cg; /* cross rows */
+    for (int64_t i = 0; i < rows; i++) b->cross_lens[i] = src_lens[i * cg / K];
+    /* Encode each sentence once. The memory is read only by the first step, which puts its K/V into
+     * the cross caches, so it can stay in the arena until that step's reset. An unfolded cross cache
+     * (MLA) wants one memory row per decoder row. */
+    cf_tensor *mem = cf_transformer_encode(ctx, m, src, B, S, src_lens); /* [B, S, d] */
+    if (rows != B) {
+        cf_tensor *rep = cf_tensor_new(ctx, 3, (int64_t[]){rows, S, r->d});
+        size_t row_bytes = (size_t)(S * r->d) * sizeof(cf_real);
+        for (int64_t i = 0; i < rows; i++) memcpy(rep->data + i * S * r->d, mem->data + (i / K) * S * r->d, row_bytes);
+        mem = rep;
+    }
+    r->memory = mem;
 }
 
-/* One decoder step over all N rows: logits [N, V], valid until the arena is reset. */
+/* One decoder step over the active rows: logits [n*K, V], valid until the arena is reset. */
 static const cf_real *run_step(decode_run *r, const int32_t *ids) {
-    cf_tensor *mem = cf_tensor_view(r->ctx, r->memory, 3, (int64_t[]){r->N, r->S, r->d});
-    cf_tensor *logits = cf_transformer_decode_step(r->ctx, r->m, r->st, mem, r->row_lens, ids); /* [N, 1, V] */
+    cf_tensor *logits = cf_transformer_decode_step(r->ctx, r->m, r->st, r->memory, r->b.cross_lens, ids);
+    r->memory = NULL;
     return logits->data;
+}
+
+/* After the selection: close the slots whose sentence is done, move the others down (rows, their
+ * next inputs, histories and log-probs, the caches with them) and apply the beam parents in order.
+ * Returns the number of slots left. */
+static int64_t run_compact(decode_run *r) {
+    search_bufs *b = &r->b;
+    int64_t K = r->K, n = r->n, L1 = r->L1, g = 0, cg = r->st->cross_group;
+    bool reorder = false;
+    for (int64_t j = 0; j < n; j++) {
+        if (b->slot_done[j]) continue;
+        b->groups[g] = (int32_t)j;
+        b->act[g] = b->act[j];
+        b->slot_lens[g] = b->slot_lens[j];
+        for (int64_t k = 0; k < K; k++) { /* new row g*K + k <= old row j*K + k: ascending is safe */
+            int64_t to = g * K + k, from = j * K + k;
+            int32_t parent = b->order[from];
+            reorder |= parent != from;
+            b->order[to] = parent; /* old numbering: the caches read old rows */
+            b->ids[to] = b->ids[from];
+            if (r->beam) {
+                b->beam_lp[to] = b->next_lp[from];
+                memcpy(b->hist + to * L1, b->next_hist + from * L1, (size_t)L1 * sizeof *b->hist);
+            }
+        }
+        g++;
+    }
+    if (g > 0 && g < n) {
+        for (int64_t i = 0; i < g * K / cg; i++) b->cross_lens[i] = b->slot_lens[i * cg / K];
+        cf_decode_state_compact(r->st, b->order, b->groups, g);
+    } else if (g > 0 && reorder) {
+        /* Only the self-attention caches: every row of a sentence holds the same cross-attention
+         * memory, and parents never cross sentences, so those caches need no reordering. */
+        cf_decode_state_reorder(r->st, b->order, n * K, false);
+    }
+    r->n = g;
+    return g;
+}
+
+/* Profile marks between the model's ops (cformer bench decode --profile). */
+static void run_mark(decode_run *r, const char *what) {
+    if (r->ctx->profile) cf_profile_forward(r->ctx->profile, what, r->ctx->arena.used_total);
 }
 
 static void run_end(decode_run *r) {
     cf_ctx_reset(r->ctx);
     r->ctx->training = r->saved_training;
     cf_ctx_set_grad(r->ctx, r->saved_grad);
-    cf_decode_state_free(r->st);
-    free(r->max_out);
-    free(r->memory);
-    free(r->row_lens);
-    free(r->logp);
 }
 
 /* logp[v] = x[v] - logsumexp(x) in double over the whole vocabulary; then <pad> and <bos> (never
@@ -199,67 +340,55 @@ int cf_decode_greedy(const cf_transformer *m, cf_ctx *ctx, const int32_t *src, c
         return 0;
     }
     decode_run r;
-    run_begin(&r, m, ctx, src, src_lens, B, S, 1, o);
-    int64_t L1 = r.L > 0 ? r.L : 1;
-    int32_t *ids = cf_xmalloc((size_t)B * sizeof *ids);        /* [B] next decoder input */
-    int32_t *toks = cf_xmalloc((size_t)(B * L1) * sizeof *toks); /* [B, L] outputs */
-    int64_t *len = cf_xcalloc((size_t)B, sizeof *len);          /* [B] outputs so far */
-    double *lp = cf_xcalloc((size_t)B, sizeof *lp);             /* [B] sum of log-probs */
-    bool *done = cf_xcalloc((size_t)B, sizeof *done);
-    for (int64_t b = 0; b < B; b++) ids[b] = o->bos_id;
-
-    int64_t n_done = 0;
-    for (int64_t t = 0; n_done < B; t++) {
-        const cf_real *logits = run_step(&r, ids);
-        int64_t finished = 0;
-#pragma omp parallel for schedule(static) reduction(+ : finished) if (B * r.V > DECODE_PAR_MIN_WORK)
-        for (int64_t b = 0; b < B; b++) {
-            if (done[b]) continue; /* keeps feeding <eos>; its outputs are ignored */
-            double *logp = r.logp + omp_get_thread_num() * r.V;
-            row_log_softmax(logits + b * r.V, r.V, o, t >= r.max_out[b], logp);
+    run_begin(&r, m, ctx, src, src_lens, B, S, 1, false, o, out);
+    search_bufs *sb = &r.b;
+    int64_t L1 = r.L1;
+    for (int64_t b = 0; b < B; b++) {
+        sb->ids[b] = o->bos_id;
+        sb->order[b] = (int32_t)b;
+        sb->fin_len[b] = 0;  /* outputs so far */
+        sb->fin_lp[b] = 0;   /* sum of log-probs */
+    }
+    for (int64_t t = 0; r.n > 0; t++) {
+        const cf_real *logits = run_step(&r, sb->ids);
+        int64_t n = r.n;
+#pragma omp parallel for schedule(static) if (n * r.V > DECODE_PAR_MIN_WORK)
+        for (int64_t j = 0; j < n; j++) {
+            int64_t b = sb->act[j];
+            double *logp = sb->logp + omp_get_thread_num() * r.V;
+            sb->order[j] = (int32_t)j;
+            row_log_softmax(logits + j * r.V, r.V, o, t >= sb->max_out[b], logp);
             /* argmax, ties to the lower id (as beam search ranks them); <eos> if nothing is finite */
             int32_t best = o->eos_id;
             double best_lp = -INFINITY;
             for (int64_t v = 0; v < r.V; v++)
                 if (logp[v] > best_lp) best_lp = logp[v], best = (int32_t)v;
-            lp[b] += logp[best];
-            ids[b] = best;
-            if (best == o->eos_id) {
-                done[b] = true;
-                finished++;
-            } else {
-                toks[b * L1 + len[b]++] = best;
-            }
+            sb->fin_lp[b] += logp[best];
+            sb->ids[j] = best;
+            sb->slot_done[j] = best == o->eos_id;
+            if (best != o->eos_id) sb->fin_tok[b * L1 + sb->fin_len[b]++] = best;
         }
-        n_done += finished;
+        run_mark(&r, "decode: select");
+        run_compact(&r);
+        run_mark(&r, "decode: compact");
         cf_ctx_reset(ctx);
     }
 
     int64_t total = 0;
-    for (int64_t b = 0; b < B; b++) total += len[b];
+    for (int64_t b = 0; b < B; b++) total += sb->fin_len[b];
     cf_decode_result_reserve(out, B, total);
     for (int64_t b = 0; b < B; b++) {
         int64_t off = out->offsets[b];
-        memcpy(out->tokens + off, toks + b * L1, (size_t)len[b] * sizeof *toks);
-        out->offsets[b + 1] = off + len[b];
-        out->logprob[b] = lp[b];
-        out->score[b] = lp[b] / cf_length_penalty(len[b] + 1, o->length_penalty);
+        memcpy(out->tokens + off, sb->fin_tok + b * L1, (size_t)sb->fin_len[b] * sizeof *sb->fin_tok);
+        out->offsets[b + 1] = off + sb->fin_len[b];
+        out->logprob[b] = sb->fin_lp[b];
+        out->score[b] = sb->fin_lp[b] / cf_length_penalty(sb->fin_len[b] + 1, o->length_penalty);
     }
-    free(ids);
-    free(toks);
-    free(len);
-    free(lp);
-    free(done);
     run_end(&r);
     return 0;
 }
 
 /* ---- beam search ---- */
-
-typedef struct cand {
-    double lp;                  /* cumulative log-prob */
-    int32_t tok, beam;
-} cand;
 
 /* Rank order: higher log-prob, then lower token id, then lower beam index. */
 static bool cand_before(const cand *a, const cand *b) {
@@ -289,128 +418,86 @@ int cf_decode_beam(const cf_transformer *m, cf_ctx *ctx, const int32_t *src, con
         cf_decode_result_reserve(out, 0, 0);
         return 0;
     }
-    int64_t K = o->beam, N = B * K;
+    int64_t K = o->beam < 1 ? 1 : o->beam, N = B * K;
     decode_run r;
-    run_begin(&r, m, ctx, src, src_lens, B, S, K, o);
-    int64_t L1 = r.L > 0 ? r.L : 1;
+    run_begin(&r, m, ctx, src, src_lens, B, S, K, true, o, out);
+    search_bufs *sb = &r.b;
+    int64_t L1 = r.L1;
     double alpha = o->length_penalty;
-    int32_t *ids = cf_xmalloc((size_t)N * sizeof *ids);                  /* [N] next decoder input */
-    int32_t *order = cf_xmalloc((size_t)N * sizeof *order);              /* [N] parent row of each row */
-    double *beam_lp = cf_xmalloc((size_t)N * sizeof *beam_lp);           /* [N] -inf: dead row */
-    double *next_lp = cf_xmalloc((size_t)N * sizeof *next_lp);
-    int32_t *hist = cf_xmalloc((size_t)(N * L1) * sizeof *hist);         /* [N, L] tokens of live beams */
-    int32_t *next_hist = cf_xmalloc((size_t)(N * L1) * sizeof *next_hist);
-    int32_t *fin_tok = cf_xmalloc((size_t)(N * L1) * sizeof *fin_tok);   /* [B, K, L] finished hypotheses */
-    int64_t *fin_len = cf_xmalloc((size_t)N * sizeof *fin_len);          /* [B, K] without <eos> */
-    double *fin_lp = cf_xmalloc((size_t)N * sizeof *fin_lp);
-    double *fin_score = cf_xmalloc((size_t)N * sizeof *fin_score);
-    int64_t *fin_n = cf_xcalloc((size_t)B, sizeof *fin_n);
-    bool *done = cf_xcalloc((size_t)B, sizeof *done);
-    cand *top_all = cf_xmalloc((size_t)(r.n_threads * 2 * K) * sizeof *top_all); /* [threads, 2K] */
     /* 2K candidates always suffice: at most K <eos> ones can be finished, K others fill the beams */
-
     for (int64_t i = 0; i < N; i++) {
-        ids[i] = o->bos_id;
-        beam_lp[i] = i % K == 0 ? 0.0 : -INFINITY; /* only beam 0 at the first step: no duplicates */
+        sb->ids[i] = o->bos_id;
+        sb->beam_lp[i] = i % K == 0 ? 0.0 : -INFINITY; /* only beam 0 at the first step: no duplicates */
     }
-    int64_t n_done = 0;
-    for (int64_t t = 0; n_done < B; t++) {
-        const cf_real *logits = run_step(&r, ids);
-        int reorder = 0;
-        int64_t finished = 0;
-#pragma omp parallel for schedule(static) reduction(| : reorder) reduction(+ : finished) \
-    if (N * r.V > DECODE_PAR_MIN_WORK)
-        for (int64_t b = 0; b < B; b++) {
-            int64_t row0 = b * K;
-            double *logp = r.logp + omp_get_thread_num() * r.V;
-            cand *top = top_all + omp_get_thread_num() * 2 * K;
-            for (int64_t k = 0; k < K; k++) order[row0 + k] = (int32_t)(row0 + k);
-            if (done[b]) continue;
-            bool only_eos = t >= r.max_out[b];
+    for (int64_t b = 0; b < B; b++) sb->fin_n[b] = 0;
+    for (int64_t t = 0; r.n > 0; t++) {
+        const cf_real *logits = run_step(&r, sb->ids);
+        int64_t n = r.n;
+#pragma omp parallel for schedule(static) if (n * K * r.V > DECODE_PAR_MIN_WORK)
+        for (int64_t j = 0; j < n; j++) {
+            int64_t row0 = j * K, b = sb->act[j];
+            double *logp = sb->logp + omp_get_thread_num() * r.V;
+            cand *top = (cand *)sb->top + omp_get_thread_num() * 2 * K;
+            for (int64_t k = 0; k < K; k++) sb->order[row0 + k] = (int32_t)(row0 + k);
+            bool only_eos = t >= sb->max_out[b];
             int64_t n_top = 0;
             for (int64_t k = 0; k < K; k++) {
-                if (beam_lp[row0 + k] == -INFINITY) continue;
+                if (sb->beam_lp[row0 + k] == -INFINITY) continue;
                 row_log_softmax(logits + (row0 + k) * r.V, r.V, o, only_eos, logp);
                 for (int64_t v = 0; v < r.V; v++)
                     if (logp[v] > -INFINITY) /* also drops NaN */
-                        cand_insert(top, &n_top, 2 * K, (cand){beam_lp[row0 + k] + logp[v], (int32_t)v, (int32_t)k});
+                        cand_insert(top, &n_top, 2 * K, (cand){sb->beam_lp[row0 + k] + logp[v], (int32_t)v, (int32_t)k});
             }
             int64_t n_live = 0;
             for (int64_t i = 0; i < n_top; i++) {
                 const cand *c = &top[i];
-                const int32_t *parent = hist + (row0 + c->beam) * L1;
+                const int32_t *parent = sb->hist + (row0 + c->beam) * L1;
                 if (c->tok == o->eos_id) {
-                    if (i >= K || fin_n[b] >= K) continue;
-                    int64_t f = row0 + fin_n[b]++;
-                    memcpy(fin_tok + f * L1, parent, (size_t)t * sizeof *hist);
-                    fin_len[f] = t;
-                    fin_lp[f] = c->lp;
-                    fin_score[f] = c->lp / cf_length_penalty(t + 1, alpha);
+                    if (i >= K || sb->fin_n[b] >= K) continue;
+                    int64_t f = b * K + sb->fin_n[b]++;
+                    memcpy(sb->fin_tok + f * L1, parent, (size_t)t * sizeof *sb->hist);
+                    sb->fin_len[f] = t;
+                    sb->fin_lp[f] = c->lp;
+                    sb->fin_score[f] = c->lp / cf_length_penalty(t + 1, alpha);
                 } else if (n_live < K) {
                     int64_t row = row0 + n_live++;
-                    order[row] = (int32_t)(row0 + c->beam);
-                    memcpy(next_hist + row * L1, parent, (size_t)t * sizeof *hist);
-                    next_hist[row * L1 + t] = c->tok;
-                    next_lp[row] = c->lp;
-                    ids[row] = c->tok;
+                    sb->order[row] = (int32_t)(row0 + c->beam);
+                    memcpy(sb->next_hist + row * L1, parent, (size_t)t * sizeof *sb->hist);
+                    sb->next_hist[row * L1 + t] = c->tok;
+                    sb->next_lp[row] = c->lp;
+                    sb->ids[row] = c->tok;
                 }
             }
             for (int64_t k = n_live; k < K; k++) { /* dead rows: never expanded again */
-                next_lp[row0 + k] = -INFINITY;
-                ids[row0 + k] = o->eos_id;
+                sb->next_lp[row0 + k] = -INFINITY;
+                sb->ids[row0 + k] = o->eos_id;
             }
-            for (int64_t k = 0; k < K; k++) {
-                beam_lp[row0 + k] = next_lp[row0 + k];
-                reorder |= order[row0 + k] != row0 + k;
-            }
-            if (fin_n[b] >= K || n_live == 0) {
-                done[b] = true;
-                finished++;
-                for (int64_t k = 0; k < K; k++) ids[row0 + k] = o->eos_id;
-            }
+            sb->slot_done[j] = sb->fin_n[b] >= K || n_live == 0;
         }
-        n_done += finished;
-        int32_t *tmp = hist;
-        hist = next_hist;
-        next_hist = tmp;
-        /* Only the self-attention caches: every row of a sentence holds the same cross-attention
-         * memory, and parents never cross sentences, so those caches need no reordering. */
-        if (reorder && n_done < B) cf_decode_state_reorder(r.st, order, N, false);
+        run_mark(&r, "decode: select");
+        run_compact(&r);
+        run_mark(&r, "decode: compact");
         cf_ctx_reset(ctx);
     }
 
     /* best finished hypothesis per sentence (ties: the one finished first) */
-    int64_t *best = cf_xmalloc((size_t)B * sizeof *best);
     int64_t total = 0;
     for (int64_t b = 0; b < B; b++) {
-        best[b] = -1;
-        for (int64_t j = 0; j < fin_n[b]; j++)
-            if (best[b] < 0 || fin_score[b * K + j] > fin_score[best[b]]) best[b] = b * K + j;
-        if (best[b] >= 0) total += fin_len[best[b]];
+        int64_t best = -1;
+        for (int64_t j = 0; j < sb->fin_n[b]; j++)
+            if (best < 0 || sb->fin_score[b * K + j] > sb->fin_score[best]) best = b * K + j;
+        sb->order[b] = (int32_t)best; /* order is free now: the best hypothesis of each sentence */
+        if (best >= 0) total += sb->fin_len[best];
     }
     cf_decode_result_reserve(out, B, total);
     for (int64_t b = 0; b < B; b++) {
-        int64_t off = out->offsets[b], f = best[b], n = f >= 0 ? fin_len[f] : 0;
-        if (n) memcpy(out->tokens + off, fin_tok + f * L1, (size_t)n * sizeof *fin_tok);
+        int64_t off = out->offsets[b], f = sb->order[b], n = f >= 0 ? sb->fin_len[f] : 0;
+        if (n) memcpy(out->tokens + off, sb->fin_tok + f * L1, (size_t)n * sizeof *sb->fin_tok);
         out->offsets[b + 1] = off + n;
         /* no hypothesis only if the model gave no finite log-probability (NaN weights) */
-        out->logprob[b] = f >= 0 ? fin_lp[f] : -INFINITY;
-        out->score[b] = f >= 0 ? fin_score[f] : -INFINITY;
+        out->logprob[b] = f >= 0 ? sb->fin_lp[f] : -INFINITY;
+        out->score[b] = f >= 0 ? sb->fin_score[f] : -INFINITY;
     }
-    free(best);
-    free(ids);
-    free(order);
-    free(beam_lp);
-    free(next_lp);
-    free(hist);
-    free(next_hist);
-    free(fin_tok);
-    free(fin_len);
-    free(fin_lp);
-    free(fin_score);
-    free(fin_n);
-    free(done);
-    free(top_all);
     run_end(&r);
     return 0;
 }

@@ -53,8 +53,11 @@ typedef struct cf_decode_opts {
     int32_t bos_id, eos_id, pad_id;
 } cf_decode_opts;
 
+/* The searches' buffers and caches, kept across calls (translate/decode.c). */
+typedef struct cf_decode_work cf_decode_work;
+
 /* The result of one call, B sentences. Zero-initialise it once; each call reuses (and grows) the
- * buffers; cf_decode_result_free releases them. */
+ * buffers, including the search's own (work); cf_decode_result_free releases them. */
 typedef struct cf_decode_result {
     int64_t n;                  /* sentences in the last call */
     int32_t *tokens;            /* [offsets[n]] all outputs concatenated, without <bos>/<eos> */
@@ -62,6 +65,7 @@ typedef struct cf_decode_result {
     double *logprob;            /* [n] sum of log-probs of the output tokens and the final <eos> */
     double *score;              /* [n] logprob / lp(len), len = output tokens + 1 */
     int64_t cap_n, cap_tokens;  /* allocated sizes */
+    cf_decode_work *work;       /* decode state and host buffers of the searches, reused by the next call */
 } cf_decode_result;
 
 static inline int64_t cf_decode_result_len(const cf_decode_result *r, int64_t i) {
