@@ -145,7 +145,6 @@ typedef struct search_bufs {
     int64_t *fin_len;           /* [B, K] without <eos>; greedy [B] */
     double *fin_lp, *fin_score; /* [B, K]; greedy [B] */
     int64_t *fin_n;             /* [B] finished hypotheses of each sentence */
-    double *logp;               /* [n_threads, V] a row's log-probabilities, one row per thread */
     void *top;                  /* [n_threads, 2K] candidates (beam search) */
 } search_bufs;
 
@@ -155,8 +154,7 @@ typedef struct cand {
 } cand;
 
 /* Lay the buffers out from base (NULL: only measure); returns the bytes needed. */
-static size_t bufs_layout(search_bufs *b, char *base, int64_t B, int64_t K, bool beam, int64_t L1, int64_t V,
-                          int n_threads) {
+static size_t bufs_layout(search_bufs *b, char *base, int64_t B, int64_t K, bool beam, int64_t L1, int n_threads) {
     int64_t N = B * K;
     size_t off = 0;
 #define TAKE(field, count)                                                                      \
@@ -181,7 +179,6 @@ static size_t bufs_layout(search_bufs *b, char *base, int64_t B, int64_t K, bool
     TAKE(fin_lp, N);
     TAKE(fin_score, N);
     TAKE(fin_n, B);
-    TAKE(logp, n_threads * V);
 #undef TAKE
     b->top = base ? base + off : NULL;
     off += (size_t)(n_threads * 2 * K) * sizeof(cand);
@@ -221,13 +218,13 @@ static void run_begin(decode_run *r, const cf_transformer *m, cf_ctx *ctx, const
 
     if (!out->work) out->work = cf_xcalloc(1, sizeof *out->work);
     cf_decode_work *w = out->work;
-    size_t need = bufs_layout(&r->b, NULL, B, K, beam, r->L1, r->V, r->n_threads);
+    size_t need = bufs_layout(&r->b, NULL, B, K, beam, r->L1, r->n_threads);
     if (need > w->cap) {
         free(w->buf);
         w->cap = need > w->cap + w->cap / 2 ? need : w->cap + w->cap / 2;
         w->buf = cf_xalloc_aligned(w->cap);
     }
-    bufs_layout(&r->b, w->buf, B, K, beam, r->L1, r->V, r->n_threads);
+    bufs_layout(&r->b, w->buf, B, K, beam, r->L1, r->n_threads);
     /* the decoder reads <bos> y_1 .. y_L: at most L + 1 positions */
     w->st = cf_decode_state_renew(w->st, m, B * K, K, r->L + 1, S);
     r->st = w->st;
@@ -308,23 +305,125 @@ static void run_end(decode_run *r) {
     cf_ctx_set_grad(r->ctx, r->saved_grad);
 }
 
-/* logp[v] = x[v] - logsumexp(x) in double over the whole vocabulary; then <pad> and <bos> (never
- * generated) and, when only_eos, everything but <eos> are set to -inf. */
-static void row_log_softmax(const cf_real *x, int64_t V, const cf_decode_opts *o, bool only_eos, double *logp) {
-    double mx = -INFINITY;
-    for (int64_t v = 0; v < V; v++)
-        if ((double)x[v] > mx) mx = (double)x[v];
-    double sum = 0;
-    for (int64_t v = 0; v < V; v++) sum += exp((double)x[v] - mx);
-    double lse = mx + log(sum);
+/* ---- the log-softmax and the selection of one row ----
+ *
+ * A row's log-probabilities are logp[v] = x[v] - lse, lse = logsumexp(x) in double over the whole
+ * vocabulary, with <pad> and <bos> (never generated) and, at the length limit, everything but <eos>
+ * at -inf (decode.h). They are never stored: lse costs one pass of exps, and the selection then
+ * reads x directly, since x -> (double)x - lse is non-decreasing (float ties stay ties, and two
+ * floats can merge into one double only where both compare equal below, so ranks are unchanged). */
+
+/* e^x for x <= 0 in double, vectorisable (glibc's exp is a scalar call): x = k ln2 + r with
+ * |r| <= ln2/2 (Cody-Waite split of ln2, exact for |k| <= 1023), e^r by its Taylor polynomial to
+ * degree 13 (truncation < 1e-17), 2^k from the exponent bits. About 1 ulp; exactly 0 below -708
+ * (where the true value is under 3.3e-308: no term of a sum that holds e^0 = 1 notices) and NaN
+ * for NaN. */
+static inline double exp_nonpos(double x) {
+    const double log2e = 1.4426950408889634, ln2_hi = 6.93147180369123816490e-01, ln2_lo = 1.90821492927058770002e-10;
+    double xc = x < -708.0 ? -708.0 : x;
+    double k = (xc * log2e + 0x1.8p52) - 0x1.8p52; /* round to nearest */
+    double r = fma(-k, ln2_lo, fma(-k, ln2_hi, xc));
+    double p = 1.0 / 6227020800.0; /* 1/13! */
+    p = fma(p, r, 1.0 / 479001600.0);
+    p = fma(p, r, 1.0 / 39916800.0);
+    p = fma(p, r, 1.0 / 3628800.0);
+    p = fma(p, r, 1.0 / 362880.0);
+    p = fma(p, r, 1.0 / 40320.0);
+    p = fma(p, r, 1.0 / 5040.0);
+    p = fma(p, r, 1.0 / 720.0);
+    p = fma(p, r, 1.0 / 120.0);
+    p = fma(p, r, 1.0 / 24.0);
+    p = fma(p, r, 1.0 / 6.0);
+    p = fma(p, r, 0.5);
+    p = fma(p, r, 1.0);
+    p = fma(p, r, 1.0);
+    int64_t ki = (int64_t)k; /* in [-1022, 0] */
+    uint64_t bits = (uint64_t)(ki + 1023) << 52;
+    double scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return x < -708.0 ? 0.0 : p * scale;
+}
+
+/* logsumexp of x [V] in double (NaN if any x is NaN or +inf, as the formula gives). */
+static double row_lse(const cf_real *x, int64_t V) {
+    cf_real m = -INFINITY;
+#pragma omp simd reduction(max : m)
+    for (int64_t v = 0; v < V; v++) m = x[v] > m ? x[v] : m;
+    double mx = (double)m, sum = 0;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t v = 0; v < V; v++) sum += exp_nonpos((double)x[v] - mx);
+    return mx + log(sum);
+}
+
+/* Greedy: the argmax of logp, ties to the lower id; <eos> if nothing is finite. *lp = logp[best]. */
+static int32_t row_argmax(const cf_real *x, int64_t V, const cf_decode_opts *o, bool only_eos, double *lp) {
+    double lse = row_lse(x, V);
+    int32_t best = o->eos_id;
+    if (!only_eos) {
+        cf_real m = -INFINITY;
+        int32_t pad = o->pad_id, bos = o->bos_id;
+#pragma omp simd reduction(max : m)
+        for (int64_t v = 0; v < V; v++) {
+            cf_real xv = v == pad || v == bos ? -INFINITY : x[v];
+            m = xv > m ? xv : m;
+        }
+        double target = (double)m - lse; /* the largest logp */
+        if (target > -INFINITY)
+            for (int64_t v = 0; v < V; v++) /* the first v whose logp equals it */
+                if (v != pad && v != bos && (double)x[v] - lse == target) {
+                    best = (int32_t)v;
+                    break;
+                }
+    }
+    *lp = (double)x[best] - lse;
+    return best;
+}
+
+/* Rank order: higher log-prob, then lower token id, then lower beam index. */
+static bool cand_before(const cand *a, const cand *b) {
+    if (a->lp != b->lp) return a->lp > b->lp;
+    if (a->tok != b->tok) return a->tok < b->tok;
+    return a->beam < b->beam;
+}
+
+/* Insert c into the ranked list top[0..*n) holding at most cap entries. */
+static void cand_insert(cand *top, int64_t *n, int64_t cap, cand c) {
+    if (*n == cap && !cand_before(&c, &top[cap - 1])) return;
+    int64_t i = *n < cap ? (*n)++ : cap - 1;
+    while (i > 0 && cand_before(&c, &top[i - 1])) {
+        top[i] = top[i - 1];
+        i--;
+    }
+    top[i] = c;
+}
+
+/* Chunks whose best candidate cannot enter the list are skipped on their float maximum. */
+enum { SELECT_CHUNK = 32 };
+
+/* Beam search: every candidate of beam k with finite logp, scored beam_lp + logp[v], into the
+ * ranked list top (cap entries). */
+static void row_candidates(const cf_real *x, int64_t V, const cf_decode_opts *o, bool only_eos, double beam_lp,
+                           int32_t k, cand *top, int64_t *n_top, int64_t cap) {
+    double lse = row_lse(x, V);
     if (only_eos) {
-        for (int64_t v = 0; v < V; v++) logp[v] = -INFINITY;
-        logp[o->eos_id] = (double)x[o->eos_id] - lse;
+        double l = (double)x[o->eos_id] - lse;
+        if (l > -INFINITY) cand_insert(top, n_top, cap, (cand){beam_lp + l, o->eos_id, k});
         return;
     }
-    for (int64_t v = 0; v < V; v++) logp[v] = (double)x[v] - lse;
-    logp[o->pad_id] = -INFINITY;
-    logp[o->bos_id] = -INFINITY;
+    for (int64_t v0 = 0; v0 < V; v0 += SELECT_CHUNK) {
+        int64_t v1 = v0 + SELECT_CHUNK < V ? v0 + SELECT_CHUNK : V;
+        cf_real m = -INFINITY;
+#pragma omp simd reduction(max : m)
+        for (int64_t v = v0; v < v1; v++) m = x[v] > m ? x[v] : m;
+        /* monotone: no candidate of the chunk scores above beam_lp + (m - lse) */
+        if (*n_top == cap && beam_lp + ((double)m - lse) < top[cap - 1].lp) continue;
+        for (int64_t v = v0; v < v1; v++) {
+            if (v == o->pad_id || v == o->bos_id) continue;
+            double l = (double)x[v] - lse;
+            if (l > -INFINITY) /* also drops NaN */
+                cand_insert(top, n_top, cap, (cand){beam_lp + l, (int32_t)v, k});
+        }
+    }
 }
 
 /* ---- greedy ---- */
@@ -355,15 +454,10 @@ int cf_decode_greedy(const cf_transformer *m, cf_ctx *ctx, const int32_t *src, c
 #pragma omp parallel for schedule(static) if (n * r.V > DECODE_PAR_MIN_WORK)
         for (int64_t j = 0; j < n; j++) {
             int64_t b = sb->act[j];
-            double *logp = sb->logp + omp_get_thread_num() * r.V;
             sb->order[j] = (int32_t)j;
-            row_log_softmax(logits + j * r.V, r.V, o, t >= sb->max_out[b], logp);
-            /* argmax, ties to the lower id (as beam search ranks them); <eos> if nothing is finite */
-            int32_t best = o->eos_id;
-            double best_lp = -INFINITY;
-            for (int64_t v = 0; v < r.V; v++)
-                if (logp[v] > best_lp) best_lp = logp[v], best = (int32_t)v;
-            sb->fin_lp[b] += logp[best];
+            double lp;
+            int32_t best = row_argmax(logits + j * r.V, r.V, o, t >= sb->max_out[b], &lp);
+            sb->fin_lp[b] += lp;
             sb->ids[j] = best;
             sb->slot_done[j] = best == o->eos_id;
             if (best != o->eos_id) sb->fin_tok[b * L1 + sb->fin_len[b]++] = best;
@@ -389,24 +483,6 @@ int cf_decode_greedy(const cf_transformer *m, cf_ctx *ctx, const int32_t *src, c
 }
 
 /* ---- beam search ---- */
-
-/* Rank order: higher log-prob, then lower token id, then lower beam index. */
-static bool cand_before(const cand *a, const cand *b) {
-    if (a->lp != b->lp) return a->lp > b->lp;
-    if (a->tok != b->tok) return a->tok < b->tok;
-    return a->beam < b->beam;
-}
-
-/* Insert c into the ranked list top[0..*n) holding at most cap entries. */
-static void cand_insert(cand *top, int64_t *n, int64_t cap, cand c) {
-    if (*n == cap && !cand_before(&c, &top[cap - 1])) return;
-    int64_t i = *n < cap ? (*n)++ : cap - 1;
-    while (i > 0 && cand_before(&c, &top[i - 1])) {
-        top[i] = top[i - 1];
-        i--;
-    }
-    top[i] = c;
-}
 
 int cf_decode_beam(const cf_transformer *m, cf_ctx *ctx, const int32_t *src, const int32_t *src_lens, int64_t B,
                    int64_t S, const cf_decode_opts *o, cf_decode_result *out) {
@@ -436,18 +512,14 @@ int cf_decode_beam(const cf_transformer *m, cf_ctx *ctx, const int32_t *src, con
 #pragma omp parallel for schedule(static) if (n * K * r.V > DECODE_PAR_MIN_WORK)
         for (int64_t j = 0; j < n; j++) {
             int64_t row0 = j * K, b = sb->act[j];
-            double *logp = sb->logp + omp_get_thread_num() * r.V;
             cand *top = (cand *)sb->top + omp_get_thread_num() * 2 * K;
             for (int64_t k = 0; k < K; k++) sb->order[row0 + k] = (int32_t)(row0 + k);
             bool only_eos = t >= sb->max_out[b];
             int64_t n_top = 0;
-            for (int64_t k = 0; k < K; k++) {
-                if (sb->beam_lp[row0 + k] == -INFINITY) continue;
-                row_log_softmax(logits + (row0 + k) * r.V, r.V, o, only_eos, logp);
-                for (int64_t v = 0; v < r.V; v++)
-                    if (logp[v] > -INFINITY) /* also drops NaN */
-                        cand_insert(top, &n_top, 2 * K, (cand){sb->beam_lp[row0 + k] + logp[v], (int32_t)v, (int32_t)k});
-            }
+            for (int64_t k = 0; k < K; k++)
+                if (sb->beam_lp[row0 + k] > -INFINITY)
+                    row_candidates(logits + (row0 + k) * r.V, r.V, o, only_eos, sb->beam_lp[row0 + k], (int32_t)k, top,
+                                   &n_top, 2 * K);
             int64_t n_live = 0;
             for (int64_t i = 0; i < n_top; i++) {
                 const cand *c = &top[i];
