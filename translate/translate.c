@@ -60,12 +60,16 @@ int cf_translate_tokens(cf_ctx *ctx, const cf_transformer *m, const int32_t *con
     int64_t limit = m->cfg.max_len - 1;                  /* room for <eos> */
     int32_t *buf = cf_xmalloc((size_t)(batch_size * (limit + 1)) * sizeof *buf);
     int32_t *lens = cf_xmalloc((size_t)batch_size * sizeof *lens);
-    /* outputs of the sorted batches, then copied to input order */
-    int32_t **toks = cf_xcalloc((size_t)(n ? n : 1), sizeof *toks);
-    int64_t *n_toks = cf_xcalloc((size_t)(n ? n : 1), sizeof *n_toks), total = 0;
+    /* outputs in sorted order, concatenated (grown geometrically: no malloc per sentence), then
+     * copied to input order */
+    int64_t *start_of = cf_xmalloc((size_t)(n + 1) * sizeof *start_of), total = 0, cap_tok = 1024;
+    int32_t *toks = cf_xmalloc((size_t)cap_tok * sizeof *toks);
     double *logprob = cf_xmalloc((size_t)(n ? n : 1) * sizeof *logprob);
     double *score = cf_xmalloc((size_t)(n ? n : 1) * sizeof *score);
-    cf_decode_result res = {0};
+    /* the search's caches and buffers live in out->work, so a caller that reuses out across calls
+     * (a benchmark, the trainer's evaluations) stops allocating once it has seen its largest batch */
+    cf_decode_result res = {.work = out->work};
+    out->work = NULL;
     int rc = 0;
     bool was_training = ctx->training, had_grad = cf_ctx_set_grad(ctx, false);
     ctx->training = false;
@@ -89,33 +93,42 @@ int cf_translate_tokens(cf_ctx *ctx, const cf_transformer *m, const int32_t *con
             rc = -1;
             break;
         }
-        for (int64_t k = 0; k < nb; k++) {
-            int64_t i = order[start + k], len = cf_decode_result_len(&res, k);
-            toks[i] = cf_xmalloc((size_t)(len ? len : 1) * sizeof *toks[i]);
-            memcpy(toks[i], res.tokens + res.offsets[k], (size_t)len * sizeof *toks[i]);
-            n_toks[i] = len;
-            total += len;
-            logprob[i] = res.logprob[k];
-            score[i] = res.score[k];
+        int64_t batch_tokens = res.offsets[nb];
+        if (total + batch_tokens > cap_tok) {
+            while (total + batch_tokens > cap_tok) cap_tok *= 2;
+            toks = realloc(toks, (size_t)cap_tok * sizeof *toks);
+            CF_ASSERT(toks != NULL, "out of memory for %lld output tokens", (long long)cap_tok);
         }
+        memcpy(toks + total, res.tokens, (size_t)batch_tokens * sizeof *toks);
+        for (int64_t k = 0; k < nb; k++) {
+            start_of[start + k] = total + res.offsets[k];
+            logprob[start + k] = res.logprob[k];
+            score[start + k] = res.score[k];
+        }
+        total += batch_tokens;
+        start_of[start + nb] = total;
     }
     ctx->training = was_training;
     cf_ctx_set_grad(ctx, had_grad);
+    out->work = res.work;
+    res.work = NULL;
     if (rc == 0) {
         cf_decode_result_reserve(out, n, total);
+        int64_t *pos = cf_xmalloc((size_t)(n ? n : 1) * sizeof *pos); /* sorted position of input i */
+        for (int64_t k = 0; k < n; k++) pos[order[k]] = k;
         for (int64_t i = 0; i < n; i++) {
-            int64_t off = out->offsets[i];
-            memcpy(out->tokens + off, toks[i], (size_t)n_toks[i] * sizeof *toks[i]);
-            out->offsets[i + 1] = off + n_toks[i];
-            out->logprob[i] = logprob[i];
-            out->score[i] = score[i];
+            int64_t k = pos[i], len = start_of[k + 1] - start_of[k], off = out->offsets[i];
+            memcpy(out->tokens + off, toks + start_of[k], (size_t)len * sizeof *toks);
+            out->offsets[i + 1] = off + len;
+            out->logprob[i] = logprob[k];
+            out->score[i] = score[k];
         }
+        free(pos);
     } else {
         out->n = 0;
     }
-    for (int64_t i = 0; i < n; i++) free(toks[i]);
+    free(start_of);
     free(toks);
-    free(n_toks);
     free(logprob);
     free(score);
     cf_decode_result_free(&res);
