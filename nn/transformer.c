@@ -136,7 +136,9 @@ cf_tensor *cf_transformer_encode(cf_ctx *ctx, const cf_transformer *m, const int
  * caches: self-attention appends x's keys, and cross-attention projects memory only while its
  * cache is empty (the first step) and reads the cache afterwards. cross_group > 1 (decoding, T 1):
  * every cross_group consecutive rows of x share one cross-cache row, so they attend to it as
- * cross_group queries of one row (the same numbers as one query per row against a copy). */
+ * cross_group queries of one row (the same maths as one query per row against a copy; the
+ * attention's products then have cross_group rows, which BLAS may round differently in the last
+ * bit). */
 static cf_tensor *decoder_layer(cf_ctx *ctx, const cf_transformer *m, const cf_nn_decoder_layer *l, cf_tensor *x,
                                 cf_tensor *memory, const int32_t *src_lens, cf_kv_cache *self_cache,
                                 cf_kv_cache *cross_cache, int64_t pos, int64_t cross_group) {
