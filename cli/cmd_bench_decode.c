@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/gemm.h"
 #include "core/profile.h"
 #include "core/rng.h"
 #include "core/threads.h"
@@ -36,7 +37,7 @@
 static const char *usage =
     "usage: cformer bench decode RUN_DIR|CKPT_DIR|CONFIG [--src FILE] [--n N] [--beam K[,K...]] [--batch N]\n"
     "                           [--reps N] [--threads N] [--fixed-threads] [--set key.path=value]...\n"
-    "                           [--out-dir DIR] [--json] [--profile]\n"
+    "                           [--out-dir DIR] [--json] [--profile] [--no-pack]\n"
     "\n"
     "Time the decoding of a set of sources (greedy and beam search, the code path of translate/eval:\n"
     "length-sorted batches of decode.batch_size sentences). A run or checkpoint directory decodes the\n"
@@ -53,7 +54,9 @@ static const char *usage =
     "  --set key=v      override a key of the config or of the run's config (decode.*, bench.*, seed)\n"
     "  --out-dir DIR    write DIR/src.ids, DIR/beamK.ids and, for a random model, DIR/model.safetensors\n"
     "  --json           one JSON object per beam size on stdout instead of the report\n"
-    "  --profile        also print the time per op and per decoding phase, per pass (core/profile.h)\n";
+    "  --profile        also print the time per op and per decoding phase, per pass (core/profile.h)\n"
+    "  --no-pack        products through the tiled BLAS GEMM, not the decoder's weights packed once\n"
+    "                   per call for few-row products (core/gemm.h; the same outputs up to rounding)\n";
 
 enum { MAX_BEAMS = 8 };
 
@@ -61,7 +64,7 @@ typedef struct bench_args {
     const char *path, *src, *out_dir;
     int64_t n, batch, reps, beams[MAX_BEAMS];
     int n_beams, threads;
-    bool fixed_threads, json, profile;
+    bool fixed_threads, json, profile, no_pack;
     char **sets;
     int n_sets;
 } bench_args;
@@ -202,19 +205,22 @@ static int run_bench(bench_input *in, const bench_args *a) {
         }
     }
     const cf_model_config *mc = &in->model->cfg;
+    bool packed = !a->no_pack && cf_gemm_packed_available();
     if (!a->json)
         printf("bench decode: %s, %lld sentences (%.1f source tokens each), model d_model %lld, %lld heads, "
-               "%lld+%lld layers, vocab %lld; batch %lld, %d threads, OPENBLAS_CORETYPE=%s\n",
+               "%lld+%lld layers, vocab %lld; batch %lld, %d threads, OPENBLAS_CORETYPE=%s, %s\n",
                in->set_name, (long long)in->n, in->n ? (double)src_tokens / (double)in->n : 0,
                (long long)mc->d_model, (long long)mc->n_heads, (long long)mc->enc_layers, (long long)mc->dec_layers,
                (long long)mc->tgt_vocab, (long long)batch, cf_threads_max(),
-               getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "(unset)");
+               getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "(unset)",
+               packed ? "packed weights" : "BLAS products");
     cf_decode_result r = {0};
     double *secs = cf_xmalloc((size_t)a->reps * sizeof *secs);
     cf_profile *prof = a->profile ? cf_xmalloc(sizeof *prof) : NULL;
     for (int bi = 0; bi < a->n_beams; bi++) {
         cf_decode_opts o = cf_config_decode_opts(&cfg->decode);
         o.beam = a->beams[bi];
+        o.no_pack = a->no_pack;
         size_t mallocs0 = 0, heap0 = 0;
         for (int64_t rep = -1; rep < a->reps; rep++) {
             if (rep == 0) {
@@ -240,10 +246,11 @@ static int run_bench(bench_input *in, const bench_args *a) {
             printf("{\"impl\":\"cformer\",\"set\":\"%s\",\"beam\":%lld,\"batch\":%lld,\"threads\":%d,\"sentences\":%lld,"
                    "\"src_tokens\":%lld,\"tgt_tokens\":%lld,\"reps\":%lld,\"seconds\":%.6f,\"seconds_min\":%.6f,"
                    "\"seconds_max\":%.6f,\"sent_s\":%.3f,\"tgt_tok_s\":%.1f,\"arena_mallocs\":%zu,"
-                   "\"heap_delta_bytes\":%lld,\"length_penalty\":%g,\"max_len_a\":%g,\"max_len_b\":%lld}\n",
+                   "\"heap_delta_bytes\":%lld,\"length_penalty\":%g,\"max_len_a\":%g,\"max_len_b\":%lld,\"packed\":%s}\n",
                    in->set_name, (long long)o.beam, (long long)batch, cf_threads_max(), (long long)in->n,
                    (long long)src_tokens, (long long)tokens, (long long)a->reps, t, lo, hi, (double)in->n / t,
-                   (double)tokens / t, arena_mallocs, heap_delta, o.length_penalty, o.max_len_a, (long long)o.max_len_b);
+                   (double)tokens / t, arena_mallocs, heap_delta, o.length_penalty, o.max_len_a, (long long)o.max_len_b,
+                   packed ? "true" : "false");
         } else {
             printf("%-7s %8.1f ms (%.1f-%.1f)  %8.1f sentences/s  %9.0f target tokens/s  (%.1f tokens/sentence); "
                    "timed passes: %zu arena mallocs, heap in use %+lld bytes\n",
@@ -339,6 +346,8 @@ int cf_cmd_bench_decode(int argc, char **argv) {
             a.json = true;
         } else if (strcmp(arg, "--profile") == 0) {
             a.profile = true;
+        } else if (strcmp(arg, "--no-pack") == 0) {
+            a.no_pack = true;
         } else if (arg[0] != '-' && !a.path) {
             a.path = arg;
         } else {

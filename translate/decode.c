@@ -14,6 +14,10 @@
  *   - Every host buffer comes from one block kept in the result (cf_decode_work) and the caches are
  *     re-armed in place (cf_decode_state_renew): once the largest batch has been seen, decoding
  *     allocates nothing, per step or per call; the arena is reset after every step.
+ *   - The decoder's weights are packed once per call (per corpus in cf_translate_tokens, which
+ *     calls cf_decode_pack) and every step's products read them through an AVX-512 kernel for few
+ *     rows (core/gemm.h): BLAS would repack each weight at every call, which for a few dozen rows
+ *     costs as much as the product. Outputs equal the BLAS products' up to float rounding.
  * The selection (log-softmax of every row, argmax or top-2K) runs in parallel over slots, each
  * writing only its own rows, so results do not depend on the thread count; the bookkeeping that
  * moves slots is serial and cheap.
@@ -29,6 +33,7 @@
 #include <omp.h>
 
 #include "core/autograd.h"
+#include "core/gemm.h"
 #include "core/profile.h"
 
 cf_decode_opts cf_decode_opts_default(void) {
@@ -48,16 +53,83 @@ int64_t cf_decode_max_output(const cf_transformer *m, const cf_decode_opts *o, i
     return f >= (double)cap ? cap : (int64_t)f;
 }
 
-/* What the searches keep across calls: the decode state (its caches) and one block of host buffers. */
+/* What the searches keep across calls: the decode state (its caches), one block of host buffers and
+ * the decoder's weights packed for few-row products. */
 struct cf_decode_work {
     cf_decode_state *st;
     void *buf;
     size_t cap;
+    cf_gemm_packed_set packed;        /* the decoder's weights, packed (core/gemm.h) */
+    const cf_transformer *packed_for; /* set between cf_decode_pack and cf_decode_unpack */
+    /* the list of weights pack_decoder hands to cf_gemm_packed_set_build, kept so that packing
+     * again (every cf_decode_batch call outside a series) allocates nothing */
+    const cf_real **list_w;
+    int64_t *list_rows, *list_cols;
+    int list_n, list_cap;
 };
+
+static void list_add(cf_decode_work *w, const cf_tensor *weight) {
+    if (!weight) return;
+    CF_ASSERT(w->list_n < w->list_cap, "decode: weight list of %d full", w->list_cap);
+    w->list_w[w->list_n] = weight->data;
+    w->list_rows[w->list_n] = weight->shape[0];
+    w->list_cols[w->list_n++] = weight->shape[1];
+}
+
+/* Every weight a decoder step multiplies by through cf_linear: the decoder layers' projections
+ * and dense FFN (an MoE layer's experts go through cf_grouped_linear, not packed) and the output
+ * projection; packed into w->packed. The encoder runs once per batch with many rows: BLAS. */
+static void pack_decoder(const cf_transformer *m, cf_decode_work *w) {
+    enum { PER_LAYER = 19 }; /* 2 attentions x 8 projections + 3 FFN matrices */
+    int cap = (int)m->cfg.dec_layers * PER_LAYER + 1;
+    if (cap > w->list_cap) {
+        free(w->list_w);
+        free(w->list_rows);
+        free(w->list_cols);
+        w->list_cap = cap;
+        w->list_w = cf_xmalloc((size_t)cap * sizeof *w->list_w);
+        w->list_rows = cf_xmalloc((size_t)cap * sizeof *w->list_rows);
+        w->list_cols = cf_xmalloc((size_t)cap * sizeof *w->list_cols);
+    }
+    w->list_n = 0;
+    for (int i = 0; i < m->cfg.dec_layers; i++) {
+        const cf_nn_decoder_layer *d = &m->dec[i];
+        const cf_nn_attention *as[2] = {&d->self_attn, &d->cross_attn};
+        for (int j = 0; j < 2; j++) {
+            const cf_nn_linear *lins[8] = {&as[j]->q_proj, &as[j]->k_proj, &as[j]->v_proj, &as[j]->out_proj,
+                                           &as[j]->q_a_proj, &as[j]->q_b_proj, &as[j]->kv_a_proj, &as[j]->kv_b_proj};
+            for (int k = 0; k < 8; k++) list_add(w, lins[k]->weight);
+        }
+        list_add(w, d->ffn.fc1.weight);
+        list_add(w, d->ffn.fc2.weight);
+        list_add(w, d->ffn.gate.weight);
+    }
+    list_add(w, m->output_proj);
+    cf_gemm_packed_set_build(&w->packed, w->list_w, w->list_rows, w->list_cols, w->list_n);
+}
+
+static cf_decode_work *work_of(cf_decode_result *r) {
+    if (!r->work) r->work = cf_xcalloc(1, sizeof *r->work);
+    return r->work;
+}
+
+void cf_decode_pack(const cf_transformer *m, cf_decode_result *r) {
+    cf_decode_work *w = work_of(r);
+    pack_decoder(m, w);
+    w->packed_for = m;
+}
+
+void cf_decode_unpack(cf_decode_result *r) {
+    if (r->work) r->work->packed_for = NULL;
+}
 
 void cf_decode_result_free(cf_decode_result *r) {
     if (r->work) {
         cf_decode_state_free(r->work->st);
+        cf_gemm_packed_set_free(&r->work->packed);
+        free(r->work->list_w);
+        free(r->work->list_rows);
+        free(r->work->list_cols);
         free(r->work->buf);
         free(r->work);
     }
@@ -199,6 +271,7 @@ typedef struct decode_run {
     search_bufs b;
     cf_decode_state *st;
     cf_tensor *memory;          /* encoder output, valid until the first step's reset */
+    const cf_gemm_packed_set *saved_packed; /* the caller's ctx->packed */
 } decode_run;
 
 static void run_begin(decode_run *r, const cf_transformer *m, cf_ctx *ctx, const int32_t *src, const int32_t *src_lens,
@@ -216,8 +289,14 @@ static void run_begin(decode_run *r, const cf_transformer *m, cf_ctx *ctx, const
     r->L1 = r->L > 0 ? r->L : 1;
     r->n_threads = omp_get_max_threads(); /* fixed for the call: threads adapt only between calls */
 
-    if (!out->work) out->work = cf_xcalloc(1, sizeof *out->work);
-    cf_decode_work *w = out->work;
+    cf_decode_work *w = work_of(out);
+    /* The decoder's weights, packed once for all the steps (a series packed them already); the
+     * products read them in place of the weights themselves (cf_linear, no-grad mode) */
+    r->saved_packed = ctx->packed;
+    if (!o->no_pack) {
+        if (w->packed_for != m) pack_decoder(m, w);
+        if (w->packed.n > 0) ctx->packed = &w->packed;
+    }
     size_t need = bufs_layout(&r->b, NULL, B, K, beam, r->L1, r->n_threads);
     if (need > w->cap) {
         free(w->buf);
@@ -301,6 +380,7 @@ static void run_mark(decode_run *r, const char *what) {
 
 static void run_end(decode_run *r) {
     cf_ctx_reset(r->ctx);
+    r->ctx->packed = r->saved_packed;
     r->ctx->training = r->saved_training;
     cf_ctx_set_grad(r->ctx, r->saved_grad);
 }

@@ -70,6 +70,7 @@ int cf_translate_tokens(cf_ctx *ctx, const cf_transformer *m, const int32_t *con
      * (a benchmark, the trainer's evaluations) stops allocating once it has seen its largest batch */
     cf_decode_result res = {.work = out->work};
     out->work = NULL;
+    if (!o->no_pack) cf_decode_pack(m, &res); /* the weights stay as they are for the whole call */
     int rc = 0;
     bool was_training = ctx->training, had_grad = cf_ctx_set_grad(ctx, false);
     ctx->training = false;
@@ -110,6 +111,7 @@ int cf_translate_tokens(cf_ctx *ctx, const cf_transformer *m, const int32_t *con
     }
     ctx->training = was_training;
     cf_ctx_set_grad(ctx, had_grad);
+    cf_decode_unpack(&res);
     out->work = res.work;
     res.work = NULL;
     if (rc == 0) {
