@@ -46,7 +46,8 @@ static const char *usage =
     "  --json           one JSON object on stdout instead of the report\n"
     "  --profile        also print forward and backward time per op (core/profile.h)\n"
     "\n"
-    "cformer bench decode ... times greedy and beam-search decoding instead (cformer bench decode --help).\n";
+    "cformer bench attention: the attention variants side by side (cformer bench attention --help).\n"
+    "cformer bench decode: greedy and beam-search decoding of a run or a config (cformer bench decode --help).\n";
 
 static double peak_rss_mib(void) {
     struct rusage ru;
@@ -122,11 +123,13 @@ static int run_bench(const cf_config *cfg, bool json, bool profile) {
     /* The trainer's guard without its limit: a non-finite step is skipped, and the timing counts. */
     cf_nan_guard guard;
     cf_nan_guard_init(&guard, 0);
+    cf_grad_sync *sync = cf_grad_sync_new(opt->params, opt->n, A, 0);
+    CF_ASSERT(sync, "grad sync");
     cf_profile *prof = profile ? cf_xmalloc(sizeof *prof) : NULL;
     if (prof) cf_profile_init(prof);
     const cf_step_setup setup = {.ctx = ctx, .model = m, .opt = opt, .schedule = &cfg->schedule,
                                  .label_smoothing = cfg->train.label_smoothing, .clip = cfg->train.clip,
-                                 .grad_accum = A, .guard = &guard};
+                                 .grad_accum = A, .guard = &guard, .sync = sync};
 
     size_t arena_mallocs0 = 0, heap0 = 0;
     double first_loss = 0, last_loss = 0;
@@ -203,6 +206,7 @@ static int run_bench(const cf_config *cfg, bool json, bool profile) {
         printf("timed steps: %zu arena mallocs, heap in use %+lld bytes (glibc mallinfo2)\n", arena_mallocs,
                heap_delta);
     }
+    cf_grad_sync_free(sync);
     if (prof) {
         printf("\nper op, per step (forward: time since the previous op's record; --profile slows the step):\n");
         cf_profile_print(prof, stdout, n_steps);
@@ -228,6 +232,7 @@ fail:
 
 int cf_cmd_bench(int argc, char **argv) {
     if (argc > 0 && strcmp(argv[0], "decode") == 0) return cf_cmd_bench_decode(argc - 1, argv + 1);
+    if (argc >= 1 && strcmp(argv[0], "attention") == 0) return cf_cmd_bench_attention(argc - 1, argv + 1);
     const char *path = NULL;
     bool json = false, profile = false;
     /* --steps/--warmup/--threads become overrides, so the config's validation covers them */

@@ -32,6 +32,32 @@ TEST(grad_embedding) {
     }
 }
 
+/* ---- the fused model input: gather * scale + positions, dropout ---- */
+
+typedef struct embed_case {
+    const int32_t *ids;
+    int64_t batch, len, offset;
+    double p;
+} embed_case;
+
+static cf_tensor *f_embed_input(cf_ctx *ctx, cf_tensor **in, void *user) {
+    const embed_case *c = user;
+    return cf_embed_input(ctx, in[0], c->ids, c->batch, c->len, 2.5, in[1], c->offset, c->p);
+}
+
+TEST(grad_embed_input) {
+    const int32_t ids[6] = {3, 1, 3, 0, 4, 3}; /* repeats: the scatter must add them */
+    gradcheck_opts o = {0, 0, 0, true};
+    for (int k = 0; k < 2; k++) {
+        embed_case c = {ids, 2, 3, 1, k ? 0.3 : 0.0};
+        cf_tensor *w = test_param_uniform("w", 2, (int64_t[]){5, 4}, -1, 1, 70 + k);
+        cf_tensor *pos = test_param_uniform("pos", 2, (int64_t[]){6, 4}, -1, 1, 72 + k);
+        GRADCHECK_OPTS("embed_input", f_embed_input, ((cf_tensor *[]){w, pos}), 2, &c, &o);
+        cf_param_free(w);
+        cf_param_free(pos);
+    }
+}
+
 /* ---- dropout ---- */
 
 static cf_tensor *f_dropout(cf_ctx *ctx, cf_tensor **in, void *user) {

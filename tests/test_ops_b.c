@@ -432,6 +432,47 @@ TEST(linear_cross_entropy_equals_linear_then_cross_entropy) {
     cf_param_free(w);
 }
 
+/* cf_embed_input gives the values and gradients of embedding, scale, add and dropout in a row. */
+TEST(embed_input_equals_the_unfused_ops) {
+    enum { B = 3, T = 7, C = 40, V = 11 };
+    cf_tensor *w = test_param_uniform("w", 2, (int64_t[]){V, C}, -1, 1, 41);
+    cf_tensor *pos = test_param_uniform("pos", 2, (int64_t[]){12, C}, -1, 1, 42);
+    int32_t ids[B * T], pos_ids[T];
+    for (int i = 0; i < B * T; i++) ids[i] = (i * 5) % V;
+    for (int t = 0; t < T; t++) pos_ids[t] = 2 + t;
+    cf_real *r = malloc(B * T * C * sizeof *r);
+    test_fill_uniform(r, B * T * C, -1, 1, 43);
+    cf_real *out[2], *gw[2], *gp[2];
+    for (int f = 0; f < 2; f++) {
+        cf_param_zero_grad(w);
+        cf_param_zero_grad(pos);
+        cf_ctx *ctx = cf_ctx_new(3);
+        cf_ctx_begin_step(ctx, 4);
+        cf_tensor *y;
+        if (f) {
+            y = cf_embed_input(ctx, w, ids, B, T, 1.7, pos, 2, 0.2);
+        } else {
+            cf_tensor *e = cf_scale(ctx, cf_embedding(ctx, w, ids, 2, (int64_t[]){B, T}), 1.7);
+            y = cf_dropout(ctx, cf_add(ctx, e, cf_embedding(ctx, pos, pos_ids, 1, (int64_t[]){T})), 0.2);
+        }
+        cf_backward_seeded(ctx, y, r);
+        out[f] = malloc(B * T * C * sizeof(cf_real));
+        gw[f] = malloc(V * C * sizeof(cf_real));
+        gp[f] = malloc(12 * C * sizeof(cf_real));
+        memcpy(out[f], y->data, B * T * C * sizeof(cf_real));
+        memcpy(gw[f], w->grad, V * C * sizeof(cf_real));
+        memcpy(gp[f], pos->grad, 12 * C * sizeof(cf_real));
+        cf_ctx_free(ctx);
+    }
+    CHECK(memcmp(out[0], out[1], B * T * C * sizeof(cf_real)) == 0);
+    CHECK(memcmp(gw[0], gw[1], V * C * sizeof(cf_real)) == 0);
+    CHECK(memcmp(gp[0], gp[1], 12 * C * sizeof(cf_real)) == 0);
+    for (int f = 0; f < 2; f++) free(out[f]), free(gw[f]), free(gp[f]);
+    free(r);
+    cf_param_free(w);
+    cf_param_free(pos);
+}
+
 TEST(dropout_backward_uses_forward_mask) {
     cf_tensor *x = test_param_uniform("x", 2, (int64_t[]){37, 129}, 1, 2, 4);
     cf_param_zero_grad(x);
@@ -502,6 +543,9 @@ static cf_tensor *det_dropout_add(cf_ctx *ctx, cf_tensor **in, void *user) {
     (void)user;
     return cf_dropout_add(ctx, in[0], in[1], 0.1);
 }
+static cf_tensor *det_embed_input(cf_ctx *ctx, cf_tensor **in, void *user) {
+    return cf_embed_input(ctx, in[0], user, 64, 64, 3.0, in[1], 5, 0.1);
+}
 static cf_tensor *det_linear_ce(cf_ctx *ctx, cf_tensor **in, void *user) {
     return cf_linear_cross_entropy(ctx, in[0], in[1], user, 0.1, -100, NULL);
 }
@@ -566,6 +610,11 @@ TEST(ops_b_bit_identical_across_threads) {
     cf_rng rng = cf_rng_init(5, CF_RNG_STREAM_TEST);
     for (int i = 0; i < 4096; i++) ids[i] = (int32_t)cf_rng_below(&rng, i % 3 ? 1000 : 10);
     check_thread_invariant("embedding", det_embedding, &w, 1, ids);
+    {
+        cf_tensor *pt = test_param_uniform("pt", 2, (int64_t[]){80, 64}, -1, 1, 10);
+        check_thread_invariant("embed_input", det_embed_input, (cf_tensor *[]){w, pt}, 2, ids);
+        cf_param_free(pt);
+    }
     free(ids);
     cf_param_free(w);
 

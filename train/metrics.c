@@ -98,13 +98,33 @@ static int write_line(cf_metrics *m, const char *fmt, ...) {
     return rc;
 }
 
+/* ,"moe_aux":a,"expert_load":[[...],...] into buf (empty without MoE); malloc'ed. */
+static char *moe_fields(const cf_moe_load *l) {
+    size_t cap = 64 + (size_t)(l ? l->n_layers * (l->n_experts + 1) : 0) * 12, n = 0;
+    char *buf = cf_xmalloc(cap);
+    buf[0] = 0;
+    if (!l) return buf;
+    n += (size_t)snprintf(buf + n, cap - n, ",\"moe_aux\":%.6g,\"expert_load\":[", l->aux);
+    for (int i = 0; i < l->n_layers; i++) {
+        n += (size_t)snprintf(buf + n, cap - n, "%s[", i ? "," : "");
+        for (int64_t e = 0; e < l->n_experts; e++)
+            n += (size_t)snprintf(buf + n, cap - n, "%s%.4f", e ? "," : "", l->share[i * l->n_experts + e]);
+        n += (size_t)snprintf(buf + n, cap - n, "]");
+    }
+    snprintf(buf + n, cap - n, "]");
+    return buf;
+}
+
 int cf_metrics_log_train(cf_metrics *m, const cf_train_event *e) {
     series_add(&m->train_loss, (double)e->step, e->loss);
-    return write_line(m,
-                      "{\"event\":\"train\",\"step\":%lld,\"epoch\":%lld,\"loss\":%.6g,\"lr\":%.6g,\"grad_norm\":%.6g,"
-                      "\"tokens_per_s\":%.1f,\"elapsed_s\":%.2f,\"threads\":%d}\n",
-                      (long long)e->step, (long long)e->epoch, e->loss, e->lr, e->grad_norm, e->tokens_per_s,
-                      e->elapsed_s, e->threads);
+    char *moe = moe_fields(e->moe);
+    int rc = write_line(m,
+                        "{\"event\":\"train\",\"step\":%lld,\"epoch\":%lld,\"loss\":%.6g,\"lr\":%.6g,\"grad_norm\":%.6g,"
+                        "\"tokens_per_s\":%.1f,\"elapsed_s\":%.2f,\"threads\":%d%s}\n",
+                        (long long)e->step, (long long)e->epoch, e->loss, e->lr, e->grad_norm, e->tokens_per_s,
+                        e->elapsed_s, e->threads, moe);
+    free(moe);
+    return rc;
 }
 
 int cf_metrics_log_eval(cf_metrics *m, const cf_eval_event *e) {
