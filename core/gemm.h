@@ -8,7 +8,7 @@
  *     // decoding: weights packed once, then few-row products against them (AVX-512 builds)
  *     cf_gemm_packed_set set = {0};
  *     cf_gemm_packed_set_build(&set, (const cf_real *[]){w}, (int64_t[]){n}, (int64_t[]){k}, 1);
- *     cf_gemm_packed_bias(m, a, k, cf_gemm_packed_find(&set, w), bias, c, n);   // c = a @ w^T + bias
+ *     cf_gemm_packed_bias(m, a, k, cf_gemm_packed_find(&set, w, n, k), bias, c, n);   // c = a @ w^T + bias
  *     cf_gemm_packed_set_free(&set);
  *
  * Why not call cblas_sgemm with several threads: OpenBLAS splits a threaded GEMM in a way that
@@ -66,7 +66,8 @@ void cf_gemm_rm_bias(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k
 enum { CF_GEMM_PACK_NR = 64 };
 
 typedef struct cf_gemm_packed {
-    const cf_real *src;         /* the weight it was packed from: the lookup key */
+    const cf_real *src;         /* the weight it was packed from and its shape: the lookup key (a fused
+                                 * projection [3d, d] starts where its first part [d, d] does) */
     int64_t n, k;
     const cf_real *data;        /* cf_gemm_pack_len(n, k) reals, 64-byte aligned */
 } cf_gemm_packed;
@@ -82,12 +83,12 @@ typedef struct cf_gemm_packed_set {
 bool cf_gemm_packed_available(void);
 int64_t cf_gemm_pack_len(int64_t n, int64_t k);
 void cf_gemm_pack_wt(const cf_real *w, int64_t n, int64_t k, cf_real *out);
-/* Pack count weights w[i] [n[i], k[i]] (a weight listed twice is packed once); replaces the set's
- * contents. Does nothing when packing is not available. */
+/* Pack count weights w[i] [n[i], k[i]] (a weight listed twice, same pointer and shape, is packed
+ * once); replaces the set's contents. Does nothing when packing is not available. */
 void cf_gemm_packed_set_build(cf_gemm_packed_set *s, const cf_real *const *w, const int64_t *n, const int64_t *k,
                               int count);
-/* The packed copy of weight w, or NULL. */
-const cf_gemm_packed *cf_gemm_packed_find(const cf_gemm_packed_set *s, const cf_real *w);
+/* The packed copy of weight w [n, k], or NULL. */
+const cf_gemm_packed *cf_gemm_packed_find(const cf_gemm_packed_set *s, const cf_real *w, int64_t n, int64_t k);
 void cf_gemm_packed_set_free(cf_gemm_packed_set *s);
 /* C[m, n] = A[m, k] @ W^T (+ bias[n]), lda and ldc in reals. */
 void cf_gemm_packed_bias(int64_t m, const cf_real *a, int64_t lda, const cf_gemm_packed *w, const cf_real *bias,

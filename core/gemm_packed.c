@@ -130,7 +130,7 @@ void cf_gemm_packed_set_build(cf_gemm_packed_set *s, const cf_real *const *w, co
     int64_t total = 0;
     for (int i = 0; i < count; i++) {
         bool seen = false;
-        for (int j = 0; j < i && !seen; j++) seen = w[j] == w[i];
+        for (int j = 0; j < i && !seen; j++) seen = w[j] == w[i] && n[j] == n[i] && k[j] == k[i];
         if (!seen) total += (cf_gemm_pack_len(n[i], k[i]) + 15) / 16 * 16; /* keep panels 64-byte aligned */
     }
     if (total > s->block_cap) {
@@ -140,7 +140,7 @@ void cf_gemm_packed_set_build(cf_gemm_packed_set *s, const cf_real *const *w, co
     }
     int64_t off = 0;
     for (int i = 0; i < count; i++) {
-        if (cf_gemm_packed_find(s, w[i])) continue;
+        if (cf_gemm_packed_find(s, w[i], n[i], k[i])) continue;
         cf_real *dst = s->block + off;
         cf_gemm_pack_wt(w[i], n[i], k[i], dst);
         s->items[s->n++] = (cf_gemm_packed){.src = w[i], .n = n[i], .k = k[i], .data = dst};
@@ -148,9 +148,9 @@ void cf_gemm_packed_set_build(cf_gemm_packed_set *s, const cf_real *const *w, co
     }
 }
 
-const cf_gemm_packed *cf_gemm_packed_find(const cf_gemm_packed_set *s, const cf_real *w) {
+const cf_gemm_packed *cf_gemm_packed_find(const cf_gemm_packed_set *s, const cf_real *w, int64_t n, int64_t k) {
     for (int i = 0; i < s->n; i++)
-        if (s->items[i].src == w) return &s->items[i];
+        if (s->items[i].src == w && s->items[i].n == n && s->items[i].k == k) return &s->items[i];
     return NULL;
 }
 

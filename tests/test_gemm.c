@@ -158,7 +158,7 @@ TEST(gemm_packed_within_fma_bound_and_invariant) {
         cf_gemm_packed_set s = {0};
         cf_real w[4] = {1, 2, 3, 4};
         cf_gemm_packed_set_build(&s, (const cf_real *[]){w}, (int64_t[]){2}, (int64_t[]){2}, 1);
-        CHECK(s.n == 0 && !cf_gemm_packed_find(&s, w));
+        CHECK(s.n == 0 && !cf_gemm_packed_find(&s, w, 2, 2));
         cf_gemm_packed_set_free(&s);
         return;
     }
@@ -188,7 +188,7 @@ TEST(gemm_packed_within_fma_bound_and_invariant) {
         const cf_real *b = g->bias ? bias : NULL;
         cf_gemm_packed_set s = {0};
         cf_gemm_packed_set_build(&s, (const cf_real *[]){w}, (int64_t[]){n}, (int64_t[]){k}, 1);
-        const cf_gemm_packed *p = cf_gemm_packed_find(&s, w);
+        const cf_gemm_packed *p = cf_gemm_packed_find(&s, w, n, k);
         CHECK(p && p->n == n && p->k == k && ((uintptr_t)p->data & 63) == 0);
         if (!p) continue;
         cf_real *one = run_packed(p, 1, m, a, lda, b, c0, ldc);
@@ -248,13 +248,14 @@ TEST(gemm_packed_set_finds_dedups_and_rebuilds) {
     test_fill_uniform(bias, N2, -1, 1, 4);
     cf_gemm_packed_set s = {0};
     cf_gemm_packed_set_build(&s, (const cf_real *[]){w1, w1}, (int64_t[]){N, N}, (int64_t[]){K, K}, 2);
-    CHECK(s.n == 1 && cf_gemm_packed_find(&s, w1) && !cf_gemm_packed_find(&s, w2));
+    CHECK(s.n == 1 && cf_gemm_packed_find(&s, w1, N, K) && !cf_gemm_packed_find(&s, w2, N2, K));
+    CHECK(!cf_gemm_packed_find(&s, w1, N - 1, K) && !cf_gemm_packed_find(&s, w1, N, K - 1)); /* the shape is part of the key */
     cf_gemm_packed_set_build(&s, (const cf_real *[]){w2, w1, w2}, (int64_t[]){N2, N, N2}, (int64_t[]){K, K, K}, 3);
     CHECK(s.n == 2);
     const cf_real *ws[2] = {w1, w2};
     const int64_t ns[2] = {N, N2};
     for (int i = 0; i < 2; i++) {
-        const cf_gemm_packed *p = cf_gemm_packed_find(&s, ws[i]);
+        const cf_gemm_packed *p = cf_gemm_packed_find(&s, ws[i], ns[i], K);
         CHECK(p && p->n == ns[i] && ((uintptr_t)p->data & 63) == 0);
         if (!p) continue;
         cf_gemm_packed_bias(M, a, K, p, bias, c1, ns[i]);
@@ -288,7 +289,7 @@ TEST(gemm_packed_used_by_linear_without_grad) {
     cf_gemm_packed_set s = {0};
     cf_gemm_packed_set_build(&s, (const cf_real *[]){w->data}, (int64_t[]){OUT}, (int64_t[]){IN}, 1);
     cf_real want_packed[R * OUT], want_blas[R * OUT];
-    cf_gemm_packed_bias(R, x->data, IN, cf_gemm_packed_find(&s, w->data), b->data, want_packed, OUT);
+    cf_gemm_packed_bias(R, x->data, IN, cf_gemm_packed_find(&s, w->data, OUT, IN), b->data, want_packed, OUT);
     cf_gemm_rm_bias(false, true, R, OUT, IN, x->data, IN, w->data, IN, b->data, want_blas, OUT);
     ctx->packed = &s;
     cf_ctx_set_grad(ctx, false);

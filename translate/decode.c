@@ -63,49 +63,35 @@ struct cf_decode_work {
     const cf_transformer *packed_for; /* set between cf_decode_pack and cf_decode_unpack */
     /* the list of weights pack_decoder hands to cf_gemm_packed_set_build, kept so that packing
      * again (every cf_decode_batch call outside a series) allocates nothing */
+    const cf_tensor **list_t;
     const cf_real **list_w;
     int64_t *list_rows, *list_cols;
-    int list_n, list_cap;
+    int list_cap;
 };
 
-static void list_add(cf_decode_work *w, const cf_tensor *weight) {
-    if (!weight) return;
-    CF_ASSERT(w->list_n < w->list_cap, "decode: weight list of %d full", w->list_cap);
-    w->list_w[w->list_n] = weight->data;
-    w->list_rows[w->list_n] = weight->shape[0];
-    w->list_cols[w->list_n++] = weight->shape[1];
-}
-
-/* Every weight a decoder step multiplies by through cf_linear: the decoder layers' projections
- * and dense FFN (an MoE layer's experts go through cf_grouped_linear, not packed) and the output
- * projection; packed into w->packed. The encoder runs once per batch with many rows: BLAS. */
+/* Every weight a decoder step multiplies by through cf_linear (cf_transformer_step_weights:
+ * attention projections, dense FFN or MoE router and shared experts, output projection), packed
+ * into w->packed. The encoder runs once per batch with many rows: BLAS. */
 static void pack_decoder(const cf_transformer *m, cf_decode_work *w) {
-    enum { PER_LAYER = 19 }; /* 2 attentions x 8 projections + 3 FFN matrices */
-    int cap = (int)m->cfg.dec_layers * PER_LAYER + 1;
-    if (cap > w->list_cap) {
+    int n = cf_transformer_step_weights(m, NULL);
+    if (n > w->list_cap) {
+        free(w->list_t);
         free(w->list_w);
         free(w->list_rows);
         free(w->list_cols);
-        w->list_cap = cap;
-        w->list_w = cf_xmalloc((size_t)cap * sizeof *w->list_w);
-        w->list_rows = cf_xmalloc((size_t)cap * sizeof *w->list_rows);
-        w->list_cols = cf_xmalloc((size_t)cap * sizeof *w->list_cols);
+        w->list_cap = n;
+        w->list_t = cf_xmalloc((size_t)n * sizeof *w->list_t);
+        w->list_w = cf_xmalloc((size_t)n * sizeof *w->list_w);
+        w->list_rows = cf_xmalloc((size_t)n * sizeof *w->list_rows);
+        w->list_cols = cf_xmalloc((size_t)n * sizeof *w->list_cols);
     }
-    w->list_n = 0;
-    for (int i = 0; i < m->cfg.dec_layers; i++) {
-        const cf_nn_decoder_layer *d = &m->dec[i];
-        const cf_nn_attention *as[2] = {&d->self_attn, &d->cross_attn};
-        for (int j = 0; j < 2; j++) {
-            const cf_nn_linear *lins[8] = {&as[j]->q_proj, &as[j]->k_proj, &as[j]->v_proj, &as[j]->out_proj,
-                                           &as[j]->q_a_proj, &as[j]->q_b_proj, &as[j]->kv_a_proj, &as[j]->kv_b_proj};
-            for (int k = 0; k < 8; k++) list_add(w, lins[k]->weight);
-        }
-        list_add(w, d->ffn.fc1.weight);
-        list_add(w, d->ffn.fc2.weight);
-        list_add(w, d->ffn.gate.weight);
+    cf_transformer_step_weights(m, w->list_t);
+    for (int i = 0; i < n; i++) {
+        w->list_w[i] = w->list_t[i]->data;
+        w->list_rows[i] = w->list_t[i]->shape[0];
+        w->list_cols[i] = w->list_t[i]->shape[1];
     }
-    list_add(w, m->output_proj);
-    cf_gemm_packed_set_build(&w->packed, w->list_w, w->list_rows, w->list_cols, w->list_n);
+    cf_gemm_packed_set_build(&w->packed, w->list_w, w->list_rows, w->list_cols, n);
 }
 
 static cf_decode_work *work_of(cf_decode_result *r) {
@@ -127,6 +113,7 @@ void cf_decode_result_free(cf_decode_result *r) {
     if (r->work) {
         cf_decode_state_free(r->work->st);
         cf_gemm_packed_set_free(&r->work->packed);
+        free(r->work->list_t);
         free(r->work->list_w);
         free(r->work->list_rows);
         free(r->work->list_cols);
@@ -293,10 +280,8 @@ static void run_begin(decode_run *r, const cf_transformer *m, cf_ctx *ctx, const
     /* The decoder's weights, packed once for all the steps (a series packed them already); the
      * products read them in place of the weights themselves (cf_linear, no-grad mode) */
     r->saved_packed = ctx->packed;
-    if (!o->no_pack) {
-        if (w->packed_for != m) pack_decoder(m, w);
-        if (w->packed.n > 0) ctx->packed = &w->packed;
-    }
+    ctx->packed = NULL; /* the encoder: many rows, BLAS */
+    if (!o->no_pack && w->packed_for != m) pack_decoder(m, w);
     size_t need = bufs_layout(&r->b, NULL, B, K, beam, r->L1, r->n_threads);
     if (need > w->cap) {
         free(w->buf);
@@ -327,6 +312,7 @@ static void run_begin(decode_run *r, const cf_transformer *m, cf_ctx *ctx, const
         mem = rep;
     }
     r->memory = mem;
+    if (!o->no_pack && w->packed.n > 0) ctx->packed = &w->packed; /* the steps' products */
 }
 
 /* One decoder step over the active rows: logits [n*K, V], valid until the arena is reset. */
