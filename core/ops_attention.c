@@ -189,6 +189,42 @@ static void attn_softmax_row(cf_real *p, int64_t S, int64_t lo, int64_t hi) {
     memset(p + hi, 0, (size_t)(S - hi) * sizeof *p);
 }
 
+/* Blocks of at most this many query rows skip BLAS: decoding's steps attend with one query row
+ * (K for a beam-search sentence's folded cross-attention), where a cblas_sgemm call and its
+ * packing cost several times the arithmetic (38% of a greedy decode of bench-small went there). */
+enum { ATTN_FEW_ROWS = 4 };
+
+/* p[i, 0:nk] = (q_i . k_j) * scale for the nr (<= ATTN_FEW_ROWS) rows of q: one dot product per
+ * score in a fixed order (compile-time vector lanes, then their sum), like BLAS's alpha * (q k^T). */
+static void attn_few_scores(int64_t nr, int64_t nk, int64_t D, cf_real scale, const cf_real *q, int64_t ldq,
+                            const cf_real *k, int64_t ldk, cf_real *p, int64_t ldp) {
+    for (int64_t i = 0; i < nr; i++) {
+        const cf_real *qi = q + i * ldq;
+        for (int64_t j = 0; j < nk; j++) {
+            const cf_real *kj = k + j * ldk;
+            cf_real dot = 0;
+#pragma omp simd reduction(+ : dot)
+            for (int64_t d = 0; d < D; d++) dot += qi[d] * kj[d];
+            p[i * ldp + j] = dot * scale;
+        }
+    }
+}
+
+/* out[i, 0:D] = sum over j < nk of w[i, j] v_j, j ascending (one multiply-add chain per element). */
+static void attn_few_weighted_sum(int64_t nr, int64_t nk, int64_t D, const cf_real *w, int64_t ldw, const cf_real *v,
+                                  int64_t ldv, cf_real *out, int64_t ldo) {
+    for (int64_t i = 0; i < nr; i++) {
+        cf_real *o = out + i * ldo;
+        const cf_real *wi = w + i * ldw;
+        memset(o, 0, (size_t)D * sizeof *o);
+        for (int64_t j = 0; j < nk; j++) {
+            const cf_real *vj = v + j * ldv, a = wi[j];
+#pragma omp simd
+            for (int64_t d = 0; d < D; d++) o[d] += a * vj[d];
+        }
+    }
+}
+
 /* One (b, h): out_h [T,Dv] from q_h [T,Dk], k_h [S,Dk], v_h [S,Dv] (rows at their layouts' row
  * strides). p_h [T,S] receives the probabilities; pd [RB,S] is scratch for the dropped weights,
  * qa [RB, 2R+1] for relative positions. */
@@ -206,8 +242,11 @@ static void attn_forward_head(const attn_cfg *c, int64_t b, int64_t h, const cf_
         }
         int64_t nk = hi - lo;
         /* scores [nr, nk] = q_blk @ k_vis^T * scale, written into P's rows */
-        cf_gemm_serial(false, true, nr, nk, Dk, (cf_real)c->scale, q_h + i0 * ldq, ldq, k_h + lo * ldk, ldk, 0,
-                       p_h + i0 * S + lo, S);
+        if (nr <= ATTN_FEW_ROWS)
+            attn_few_scores(nr, nk, Dk, (cf_real)c->scale, q_h + i0 * ldq, ldq, k_h + lo * ldk, ldk, p_h + i0 * S + lo, S);
+        else
+            cf_gemm_serial(false, true, nr, nk, Dk, (cf_real)c->scale, q_h + i0 * ldq, ldq, k_h + lo * ldk, ldk, 0,
+                           p_h + i0 * S + lo, S);
         if (c->rel) attn_rel_forward(c, i0, i1, lo, hi, q_h, attn_rel_table(c, h), qa, p_h);
         for (int64_t i = i0; i < i1; i++) {
             cf_real *p = p_h + i * S, *d = pd + (i - i0) * S;
@@ -224,7 +263,10 @@ static void attn_forward_head(const attn_cfg *c, int64_t b, int64_t h, const cf_
         }
         /* out_blk [nr, Dv] = Pd[:, lo:hi] @ v[lo:hi] */
         const cf_real *w = drop ? pd + lo : p_h + i0 * S + lo;
-        cf_gemm_serial(false, false, nr, Dv, nk, 1, w, S, v_h + lo * ldv, ldv, 0, out_h + i0 * ldo, ldo);
+        if (nr <= ATTN_FEW_ROWS)
+            attn_few_weighted_sum(nr, nk, Dv, w, S, v_h + lo * ldv, ldv, out_h + i0 * ldo, ldo);
+        else
+            cf_gemm_serial(false, false, nr, Dv, nk, 1, w, S, v_h + lo * ldv, ldv, 0, out_h + i0 * ldo, ldo);
     }
 }
 
