@@ -55,8 +55,8 @@ static const char *usage =
     "  --out-dir DIR    write DIR/src.ids, DIR/beamK.ids and, for a random model, DIR/model.safetensors\n"
     "  --json           one JSON object per beam size on stdout instead of the report\n"
     "  --profile        also print the time per op and per decoding phase, per pass (core/profile.h)\n"
-    "  --no-pack        products through the tiled BLAS GEMM, not the decoder's weights packed once\n"
-    "                   per call for few-row products (core/gemm.h; the same outputs up to rounding)\n";
+    "  --no-pack        products through the tiled BLAS GEMM, not the model's weights packed once per\n"
+    "                   call for an AVX-512 kernel (core/gemm.h; the same outputs up to rounding)\n";
 
 enum { MAX_BEAMS = 8 };
 

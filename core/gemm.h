@@ -5,7 +5,7 @@
  *     cf_gemm_rm(false, true, m, n, k, 1, a, k, b, k, 0, c, n);
  *     // the same for `count` matrices at fixed strides
  *     cf_gemm_rm_batched(count, false, false, m, n, k, 1, a, m * k, k, b, k * n, n, 0, c, m * n, n);
- *     // decoding: weights packed once, then few-row products against them (AVX-512 builds)
+ *     // decoding: weights packed once, then products against them (AVX-512 builds)
  *     cf_gemm_packed_set set = {0};
  *     cf_gemm_packed_set_build(&set, (const cf_real *[]){w}, (int64_t[]){n}, (int64_t[]){k}, 1);
  *     cf_gemm_packed_bias(m, a, k, cf_gemm_packed_find(&set, w, n, k), bias, c, n);   // c = a @ w^T + bias
@@ -57,7 +57,7 @@ void cf_gemm_serial(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
 void cf_gemm_rm_bias(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const cf_real *a, int64_t lda,
                      const cf_real *b, int64_t ldb, const cf_real *bias, cf_real *c, int64_t ldc);
 
-/* ---- prepacked weights for products with few rows (core/gemm_packed.c) ----
+/* ---- prepacked weights (core/gemm_packed.c): decoding's products ----
  * W [n, k] (a linear layer's weight, row-major, used as op(B) = W^T) in panels of
  * CF_GEMM_PACK_NR columns, packed once and read by every product of a decode instead of being
  * repacked by BLAS at each call. Each element of C is one FMA chain over k from 0, then + bias,

@@ -1,10 +1,11 @@
-/* core/gemm_packed.c - products with prepacked weights for few-row GEMMs (decoding); see core/gemm.h.
+/* core/gemm_packed.c - products with prepacked weights (decoding); see core/gemm.h.
  *
  * Why: a decoder step multiplies a few dozen rows by every weight matrix of the decoder. OpenBLAS
  * packs op(B) again at every call, and with few rows that copy costs about as much as the product;
  * on this machine it also runs the AVX2 (Haswell) kernel the environment selects. Packing each
  * weight once for a whole decode and running an AVX-512 kernel over the panels made these shapes
- * 2-4x faster (docs/performance.md, "Decoding").
+ * 2-4x faster at 8-256 rows and about 2x at the encoder's 1000-3000 (docs/performance.md,
+ * "Decoding").
  *
  * Layout: W [n, k] (a linear layer's weight, row-major) becomes ceil(n / NR) panels of [k][NR]
  * floats, panel p holding columns p*NR .. p*NR+NR-1 of W^T (zero past n). The kernel computes an

@@ -379,25 +379,34 @@ double cf_transformer_flops(const cf_transformer *m, int64_t src_len, int64_t tg
     return f + 2.0 * (double)tgt_len * (double)m->output_proj->numel;
 }
 
-int cf_transformer_step_weights(const cf_transformer *m, const cf_tensor **out) {
-    int n = 0;
+/* Layer weights in the order of the forward: attentions (self, then cross if any), then the FFN's. */
+static int layer_weights(const cf_transformer *m, const cf_nn_attention *self, const cf_nn_attention *cross,
+                         const cf_nn_ffn *ffn, const cf_nn_moe *moe, const cf_tensor **out, int n) {
     const cf_tensor *buf[CF_NN_ATTENTION_MAX_WEIGHTS];
-    for (int i = 0; i < m->cfg.dec_layers; i++) {
-        const cf_nn_decoder_layer *l = &m->dec[i];
-        for (int j = 0; j < 2; j++) {
-            int k = cf_nn_attention_linear_weights(j == 0 ? &l->self_attn : &l->cross_attn, j == 0, buf);
-            for (int q = 0; q < k; q++, n++)
-                if (out) out[n] = buf[q];
-        }
-        const cf_nn_ffn *f = m->moe ? (l->moe.n_shared > 0 ? &l->moe.shared : NULL) : &l->ffn;
-        const cf_tensor *ws[4] = {m->moe ? l->moe.router : NULL, f ? f->fc1.weight : NULL, f ? f->fc2.weight : NULL,
-                                  f ? f->gate.weight : NULL};
-        for (int q = 0; q < 4; q++)
-            if (ws[q]) {
-                if (out) out[n] = ws[q];
-                n++;
-            }
+    for (int j = 0; j < 2; j++) {
+        const cf_nn_attention *a = j == 0 ? self : cross;
+        if (!a) continue;
+        int k = cf_nn_attention_linear_weights(a, j == 0, buf);
+        for (int q = 0; q < k; q++, n++)
+            if (out) out[n] = buf[q];
     }
+    const cf_nn_ffn *f = m->moe ? (moe->n_shared > 0 ? &moe->shared : NULL) : ffn;
+    const cf_tensor *ws[4] = {m->moe ? moe->router : NULL, f ? f->fc1.weight : NULL, f ? f->fc2.weight : NULL,
+                              f ? f->gate.weight : NULL};
+    for (int q = 0; q < 4; q++)
+        if (ws[q]) {
+            if (out) out[n] = ws[q];
+            n++;
+        }
+    return n;
+}
+
+int cf_transformer_decode_weights(const cf_transformer *m, const cf_tensor **out) {
+    int n = 0;
+    for (int i = 0; i < m->cfg.enc_layers; i++)
+        n = layer_weights(m, &m->enc[i].self_attn, NULL, &m->enc[i].ffn, &m->enc[i].moe, out, n);
+    for (int i = 0; i < m->cfg.dec_layers; i++)
+        n = layer_weights(m, &m->dec[i].self_attn, &m->dec[i].cross_attn, &m->dec[i].ffn, &m->dec[i].moe, out, n);
     if (out) out[n] = m->output_proj;
     return n + 1;
 }

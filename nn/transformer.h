@@ -120,10 +120,11 @@ int64_t cf_transformer_num_params(const cf_transformer *m);
 int64_t cf_transformer_active_params(const cf_transformer *m);
 /* Forward FLOPs (multiply-adds x 2) for one sentence pair of the given lengths. */
 double cf_transformer_flops(const cf_transformer *m, int64_t src_len, int64_t tgt_len);
-/* The weights a decoder step (cf_transformer_decode_step) multiplies by through cf_linear: each
- * layer's attention projections (cf_nn_attention_linear_weights), its dense FFN or its MoE router
- * and shared experts (routed experts go through cf_grouped_linear), and the output projection.
- * out NULL: only the count. Returns the count. */
-int cf_transformer_step_weights(const cf_transformer *m, const cf_tensor **out);
+/* The weights decoding multiplies by through cf_linear (cf_transformer_encode, then
+ * cf_transformer_decode_step): each encoder and decoder layer's attention projections
+ * (cf_nn_attention_linear_weights), its dense FFN or its MoE router and shared experts (routed
+ * experts go through cf_grouped_linear), and the output projection. out NULL: only the count.
+ * Returns the count. */
+int cf_transformer_decode_weights(const cf_transformer *m, const cf_tensor **out);
 
 #endif

@@ -14,10 +14,11 @@
  *   - Every host buffer comes from one block kept in the result (cf_decode_work) and the caches are
  *     re-armed in place (cf_decode_state_renew): once the largest batch has been seen, decoding
  *     allocates nothing, per step or per call; the arena is reset after every step.
- *   - The decoder's weights are packed once per call (per corpus in cf_translate_tokens, which
- *     calls cf_decode_pack) and every step's products read them through an AVX-512 kernel for few
- *     rows (core/gemm.h): BLAS would repack each weight at every call, which for a few dozen rows
- *     costs as much as the product. Outputs equal the BLAS products' up to float rounding.
+ *   - The model's weights are packed once per call (per corpus in cf_translate_tokens, which
+ *     calls cf_decode_pack) and every product of the encoder and the steps reads them through an
+ *     AVX-512 kernel (core/gemm.h): BLAS would repack each weight at every call, which for a few
+ *     dozen rows costs as much as the product, and runs the AVX2 kernel this environment selects.
+ *     Outputs equal the BLAS products' up to float rounding. The copy costs the weights' size again.
  * The selection (log-softmax of every row, argmax or top-2K) runs in parallel over slots, each
  * writing only its own rows, so results do not depend on the thread count; the bookkeeping that
  * moves slots is serial and cheap.
@@ -54,14 +55,14 @@ int64_t cf_decode_max_output(const cf_transformer *m, const cf_decode_opts *o, i
 }
 
 /* What the searches keep across calls: the decode state (its caches), one block of host buffers and
- * the decoder's weights packed for few-row products. */
+ * the model's weights packed for the products (core/gemm.h). */
 struct cf_decode_work {
     cf_decode_state *st;
     void *buf;
     size_t cap;
-    cf_gemm_packed_set packed;        /* the decoder's weights, packed (core/gemm.h) */
+    cf_gemm_packed_set packed;        /* the weights decoding multiplies by, packed (core/gemm.h) */
     const cf_transformer *packed_for; /* set between cf_decode_pack and cf_decode_unpack */
-    /* the list of weights pack_decoder hands to cf_gemm_packed_set_build, kept so that packing
+    /* the list of weights pack_weights hands to cf_gemm_packed_set_build, kept so that packing
      * again (every cf_decode_batch call outside a series) allocates nothing */
     const cf_tensor **list_t;
     const cf_real **list_w;
@@ -69,11 +70,12 @@ struct cf_decode_work {
     int list_cap;
 };
 
-/* Every weight a decoder step multiplies by through cf_linear (cf_transformer_step_weights:
- * attention projections, dense FFN or MoE router and shared experts, output projection), packed
- * into w->packed. The encoder runs once per batch with many rows: BLAS. */
-static void pack_decoder(const cf_transformer *m, cf_decode_work *w) {
-    int n = cf_transformer_step_weights(m, NULL);
+/* Every weight decoding multiplies by through cf_linear (cf_transformer_decode_weights: the
+ * encoder's and the decoder's attention projections, dense FFNs or MoE routers and shared experts,
+ * the output projection), packed into w->packed. The encoder's products have many rows, but the
+ * AVX-512 kernel beats BLAS's Haswell one there too (about 2x at 1000-3000 rows). */
+static void pack_weights(const cf_transformer *m, cf_decode_work *w) {
+    int n = cf_transformer_decode_weights(m, NULL);
     if (n > w->list_cap) {
         free(w->list_t);
         free(w->list_w);
@@ -85,7 +87,7 @@ static void pack_decoder(const cf_transformer *m, cf_decode_work *w) {
         w->list_rows = cf_xmalloc((size_t)n * sizeof *w->list_rows);
         w->list_cols = cf_xmalloc((size_t)n * sizeof *w->list_cols);
     }
-    cf_transformer_step_weights(m, w->list_t);
+    cf_transformer_decode_weights(m, w->list_t);
     for (int i = 0; i < n; i++) {
         w->list_w[i] = w->list_t[i]->data;
         w->list_rows[i] = w->list_t[i]->shape[0];
@@ -101,7 +103,7 @@ static cf_decode_work *work_of(cf_decode_result *r) {
 
 void cf_decode_pack(const cf_transformer *m, cf_decode_result *r) {
     cf_decode_work *w = work_of(r);
-    pack_decoder(m, w);
+    pack_weights(m, w);
     w->packed_for = m;
 }
 
@@ -277,11 +279,12 @@ static void run_begin(decode_run *r, const cf_transformer *m, cf_ctx *ctx, const
     r->n_threads = omp_get_max_threads(); /* fixed for the call: threads adapt only between calls */
 
     cf_decode_work *w = work_of(out);
-    /* The decoder's weights, packed once for all the steps (a series packed them already); the
+    /* The weights, packed once for the encoder and all the steps (a series packed them already); the
      * products read them in place of the weights themselves (cf_linear, no-grad mode) */
     r->saved_packed = ctx->packed;
-    ctx->packed = NULL; /* the encoder: many rows, BLAS */
-    if (!o->no_pack && w->packed_for != m) pack_decoder(m, w);
+    ctx->packed = NULL;
+    if (!o->no_pack && w->packed_for != m) pack_weights(m, w);
+    if (!o->no_pack && w->packed.n > 0) ctx->packed = &w->packed; /* the encoder's and the steps' products */
     size_t need = bufs_layout(&r->b, NULL, B, K, beam, r->L1, r->n_threads);
     if (need > w->cap) {
         free(w->buf);
@@ -312,7 +315,6 @@ static void run_begin(decode_run *r, const cf_transformer *m, cf_ctx *ctx, const
         mem = rep;
     }
     r->memory = mem;
-    if (!o->no_pack && w->packed.n > 0) ctx->packed = &w->packed; /* the steps' products */
 }
 
 /* One decoder step over the active rows: logits [n*K, V], valid until the arena is reset. */

@@ -37,9 +37,10 @@
  * largest batch has been seen decoding allocates nothing, per step or per call. A sentence that is
  * done leaves the batch before the next step (its rows are dropped from every cache), beam search
  * reorders only the self-attention caches (the K rows of a sentence share its cross-attention
- * memory) and, in AVX-512 builds, the decoder's weights are packed once per call (once per corpus
- * in cf_translate_tokens) for the few-row products of the steps (core/gemm.h; opts.no_pack: the
- * tiled BLAS products instead, the same outputs up to float rounding).
+ * memory) and, in AVX-512 builds, the model's weights are packed once per call (once per corpus
+ * in cf_translate_tokens) for the products of the encoder and of the steps (core/gemm.h; a copy
+ * the size of the weights; opts.no_pack: the tiled BLAS products instead, the same outputs up to
+ * float rounding).
  */
 #ifndef CF_TRANSLATE_DECODE_H
 #define CF_TRANSLATE_DECODE_H
@@ -53,8 +54,8 @@ typedef struct cf_decode_opts {
     double max_len_a;           /* max output tokens = floor(a * source length + b) ... */
     int64_t max_len_b;          /* ... capped at model.max_len - 1 */
     int32_t bos_id, eos_id, pad_id;
-    bool no_pack;               /* products through the tiled BLAS GEMM instead of the decoder's weights
-                                 * prepacked for few-row products (cf_decode_pack; tests, benchmarks) */
+    bool no_pack;               /* products through the tiled BLAS GEMM instead of the model's weights
+                                 * prepacked for them (cf_decode_pack; tests, benchmarks) */
 } cf_decode_opts;
 
 /* The searches' buffers and caches, kept across calls (translate/decode.c). */
@@ -98,7 +99,7 @@ int cf_decode_beam(const cf_transformer *m, cf_ctx *ctx, const int32_t *src, con
                    int64_t S, const cf_decode_opts *o, cf_decode_result *out);
 
 /* A series of cf_decode_batch calls on one model whose weights do not change in between
- * (translating a corpus): cf_decode_pack packs the decoder's weights for few-row products once
+ * (translating a corpus): cf_decode_pack packs the model's weights for the products once
  * into r's work area, and the calls use that copy until cf_decode_unpack. Without it every call
  * packs them again, so a model updated between calls (training) is always decoded as it is now. */
 void cf_decode_pack(const cf_transformer *m, cf_decode_result *r);
