@@ -113,19 +113,27 @@ asan:
 	    EXTRA_CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined" \
 	    EXTRA_LDFLAGS="-fsanitize=address,undefined" test
 
+# What the decoding comparison decodes: bench-small's shapes (a random model, random sources) and,
+# once `cformer train configs/multi30k.json` has made it, the Multi30k run's test set.
+DECODE_TARGETS ?= configs/bench_small.json $(wildcard runs/multi30k)
+DECODE_N ?= 64
+
 # Kernel benchmarks, then full training steps of the bench configs; the side-by-side PyTorch
-# comparison only where Debian's python3 has torch (never needed by CI).
+# comparisons (training steps, then decoding) only where Debian's python3 has torch (never needed by CI).
 bench: all $(BENCH_BIN)
 	$(BENCH_BIN)
 	$(CLI) bench configs/bench_tiny.json
 	$(CLI) bench configs/bench_small.json
-	@if /usr/bin/python3 -c 'import torch' 2>/dev/null; then bench/compare_torch.sh; \
-	else echo "bench: /usr/bin/python3 has no torch: skipping the PyTorch comparison (make bench-torch)"; fi
+	@if /usr/bin/python3 -c 'import torch' 2>/dev/null; then bench/compare_torch.sh && \
+	    DECODE_N=$(DECODE_N) bench/compare_decode.sh 3 $(DECODE_TARGETS); \
+	else echo "bench: /usr/bin/python3 has no torch: skipping the PyTorch comparisons (make bench-torch)"; fi
 	bench/load.sh
 
-# cformer vs PyTorch 1.13, interleaved rounds (bench/compare_torch.sh; docs/performance.md).
+# cformer vs PyTorch 1.13, interleaved rounds (bench/compare_torch.sh, bench/compare_decode.sh;
+# docs/performance.md).
 bench-torch: all
 	bench/compare_torch.sh
+	DECODE_N=$(DECODE_N) bench/compare_decode.sh 3 $(DECODE_TARGETS)
 
 # --resume: a second `make run` continues an interrupted run, or reprints a finished one's test BLEU.
 run: all

@@ -33,7 +33,7 @@ static void bench_case(const char *name, int64_t B, int64_t H, int64_t Hkv, int6
     cf_real *dout = malloc((size_t)q->numel * sizeof *dout);
     cf_rng r = cf_rng_init(4, CF_RNG_STREAM_TEST);
     for (int64_t i = 0; i < q->numel; i++) dout[i] = (cf_real)(2 * cf_rng_uniform(&r) - 1);
-    cf_attn_opts o = {1 / sqrt((double)D), causal, NULL, 0, dropout};
+    cf_attn_opts o = {.scale = 1 / sqrt((double)D), .causal = causal, .dropout = dropout};
     cf_ctx *ctx = cf_ctx_new(1);
     double fwd[REPS], bwd[REPS], tot[REPS];
     for (int rep = -2; rep < REPS; rep++) { /* two warm-up runs size the arena */

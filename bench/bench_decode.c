@@ -26,6 +26,7 @@ static double decode_all(const cf_transformer *m, cf_ctx *ctx, const int32_t *sr
                          int64_t batch, const cf_decode_opts *o, cf_decode_result *r, int64_t *tokens) {
     double t0 = cf_now_s();
     *tokens = 0;
+    cf_decode_pack(m, r); /* weights packed once for the set, as cf_translate_tokens does */
     for (int64_t s = 0; s < BD_SENTENCES; s += batch) {
         int64_t n = BD_SENTENCES - s < batch ? BD_SENTENCES - s : batch, S = 0;
         for (int64_t i = 0; i < n; i++) S = lens[s + i] > S ? lens[s + i] : S;
@@ -33,9 +34,13 @@ static double decode_all(const cf_transformer *m, cf_ctx *ctx, const int32_t *sr
         int32_t packed[BD_SENTENCES * BD_SRC_MAX];
         for (int64_t i = 0; i < n; i++)
             for (int64_t j = 0; j < S; j++) packed[i * S + j] = src[(s + i) * BD_SRC_MAX + j];
-        if (cf_decode_batch(m, ctx, packed, lens + s, n, S, o, r) != 0) return -1;
+        if (cf_decode_batch(m, ctx, packed, lens + s, n, S, o, r) != 0) {
+            cf_decode_unpack(r);
+            return -1;
+        }
         *tokens += r->offsets[r->n] + r->n;
     }
+    cf_decode_unpack(r);
     return cf_now_s() - t0;
 }
 

@@ -45,7 +45,9 @@ static const char *usage =
     "  --set key.path=v override a config key (repeatable), e.g. --set bench.batch_size=64\n"
     "  --json           one JSON object on stdout instead of the report\n"
     "  --profile        also print forward and backward time per op (core/profile.h)\n"
-    "cformer bench attention: the attention variants side by side (cformer bench attention --help).\n";
+    "\n"
+    "cformer bench attention: the attention variants side by side (cformer bench attention --help).\n"
+    "cformer bench decode: greedy and beam-search decoding of a run or a config (cformer bench decode --help).\n";
 
 static double peak_rss_mib(void) {
     struct rusage ru;
@@ -229,6 +231,7 @@ fail:
 }
 
 int cf_cmd_bench(int argc, char **argv) {
+    if (argc > 0 && strcmp(argv[0], "decode") == 0) return cf_cmd_bench_decode(argc - 1, argv + 1);
     if (argc >= 1 && strcmp(argv[0], "attention") == 0) return cf_cmd_bench_attention(argc - 1, argv + 1);
     const char *path = NULL;
     bool json = false, profile = false;

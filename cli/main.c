@@ -34,7 +34,8 @@ static const cf_cli_command commands[] = {
     {"config", cf_cmd_config, "validate a run config and print it with every default filled in"},
     {"tokenizer", cf_cmd_tokenizer, "train a tokenizer (bpe, wordpiece, unigram), encode, decode, compare"},
     {"data", cf_cmd_data, "generate the toy German -> English data set or the copy task"},
-    {"bench", cf_cmd_bench, "time training steps of a config's model on synthetic batches; bench attention: the variants"},
+    {"bench", cf_cmd_bench, "time training steps of a config's model on synthetic batches; bench attention: the "
+                            "variants; bench decode: decoding of a run or config"},
     {"memory", cf_cmd_memory, "parameters, weight and KV-cache bytes of a config or a preset LLM (Qwen3, DeepSeek)"},
 };
 enum { N_COMMANDS = sizeof commands / sizeof commands[0] };

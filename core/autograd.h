@@ -63,6 +63,10 @@ struct cf_ctx {
     uint64_t step;                           /* current step, for dropout */
     uint64_t dropout_calls;                  /* dropout calls this step: the "tensor id" */
     cf_profile *profile;                     /* time per op when set (core/profile.h); NULL: off */
+    const struct cf_gemm_packed_set *packed; /* weights cf_linear reads prepacked in no-grad mode (decoding,
+                                              * core/gemm.h); NULL: none */
+    int64_t packed_misses;                   /* no-grad cf_linear calls, with packed set, whose weight it lacked
+                                              * (they ran on BLAS; tests check decoding has none) */
 };
 
 cf_ctx *cf_ctx_new(uint64_t seed);

@@ -5,6 +5,11 @@
  *     cf_gemm_rm(false, true, m, n, k, 1, a, k, b, k, 0, c, n);
  *     // the same for `count` matrices at fixed strides
  *     cf_gemm_rm_batched(count, false, false, m, n, k, 1, a, m * k, k, b, k * n, n, 0, c, m * n, n);
+ *     // decoding: weights packed once, then products against them (AVX-512 builds)
+ *     cf_gemm_packed_set set = {0};
+ *     cf_gemm_packed_set_build(&set, (const cf_real *[]){w}, (int64_t[]){n}, (int64_t[]){k}, 1);
+ *     cf_gemm_packed_bias(m, a, k, cf_gemm_packed_find(&set, w, n, k), bias, c, n);   // c = a @ w^T + bias
+ *     cf_gemm_packed_set_free(&set);
  *
  * Why not call cblas_sgemm with several threads: OpenBLAS splits a threaded GEMM in a way that
  * depends on the thread count (and the CPU), so the same product rounds differently on 1 and 2
@@ -51,5 +56,42 @@ void cf_gemm_serial(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
 /* C[m,n] = op(A) op(B) + bias[n] on every row (linear layers: the bias rides in the GEMM's tiles). */
 void cf_gemm_rm_bias(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const cf_real *a, int64_t lda,
                      const cf_real *b, int64_t ldb, const cf_real *bias, cf_real *c, int64_t ldc);
+
+/* ---- prepacked weights (core/gemm_packed.c): decoding's products ----
+ * W [n, k] (a linear layer's weight, row-major, used as op(B) = W^T) in panels of
+ * CF_GEMM_PACK_NR columns, packed once and read by every product of a decode instead of being
+ * repacked by BLAS at each call. Each element of C is one FMA chain over k from 0, then + bias,
+ * whatever the thread count and the number of rows. Only in float builds with AVX-512
+ * (cf_gemm_packed_available); callers fall back to cf_gemm_rm_bias elsewhere. */
+enum { CF_GEMM_PACK_NR = 64 };
+
+typedef struct cf_gemm_packed {
+    const cf_real *src;         /* the weight it was packed from and its shape: the lookup key (a fused
+                                 * projection [3d, d] starts where its first part [d, d] does) */
+    int64_t n, k;
+    const cf_real *data;        /* cf_gemm_pack_len(n, k) reals, 64-byte aligned */
+} cf_gemm_packed;
+
+/* Packed copies of several weights in one block, reused (and grown) by each build. */
+typedef struct cf_gemm_packed_set {
+    cf_gemm_packed *items;
+    int n, cap;
+    cf_real *block;
+    int64_t block_cap;          /* reals */
+} cf_gemm_packed_set;
+
+bool cf_gemm_packed_available(void);
+int64_t cf_gemm_pack_len(int64_t n, int64_t k);
+void cf_gemm_pack_wt(const cf_real *w, int64_t n, int64_t k, cf_real *out);
+/* Pack count weights w[i] [n[i], k[i]] (a weight listed twice, same pointer and shape, is packed
+ * once); replaces the set's contents. Does nothing when packing is not available. */
+void cf_gemm_packed_set_build(cf_gemm_packed_set *s, const cf_real *const *w, const int64_t *n, const int64_t *k,
+                              int count);
+/* The packed copy of weight w [n, k], or NULL. */
+const cf_gemm_packed *cf_gemm_packed_find(const cf_gemm_packed_set *s, const cf_real *w, int64_t n, int64_t k);
+void cf_gemm_packed_set_free(cf_gemm_packed_set *s);
+/* C[m, n] = A[m, k] @ W^T (+ bias[n]), lda and ldc in reals. */
+void cf_gemm_packed_bias(int64_t m, const cf_real *a, int64_t lda, const cf_gemm_packed *w, const cf_real *bias,
+                         cf_real *c, int64_t ldc);
 
 #endif

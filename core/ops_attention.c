@@ -189,6 +189,96 @@ static void attn_softmax_row(cf_real *p, int64_t S, int64_t lo, int64_t hi) {
     memset(p + hi, 0, (size_t)(S - hi) * sizeof *p);
 }
 
+/* Blocks of at most this many query rows skip BLAS: decoding's steps attend with one query row
+ * (K for a beam-search sentence's folded cross-attention), where a cblas_sgemm call and its
+ * packing cost several times the arithmetic (38% of a greedy decode of bench-small went there). */
+enum { ATTN_FEW_ROWS = 4 };
+
+/* p[i, 0:nk] = (q_i . k_j) * scale for the nr (<= ATTN_FEW_ROWS) rows of q, and out[i, 0:D] =
+ * sum over j < nk of w[i, j] v_j. Each is a fixed sequence of float operations (no dependence on
+ * the thread count or on other rows). With AVX-512 and D a multiple of 16: a score is one FMA
+ * chain per lane over D/16 chunks, then _mm512_reduce_add_ps; a weighted sum keeps its D <= 64
+ * outputs in registers, one FMA chain per element over j ascending. Elsewhere, plain loops. */
+#if defined(__AVX512F__) && !defined(CF_REAL_DOUBLE)
+#include <immintrin.h>
+#define ATTN_FEW_AVX512 1
+#endif
+
+static void attn_few_scores(int64_t nr, int64_t nk, int64_t D, cf_real scale, const cf_real *q, int64_t ldq,
+                            const cf_real *k, int64_t ldk, cf_real *p, int64_t ldp) {
+#ifdef ATTN_FEW_AVX512
+    if (D % 16 == 0) {
+        for (int64_t i = 0; i < nr; i++) {
+            const float *qi = q + i * ldq;
+            int64_t j = 0;
+            for (; j + 4 <= nk; j += 4) { /* four keys at a time: independent chains and reductions */
+                const float *k0 = k + j * ldk;
+                __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+                for (int64_t d = 0; d < D; d += 16) {
+                    __m512 qv = _mm512_loadu_ps(qi + d);
+                    a0 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(k0 + d), a0);
+                    a1 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(k0 + ldk + d), a1);
+                    a2 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(k0 + 2 * ldk + d), a2);
+                    a3 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(k0 + 3 * ldk + d), a3);
+                }
+                p[i * ldp + j] = _mm512_reduce_add_ps(a0) * scale;
+                p[i * ldp + j + 1] = _mm512_reduce_add_ps(a1) * scale;
+                p[i * ldp + j + 2] = _mm512_reduce_add_ps(a2) * scale;
+                p[i * ldp + j + 3] = _mm512_reduce_add_ps(a3) * scale;
+            }
+            for (; j < nk; j++) { /* the same chain and reduction for the last keys */
+                __m512 a0 = _mm512_setzero_ps();
+                for (int64_t d = 0; d < D; d += 16)
+                    a0 = _mm512_fmadd_ps(_mm512_loadu_ps(qi + d), _mm512_loadu_ps(k + j * ldk + d), a0);
+                p[i * ldp + j] = _mm512_reduce_add_ps(a0) * scale;
+            }
+        }
+        return;
+    }
+#endif
+    for (int64_t i = 0; i < nr; i++) {
+        const cf_real *qi = q + i * ldq;
+        for (int64_t j = 0; j < nk; j++) {
+            const cf_real *kj = k + j * ldk;
+            cf_real dot = 0;
+#pragma omp simd reduction(+ : dot)
+            for (int64_t d = 0; d < D; d++) dot += qi[d] * kj[d];
+            p[i * ldp + j] = dot * scale;
+        }
+    }
+}
+
+static void attn_few_weighted_sum(int64_t nr, int64_t nk, int64_t D, const cf_real *w, int64_t ldw, const cf_real *v,
+                                  int64_t ldv, cf_real *out, int64_t ldo) {
+#ifdef ATTN_FEW_AVX512
+    if (D % 16 == 0 && D <= 64) {
+        int64_t nc = D / 16;
+        for (int64_t i = 0; i < nr; i++) {
+            const float *wi = w + i * ldw;
+            __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+            for (int64_t j = 0; j < nk; j++) {
+                __m512 a = _mm512_set1_ps(wi[j]);
+                const float *vj = v + j * ldv;
+                for (int64_t c = 0; c < 4; c++)
+                    if (c < nc) acc[c] = _mm512_fmadd_ps(a, _mm512_loadu_ps(vj + 16 * c), acc[c]);
+            }
+            for (int64_t c = 0; c < nc; c++) _mm512_storeu_ps(out + i * ldo + 16 * c, acc[c]);
+        }
+        return;
+    }
+#endif
+    for (int64_t i = 0; i < nr; i++) {
+        cf_real *o = out + i * ldo;
+        const cf_real *wi = w + i * ldw;
+        memset(o, 0, (size_t)D * sizeof *o);
+        for (int64_t j = 0; j < nk; j++) {
+            const cf_real *vj = v + j * ldv, a = wi[j];
+#pragma omp simd
+            for (int64_t d = 0; d < D; d++) o[d] += a * vj[d];
+        }
+    }
+}
+
 /* One (b, h): out_h [T,Dv] from q_h [T,Dk], k_h [S,Dk], v_h [S,Dv] (rows at their layouts' row
  * strides). p_h [T,S] receives the probabilities; pd [RB,S] is scratch for the dropped weights,
  * qa [RB, 2R+1] for relative positions. */
@@ -206,8 +296,11 @@ static void attn_forward_head(const attn_cfg *c, int64_t b, int64_t h, const cf_
         }
         int64_t nk = hi - lo;
         /* scores [nr, nk] = q_blk @ k_vis^T * scale, written into P's rows */
-        cf_gemm_serial(false, true, nr, nk, Dk, (cf_real)c->scale, q_h + i0 * ldq, ldq, k_h + lo * ldk, ldk, 0,
-                       p_h + i0 * S + lo, S);
+        if (nr <= ATTN_FEW_ROWS)
+            attn_few_scores(nr, nk, Dk, (cf_real)c->scale, q_h + i0 * ldq, ldq, k_h + lo * ldk, ldk, p_h + i0 * S + lo, S);
+        else
+            cf_gemm_serial(false, true, nr, nk, Dk, (cf_real)c->scale, q_h + i0 * ldq, ldq, k_h + lo * ldk, ldk, 0,
+                           p_h + i0 * S + lo, S);
         if (c->rel) attn_rel_forward(c, i0, i1, lo, hi, q_h, attn_rel_table(c, h), qa, p_h);
         for (int64_t i = i0; i < i1; i++) {
             cf_real *p = p_h + i * S, *d = pd + (i - i0) * S;
@@ -224,7 +317,10 @@ static void attn_forward_head(const attn_cfg *c, int64_t b, int64_t h, const cf_
         }
         /* out_blk [nr, Dv] = Pd[:, lo:hi] @ v[lo:hi] */
         const cf_real *w = drop ? pd + lo : p_h + i0 * S + lo;
-        cf_gemm_serial(false, false, nr, Dv, nk, 1, w, S, v_h + lo * ldv, ldv, 0, out_h + i0 * ldo, ldo);
+        if (nr <= ATTN_FEW_ROWS)
+            attn_few_weighted_sum(nr, nk, Dv, w, S, v_h + lo * ldv, ldv, out_h + i0 * ldo, ldo);
+        else
+            cf_gemm_serial(false, false, nr, Dv, nk, 1, w, S, v_h + lo * ldv, ldv, 0, out_h + i0 * ldo, ldo);
     }
 }
 

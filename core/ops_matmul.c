@@ -116,7 +116,14 @@ cf_tensor *cf_linear(cf_ctx *ctx, cf_tensor *x, cf_tensor *w, cf_tensor *bias) {
     shape[x->ndim - 1] = outc;
     cf_tensor *out = cf_tensor_new(ctx, x->ndim, shape);
     /* out[R,OUT] = x[R,IN] @ w[OUT,IN]^T (+ bias on every row, inside the GEMM's tiles) */
-    if (bias)
+    const cf_gemm_packed *pw = NULL;
+    if (ctx->packed && !ctx->grad_enabled) { /* decoding: the weight packed once for the whole decode */
+        pw = cf_gemm_packed_find(ctx->packed, w->data, outc, in);
+        if (!pw) ctx->packed_misses++;
+    }
+    if (pw)
+        cf_gemm_packed_bias(rows, x->data, in, pw, bias ? bias->data : NULL, out->data, outc);
+    else if (bias)
         cf_gemm_rm_bias(false, true, rows, outc, in, x->data, in, w->data, in, bias->data, out->data, outc);
     else
         cf_gemm_rm(false, true, rows, outc, in, 1, x->data, in, w->data, in, 0, out->data, outc);

@@ -347,3 +347,23 @@ cf_tensor *cf_nn_attention_forward(cf_ctx *ctx, const cf_nn_attention *a, cf_ten
     return attend(ctx, a, batch, t, k->shape[2], cf_attn_view_heads(q), cf_attn_view_heads(k), cf_attn_view_heads(v),
                   &opts);
 }
+
+int cf_nn_attention_linear_weights(const cf_nn_attention *a, bool self_attn, const cf_tensor **out) {
+    int n = 0;
+    if (projects_in_place(a)) { /* forward_in_place */
+        if (self_attn) {
+            out[n++] = a->qkv_weight;
+        } else {
+            out[n++] = a->q_proj.weight;
+            out[n++] = a->kv_weight;
+        }
+    } else { /* project_q, then k_proj/v_proj or MLA's latent and its expansion */
+        const cf_nn_linear *ls[7] = {&a->q_proj, &a->q_a_proj, &a->q_b_proj, &a->k_proj,
+                                     &a->v_proj, &a->kv_a_proj, &a->kv_b_proj};
+        for (int i = 0; i < 7; i++)
+            if (ls[i]->weight) out[n++] = ls[i]->weight;
+    }
+    out[n++] = a->out_proj.weight;
+    CF_ASSERT(n <= CF_NN_ATTENTION_MAX_WEIGHTS, "attention: %d weights", n);
+    return n;
+}

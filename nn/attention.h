@@ -84,4 +84,12 @@ int64_t cf_kv_cache_bytes_per_token(const cf_nn_attention *a);
 void cf_kv_cache_reorder(cf_kv_cache *c, const int32_t *order, int64_t n, cf_real *scratch);
 int64_t cf_kv_cache_scratch_len(const cf_kv_cache *c);
 
+/* The weights cf_nn_attention_forward multiplies by through cf_linear, in self-attention (xkv ==
+ * xq) or cross-attention: the fused [(H + 2 Hkv) D, d] or [2 Hkv D, d] views where the forward
+ * projects in one GEMM, else the separate projections (MLA: its low-rank pairs). Writes at most
+ * CF_NN_ATTENTION_MAX_WEIGHTS into out, returns the count. Decoding packs them once
+ * (translate/decode.c). */
+enum { CF_NN_ATTENTION_MAX_WEIGHTS = 8 };
+int cf_nn_attention_linear_weights(const cf_nn_attention *a, bool self_attn, const cf_tensor **out);
+
 #endif

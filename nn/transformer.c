@@ -163,18 +163,25 @@ cf_tensor *cf_transformer_encode(cf_ctx *ctx, const cf_transformer *m, const int
 /* x [B, T, d] at positions pos..: causal self-attention, cross-attention on memory [B, S, d], then
  * the FFN. Teacher forcing passes no caches (pos 0); incremental decoding passes this layer's
  * caches: self-attention appends x's keys, and cross-attention projects memory only while its
- * cache is empty (the first step) and reads the cache afterwards. */
+ * cache is empty (the first step) and reads the cache afterwards. cross_group > 1 (decoding, T 1):
+ * every cross_group consecutive rows of x share one cross-cache row, so they attend to it as
+ * cross_group queries of one row (the same maths as one query per row against a copy; the
+ * attention's products then have cross_group rows, which BLAS may round differently in the last
+ * bit). */
 static cf_tensor *decoder_layer(cf_ctx *ctx, const cf_transformer *m, const cf_nn_decoder_layer *l, cf_tensor *x,
                                 cf_tensor *memory, const int32_t *src_lens, cf_kv_cache *self_cache,
-                                cf_kv_cache *cross_cache, int64_t pos) {
+                                cf_kv_cache *cross_cache, int64_t pos, int64_t cross_group) {
     const cf_nn_attn_mask causal = {.causal = true}, pad = {.key_lens = src_lens};
     cf_tensor *mem = cross_cache && cross_cache->len > 0 ? NULL : memory;
     cf_tensor *h = sublayer_in(ctx, m, &l->self_attn_norm, x);
     x = sublayer_out(ctx, m, &l->self_attn_norm, x,
                      cf_nn_attention_forward(ctx, &l->self_attn, h, h, &causal, self_cache, pos));
     h = sublayer_in(ctx, m, &l->cross_attn_norm, x);
-    x = sublayer_out(ctx, m, &l->cross_attn_norm, x,
-                     cf_nn_attention_forward(ctx, &l->cross_attn, h, mem, &pad, cross_cache, pos));
+    int64_t rows = h->shape[0], d = h->shape[2];
+    if (cross_group > 1) h = cf_reshape(ctx, h, 3, (int64_t[]){rows / cross_group, cross_group, d});
+    cf_tensor *c = cf_nn_attention_forward(ctx, &l->cross_attn, h, mem, &pad, cross_cache, pos);
+    if (cross_group > 1) c = cf_reshape(ctx, c, 3, (int64_t[]){rows, 1, d});
+    x = sublayer_out(ctx, m, &l->cross_attn_norm, x, c);
     h = sublayer_in(ctx, m, &l->ffn_norm, x);
     x = sublayer_out(ctx, m, &l->ffn_norm, x, ffn_block(ctx, m, &l->ffn, &l->moe, h));
     return x;
@@ -185,7 +192,7 @@ static cf_tensor *decoder_hidden(cf_ctx *ctx, const cf_transformer *m, cf_tensor
                                  const int32_t *src_lens, cf_decode_state *st) {
     for (int i = 0; i < m->cfg.dec_layers; i++)
         x = decoder_layer(ctx, m, &m->dec[i], x, memory, src_lens, st ? st->self_cache[i] : NULL,
-                          st ? st->cross_cache[i] : NULL, st ? st->pos : 0);
+                          st ? st->cross_cache[i] : NULL, st ? st->pos : 0, st ? st->cross_group : 1);
     return m->cfg.pre_norm ? cf_nn_norm_forward(ctx, &m->dec_norm, x) : x;
 }
 
@@ -217,18 +224,61 @@ cf_tensor *cf_transformer_loss(cf_ctx *ctx, const cf_transformer *m, const cf_se
 
 /* ---- incremental decoding ---- */
 
-cf_decode_state *cf_decode_state_new(const cf_transformer *m, int64_t batch, int64_t max_len, int64_t src_len) {
-    cf_decode_state *st = cf_xcalloc(1, sizeof *st);
+/* Queries of one cross-cache row may stand for several decoder rows only when their positions do
+ * not matter: no rotary queries (MLA rotates part of its queries, even in cross-attention). */
+static bool cross_folds(const cf_nn_attention *a) { return a->kind != CF_ATTN_MLA && !a->rope; }
+
+/* Rows x positions to hold: what is there if it suffices, else need or half as much again. */
+static int64_t slots_for(int64_t have, int64_t need) {
+    if (need <= have) return have;
+    return have + have / 2 > need ? have + have / 2 : need;
+}
+
+/* Cache c re-armed for batch rows of cap positions; alloc > 0: in new memory of alloc slots. */
+static cf_kv_cache *cache_arm(cf_kv_cache *c, const cf_nn_attention *a, int64_t batch, int64_t cap, int64_t alloc) {
+    if (alloc > 0 || !c) {
+        cf_kv_cache_free(c);
+        int64_t cap1 = cap > 0 ? cap : 1, want = alloc > batch * cap ? alloc : batch * cap;
+        c = cf_kv_cache_new(a, (want + cap1 - 1) / cap1, cap1);
+    }
+    c->batch = batch;
+    c->cap = cap;
+    c->len = 0;
+    return c;
+}
+
+cf_decode_state *cf_decode_state_renew(cf_decode_state *st, const cf_transformer *m, int64_t batch, int64_t group,
+                                       int64_t max_len, int64_t src_len) {
+    CF_ASSERT(group >= 1 && batch % group == 0, "decode state: %lld rows in groups of %lld", (long long)batch,
+              (long long)group);
+    if (!st) {
+        st = cf_xcalloc(1, sizeof *st);
+        st->n_layers = (int)m->cfg.dec_layers;
+        st->self_cache = cf_xcalloc((size_t)st->n_layers, sizeof *st->self_cache);
+        st->cross_cache = cf_xcalloc((size_t)st->n_layers, sizeof *st->cross_cache);
+    }
     st->batch = batch;
     st->cap = max_len;
-    st->n_layers = (int)m->cfg.dec_layers;
-    st->self_cache = cf_xcalloc((size_t)st->n_layers, sizeof *st->self_cache);
-    st->cross_cache = cf_xcalloc((size_t)st->n_layers, sizeof *st->cross_cache);
+    st->pos = 0;
+    st->group = group;
+    st->cross_group = st->n_layers > 0 && cross_folds(&m->dec[0].cross_attn) ? group : 1;
+    /* every layer's caches have the same shape: one decision for all of them */
+    int64_t cross_rows = batch / st->cross_group;
+    int64_t self_slots = slots_for(st->self_slots, batch * max_len);
+    int64_t cross_slots = slots_for(st->cross_slots, cross_rows * src_len);
+    int64_t self_alloc = self_slots != st->self_slots ? self_slots : 0;
+    int64_t cross_alloc = cross_slots != st->cross_slots ? cross_slots : 0;
     for (int i = 0; i < st->n_layers; i++) {
-        st->self_cache[i] = cf_kv_cache_new(&m->dec[i].self_attn, batch, max_len);
-        st->cross_cache[i] = cf_kv_cache_new(&m->dec[i].cross_attn, batch, src_len);
+        st->self_cache[i] = cache_arm(st->self_cache[i], &m->dec[i].self_attn, batch, max_len, self_alloc);
+        st->cross_cache[i] = cache_arm(st->cross_cache[i], &m->dec[i].cross_attn, cross_rows, src_len, cross_alloc);
     }
+    st->self_slots = self_slots;
+    st->cross_slots = cross_slots;
     return st;
+}
+
+cf_decode_state *cf_decode_state_new(const cf_transformer *m, int64_t batch, int64_t max_len, int64_t src_len) {
+    return cf_decode_state_renew(NULL, m, batch, 1, max_len, src_len);
 }
 
 void cf_decode_state_free(cf_decode_state *st) {
@@ -245,13 +295,17 @@ void cf_decode_state_free(cf_decode_state *st) {
 
 cf_tensor *cf_transformer_decode_step(cf_ctx *ctx, const cf_transformer *m, cf_decode_state *st, cf_tensor *memory,
                                       const int32_t *src_lens, const int32_t *ids) {
+    CF_ASSERT(st->pos > 0 || !memory || memory->shape[0] * st->cross_group == st->batch,
+              "decode step: memory of %lld rows for %lld decoder rows in groups of %lld", (long long)memory->shape[0],
+              (long long)st->batch, (long long)st->cross_group);
     cf_tensor *x = embed(ctx, m, m->tgt_embed, &m->dec_pos, ids, st->batch, 1, st->pos);
     cf_tensor *logits = decoder_stack(ctx, m, x, memory, src_lens, st);
     st->pos++;
     return logits;
 }
 
-void cf_decode_state_reorder(cf_decode_state *st, const int32_t *order, int64_t n, bool cross) {
+/* The scratch for reordering: as large as the largest cache block moved. */
+static void reorder_scratch(cf_decode_state *st, bool cross) {
     int64_t need = 0;
     for (int i = 0; i < st->n_layers; i++) {
         int64_t s = cf_kv_cache_scratch_len(st->self_cache[i]);
@@ -264,10 +318,36 @@ void cf_decode_state_reorder(cf_decode_state *st, const int32_t *order, int64_t 
         st->scratch = cf_xmalloc((size_t)need * sizeof *st->scratch);
         st->scratch_len = need;
     }
+}
+
+void cf_decode_state_reorder(cf_decode_state *st, const int32_t *order, int64_t n, bool cross) {
+    reorder_scratch(st, cross);
     for (int i = 0; i < st->n_layers; i++) {
         cf_kv_cache_reorder(st->self_cache[i], order, n, st->scratch);
         if (cross) cf_kv_cache_reorder(st->cross_cache[i], order, n, st->scratch);
     }
+}
+
+void cf_decode_state_compact(cf_decode_state *st, const int32_t *order, const int32_t *groups, int64_t n_groups) {
+    int64_t n = n_groups * st->group;
+    CF_ASSERT(n <= st->batch, "decode state: compact to %lld rows of %lld", (long long)n, (long long)st->batch);
+    bool moved = false; /* cross rows move only when a group before them left */
+    for (int64_t g = 0; g < n_groups; g++) moved |= groups[g] != g;
+    reorder_scratch(st, moved);
+    for (int i = 0; i < st->n_layers; i++) {
+        cf_kv_cache_reorder(st->self_cache[i], order, n, st->scratch);
+        st->self_cache[i]->batch = n;
+        if (moved) {
+            /* one cross row per group, or one per decoder row: every row of a group holds the same
+             * source, so a row may take its new parent's (order[i] lies in its own group) */
+            if (st->cross_group > 1)
+                cf_kv_cache_reorder(st->cross_cache[i], groups, n_groups, st->scratch);
+            else
+                cf_kv_cache_reorder(st->cross_cache[i], order, n, st->scratch);
+        }
+        st->cross_cache[i]->batch = st->cross_group > 1 ? n_groups : n;
+    }
+    st->batch = n;
 }
 
 /* ---- FLOPs ---- */
@@ -297,4 +377,36 @@ double cf_transformer_flops(const cf_transformer *m, int64_t src_len, int64_t tg
         f += attn_flops(&m->dec[i].self_attn, tgt_len, tgt_len) + attn_flops(&m->dec[i].cross_attn, tgt_len, src_len) +
              ffn_flops(m, &m->dec[i].ffn, &m->dec[i].moe, tgt_len);
     return f + 2.0 * (double)tgt_len * (double)m->output_proj->numel;
+}
+
+/* Layer weights in the order of the forward: attentions (self, then cross if any), then the FFN's. */
+static int layer_weights(const cf_transformer *m, const cf_nn_attention *self, const cf_nn_attention *cross,
+                         const cf_nn_ffn *ffn, const cf_nn_moe *moe, const cf_tensor **out, int n) {
+    const cf_tensor *buf[CF_NN_ATTENTION_MAX_WEIGHTS];
+    for (int j = 0; j < 2; j++) {
+        const cf_nn_attention *a = j == 0 ? self : cross;
+        if (!a) continue;
+        int k = cf_nn_attention_linear_weights(a, j == 0, buf);
+        for (int q = 0; q < k; q++, n++)
+            if (out) out[n] = buf[q];
+    }
+    const cf_nn_ffn *f = m->moe ? (moe->n_shared > 0 ? &moe->shared : NULL) : ffn;
+    const cf_tensor *ws[4] = {m->moe ? moe->router : NULL, f ? f->fc1.weight : NULL, f ? f->fc2.weight : NULL,
+                              f ? f->gate.weight : NULL};
+    for (int q = 0; q < 4; q++)
+        if (ws[q]) {
+            if (out) out[n] = ws[q];
+            n++;
+        }
+    return n;
+}
+
+int cf_transformer_decode_weights(const cf_transformer *m, const cf_tensor **out) {
+    int n = 0;
+    for (int i = 0; i < m->cfg.enc_layers; i++)
+        n = layer_weights(m, &m->enc[i].self_attn, NULL, &m->enc[i].ffn, &m->enc[i].moe, out, n);
+    for (int i = 0; i < m->cfg.dec_layers; i++)
+        n = layer_weights(m, &m->dec[i].self_attn, &m->dec[i].cross_attn, &m->dec[i].ffn, &m->dec[i].moe, out, n);
+    if (out) out[n] = m->output_proj;
+    return n + 1;
 }

@@ -72,18 +72,35 @@ cf_tensor *cf_transformer_decode(cf_ctx *ctx, const cf_transformer *m, cf_tensor
 cf_tensor *cf_transformer_loss(cf_ctx *ctx, const cf_transformer *m, const cf_seq_batch *b, double label_smoothing,
                                cf_ce_stats *stats);
 
-/* Incremental decoding: per-layer self- and cross-attention caches. */
+/* Incremental decoding: per-layer self- and cross-attention caches.
+ *
+ * batch rows decode side by side; `group` consecutive rows read the same source (the beams of one
+ * sentence), and when the cross-attention allows it (no rotary queries: every variant but MLA) the
+ * cross caches hold one row per source and the group's rows attend to it as `group` queries of one
+ * batch row, so the encoder output, its K/V projection and the cross cache exist once per sentence
+ * (st->cross_group == group; otherwise 1 and the caller passes one memory row per decoder row). */
 typedef struct cf_decode_state {
     int64_t batch, cap, pos;            /* pos: tokens decoded so far */
+    int64_t group;                      /* rows per source */
+    int64_t cross_group;                /* rows per cross-cache row: group or 1 */
     cf_kv_cache **self_cache, **cross_cache;
     int n_layers;
-    cf_real *scratch;                   /* for cf_decode_state_reorder: allocated at its first call */
+    cf_real *scratch;                   /* for reordering caches: allocated at the first call */
     int64_t scratch_len;
+    int64_t self_slots, cross_slots;    /* rows x positions the caches' memory holds (reuse) */
 } cf_decode_state;
 
 cf_decode_state *cf_decode_state_new(const cf_transformer *m, int64_t batch, int64_t max_len, int64_t src_len);
+/* A state for `batch` rows in groups of `group` (batch % group == 0), max_len positions and src_len
+ * source positions. st NULL: a new state; otherwise st is re-armed (pos 0, caches empty), reusing
+ * its memory when it is large enough and else growing it by at least half, so a sequence of calls
+ * stops allocating once the largest shapes have been seen. Returns the state. */
+cf_decode_state *cf_decode_state_renew(cf_decode_state *st, const cf_transformer *m, int64_t batch, int64_t group,
+                                       int64_t max_len, int64_t src_len);
 void cf_decode_state_free(cf_decode_state *st);
-/* Feed ids [B] (the tokens at position st->pos); returns logits [B, 1, V] for the next position. */
+/* Feed ids [B] (the tokens at position st->pos); returns logits [B, 1, V] for the next position.
+ * memory [B / cross_group, S, d] is read at the first step only (it fills the cross caches);
+ * src_lens has one entry per memory row. */
 cf_tensor *cf_transformer_decode_step(cf_ctx *ctx, const cf_transformer *m, cf_decode_state *st, cf_tensor *memory,
                                       const int32_t *src_lens, const int32_t *ids);
 /* Beam search: row i of every self-attention cache becomes old row order[i] (i < n), and of every
@@ -91,6 +108,11 @@ cf_tensor *cf_transformer_decode_step(cf_ctx *ctx, const cf_transformer *m, cf_d
  * source (beams of one sentence) leaves the cross caches as they are. The scratch buffer is
  * allocated once, at the first call: later calls do not malloc. */
 void cf_decode_state_reorder(cf_decode_state *st, const int32_t *order, int64_t n, bool cross);
+/* Keep some groups (finished sentences leave the batch): the state shrinks to n_groups * group
+ * rows; row i of the self-attention caches becomes old row order[i] (i < n_groups * group, each
+ * taken from a kept group's old rows, so beam reordering rides along) and group g's cross-cache
+ * rows become old group groups[g]'s. Kept groups stay in their old order (groups increasing). */
+void cf_decode_state_compact(cf_decode_state *st, const int32_t *order, const int32_t *groups, int64_t n_groups);
 
 int64_t cf_transformer_num_params(const cf_transformer *m);
 /* Parameters one token uses: all of them for a dense model; an MoE layer counts its router, k
@@ -98,5 +120,11 @@ int64_t cf_transformer_num_params(const cf_transformer *m);
 int64_t cf_transformer_active_params(const cf_transformer *m);
 /* Forward FLOPs (multiply-adds x 2) for one sentence pair of the given lengths. */
 double cf_transformer_flops(const cf_transformer *m, int64_t src_len, int64_t tgt_len);
+/* The weights decoding multiplies by through cf_linear (cf_transformer_encode, then
+ * cf_transformer_decode_step): each encoder and decoder layer's attention projections
+ * (cf_nn_attention_linear_weights), its dense FFN or its MoE router and shared experts (routed
+ * experts go through cf_grouped_linear), and the output projection. out NULL: only the count.
+ * Returns the count. */
+int cf_transformer_decode_weights(const cf_transformer *m, const cf_tensor **out);
 
 #endif

@@ -207,6 +207,11 @@ TEST(attention_matches_naive_reference) {
         {"rel_grouped_cache", 4, 4, 2, 7, 40, 16, 24, true, 6, lens4, 0, 16, 2},
         {"rel_decode", 4, 4, 2, 1, 40, 32, 32, true, 0, lens4, 0, 8, 1},
         {"rel_dropout", 2, 4, 2, 48, 48, 32, 32, false, 0, lens2, 0.25, 2, 4},
+        /* blocks of <= 4 query rows take the BLAS-free loops (decoding's steps) */
+        {"few_rows_cross", 4, 4, 2, 4, 23, 16, 24, false, 0, lens4, 0, 0, 0},
+        {"few_rows_dropout", 2, 4, 2, 3, 20, 8, 12, false, 0, lens2, 0.25, 0, 0},
+        {"few_rows_rel_window", 2, 4, 4, 2, 30, 16, 16, true, 5, lens2, 0, 3, 2},
+        {"five_rows_blas", 2, 4, 2, 5, 19, 16, 8, false, 0, lens2, 0, 0, 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) check_against_reference(&cases[i], 100 + 4 * i);
 }
@@ -327,6 +332,7 @@ TEST(attention_views_match_naive_reference) {
         {"decode", 4, 4, 2, 1, 40, 32, 32, true, 0, lens4, 0, 0, 0},
         {"mqa_cache", 2, 4, 1, 7, 40, 16, 16, true, 0, lens4, 0, 0, 0},
         {"cross_dropout", 2, 4, 4, 12, 30, 8, 8, false, 0, lens2, 0.25, 0, 0},
+        {"beam_cross", 4, 4, 2, 4, 23, 16, 16, false, 0, lens4, 0, 0, 0}, /* 4 folded beams, few-row loops */
     };
     for (size_t i = 0; i < sizeof cached / sizeof cached[0]; i++)
         check_views_against_reference(&cached[i], false, 400 + 8 * i);

@@ -600,3 +600,71 @@ TEST(decode_rejects_bad_input_and_restores_ctx) {
     cf_ctx_free(ctx);
     cf_transformer_free(m);
 }
+
+/* The decoder's weights packed for few-row products (the default where AVX-512 is built in) and
+ * the tiled BLAS products (no_pack) round differently but compute the same model: on models large
+ * enough for several panels and row tiles, every attention variant and option (the fused in-place
+ * projections and the general path: RoPE, QK-norm, relative positions, MLA; SwiGLU, MoE with a
+ * shared expert), greedy and beam 4 give the same tokens and log-probs within float rounding,
+ * and no product of a step missed its packed weight (ctx->packed_misses). */
+TEST(decode_packed_equals_blas_products) {
+    typedef struct { cf_attn_kind kind; cf_pos_kind pos; bool qk_norm, swiglu, moe; } variant;
+    const variant vs[] = {
+        {CF_ATTN_MHA, CF_POS_SINUSOIDAL, false, false, false}, /* fused projections, in place */
+        {CF_ATTN_GQA, CF_POS_ROPE, false, true, false},
+        {CF_ATTN_MQA, CF_POS_RELATIVE, true, false, false},
+        {CF_ATTN_MLA, CF_POS_SINUSOIDAL, false, false, false},
+        {CF_ATTN_MHA, CF_POS_LEARNED, false, false, true},
+    };
+    for (size_t vi = 0; vi < sizeof vs / sizeof vs[0]; vi++) {
+        const variant *v = &vs[vi];
+        cf_model_config c = random_config(v->kind);
+        c.src_vocab = c.tgt_vocab = 300;
+        c.d_model = 64;
+        c.n_heads = 4;
+        c.n_kv_heads = v->kind == CF_ATTN_GQA ? 2 : v->kind == CF_ATTN_MQA ? 1 : 4;
+        c.kv_lora_rank = 24;
+        c.q_lora_rank = v->kind == CF_ATTN_MLA ? 20 : 0;
+        c.qk_nope_dim = 8;
+        c.qk_rope_dim = 8;
+        c.v_head_dim = 12;
+        c.d_ff = 136; /* not a multiple of the 64-column panels */
+        c.enc_layers = c.dec_layers = 2;
+        c.max_len = 32;
+        c.pos_encoding = v->pos;
+        c.rel_clip = 4;
+        c.qk_norm = v->qk_norm;
+        if (v->swiglu) c.activation = CF_FFN_SWIGLU;
+        if (v->moe) {
+            c.num_experts = 4;
+            c.num_experts_per_token = 2;
+            c.n_shared_experts = 1;
+        }
+        cf_transformer *m = cf_transformer_new(&c, 20 + vi);
+        CHECK_MSG(m != NULL, "variant %zu: %s", vi, cf_error_message());
+        if (!m) continue;
+        cf_ctx *ctx = eval_ctx();
+        int32_t src[NB * NS];
+        make_sources(src, four_lens, NB, NS, c.src_vocab, 30 + vi);
+        for (int64_t beam = 1; beam <= 4; beam += 3) {
+            cf_decode_opts o = opts(beam, 0.6, 1.5, 4);
+            cf_decode_result rp = {0}, rb = {0};
+            ctx->packed_misses = 0;
+            CHECK(cf_decode_batch(m, ctx, src, four_lens, NB, NS, &o, &rp) == 0);
+            CHECK_MSG(ctx->packed_misses == 0, "variant %zu beam %lld: %lld products of a step not packed", vi,
+                      (long long)beam, (long long)ctx->packed_misses);
+            o.no_pack = true;
+            CHECK(cf_decode_batch(m, ctx, src, four_lens, NB, NS, &o, &rb) == 0);
+            CHECK(ctx->packed == NULL);
+            for (int64_t i = 0; i < NB && rp.n == NB && rb.n == NB; i++) {
+                CHECK_MSG(same_tokens(&rp, i, &rb, i), "variant %zu beam %lld sentence %lld: packed and BLAS tokens differ",
+                          vi, (long long)beam, (long long)i);
+                CHECK_NEAR(rp.logprob[i], rb.logprob[i], 1e-4 * (1 + fabs(rb.logprob[i])));
+            }
+            cf_decode_result_free(&rp);
+            cf_decode_result_free(&rb);
+        }
+        cf_ctx_free(ctx);
+        cf_transformer_free(m);
+    }
+}

@@ -1,11 +1,14 @@
 /* tests/test_gemm.c - core/gemm.h: products against a double-precision loop, the fixed partition,
- * and bit-identical results for 1, 2, 3 and 4 threads (the property the tiling exists for). */
+ * and bit-identical results for 1, 2, 3 and 4 threads (the property the tiling exists for); the
+ * packed few-row products of decoding against their FMA-chain error bound, for any thread and row count. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "tests/test.h"
 #include "tests/testlib.h"
+#include "core/autograd.h"
 #include "core/gemm.h"
+#include "core/ops.h"
 #include "core/threads.h"
 
 /* op(X)[i][j] of a row-major X with leading dimension ld */
@@ -128,4 +131,178 @@ TEST(gemm_plan_is_fixed_by_the_shape) {
     CHECK(cf_gemm_plan_of(128, 128, 1024).n_tiles == 2);  /* two 64-row tiles rather than one */
     CHECK(cf_gemm_plan_of(16, 9000, 64).rows == 16);      /* too few rows: column tiles */
     CHECK(cf_gemm_plan_of(16, 9000, 64).n_tiles == 32);
+}
+
+/* ---- prepacked weights (core/gemm_packed.c) ---- */
+
+/* C = A[m, k] @ W[n, k]^T (+ bias) through a packed copy of W, with `threads` threads; C is
+ * malloc'ed [m, ldc] and starts as c0. */
+static cf_real *run_packed(const cf_gemm_packed *p, int threads, int64_t m, const cf_real *a, int64_t lda,
+                           const cf_real *bias, const cf_real *c0, int64_t ldc) {
+    cf_real *c = malloc((size_t)(m * ldc) * sizeof *c + 1);
+    memcpy(c, c0, (size_t)(m * ldc) * sizeof *c);
+    cf_threads_init(threads);
+    cf_gemm_packed_bias(m, a, lda, p, bias, c, ldc);
+    return c;
+}
+
+/* Error bound: every element is one FMA chain s_j = fl(s_{j-1} + a_j b_j) from s_0 = 0, then
+ * fl(s_k + bias). Each FMA rounds once, |delta| <= u = 2^-24, so (Higham, recursive summation)
+ * |s_k - sum a_j b_j| <= gamma_k * sum |a_j b_j|, and the bias adds one rounding:
+ * |c - (sum a_j b_j + bias)| <= gamma_{k+1} * (sum |a_j b_j| + |bias|), gamma_n = n u / (1 - n u).
+ * The double reference errs by ~k 2^-53 of the same sum: 1e-9 of slack covers it. The products
+ * must also be bit-identical for any thread count and any row count: a row alone, in a batch or in
+ * any slice of it gives the same bits (decoding's rows come and go as sentences finish). */
+TEST(gemm_packed_within_fma_bound_and_invariant) {
+    if (!cf_gemm_packed_available()) { /* the fallback: nothing is packed, callers use BLAS */
+        cf_gemm_packed_set s = {0};
+        cf_real w[4] = {1, 2, 3, 4};
+        cf_gemm_packed_set_build(&s, (const cf_real *[]){w}, (int64_t[]){2}, (int64_t[]){2}, 1);
+        CHECK(s.n == 0 && !cf_gemm_packed_find(&s, w, 2, 2));
+        cf_gemm_packed_set_free(&s);
+        return;
+    }
+    typedef struct { int64_t m, n, k, pad; bool bias; } pcase;
+    const pcase cases[] = {
+        {1, 1, 1, 0, true},       /* smallest */
+        {5, 63, 3, 2, false},     /* n < one panel, m < one tile, small k */
+        {6, 64, 7, 0, true},      /* exactly one tile by one panel */
+        {7, 65, 1, 1, true},      /* one row and one column past them, k 1 */
+        {13, 130, 17, 3, false},  /* ragged everywhere, padded leading dimensions */
+        {49, 257, 128, 0, true},  /* one row past a row block, ragged last panel */
+        {100, 1000, 256, 5, true},/* several blocks, enough work for threads */
+        {3, 2000, 0, 0, true},    /* k 0: C = bias */
+        {2, 100, 0, 0, false},    /* k 0, no bias: C = 0 */
+        {24, 8000, 64, 0, false}, /* a vocabulary projection */
+    };
+    const double u = 1.0 / 16777216.0;
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        const pcase *g = &cases[ci];
+        int64_t m = g->m, n = g->n, k = g->k, lda = k + g->pad, ldc = n + g->pad;
+        cf_real *a = malloc((size_t)(m * lda) * sizeof *a + 1), *w = malloc((size_t)(n * k) * sizeof *w + 1);
+        cf_real *bias = malloc((size_t)n * sizeof *bias), *c0 = malloc((size_t)(m * ldc) * sizeof *c0);
+        test_fill_uniform(a, m * lda, -1, 1, 50 + ci);
+        test_fill_uniform(w, n * k, -1, 1, 60 + ci);
+        test_fill_uniform(bias, n, -1, 1, 70 + ci);
+        test_fill_uniform(c0, m * ldc, -1, 1, 80 + ci);
+        const cf_real *b = g->bias ? bias : NULL;
+        cf_gemm_packed_set s = {0};
+        cf_gemm_packed_set_build(&s, (const cf_real *[]){w}, (int64_t[]){n}, (int64_t[]){k}, 1);
+        const cf_gemm_packed *p = cf_gemm_packed_find(&s, w, n, k);
+        CHECK(p && p->n == n && p->k == k && ((uintptr_t)p->data & 63) == 0);
+        if (!p) continue;
+        cf_real *one = run_packed(p, 1, m, a, lda, b, c0, ldc);
+        double gamma = (double)(k + 1) * u / (1 - (double)(k + 1) * u), worst = 0;
+        for (int64_t i = 0; i < m; i++)
+            for (int64_t j = 0; j < n; j++) {
+                double sum = g->bias ? bias[j] : 0, mag = g->bias ? fabs(bias[j]) : 0;
+                for (int64_t q = 0; q < k; q++) {
+                    sum += (double)a[i * lda + q] * w[j * k + q];
+                    mag += fabs((double)a[i * lda + q] * w[j * k + q]);
+                }
+                double err = fabs(one[i * ldc + j] - sum), tol = gamma * mag + 1e-9 * mag;
+                if (k == 0) tol = 0; /* exactly the bias, or 0 */
+                double r = err == 0 ? 0 : err / tol;
+                if (r > worst) worst = r;
+            }
+        CHECK_MSG(worst <= 1, "case %zu (%lld x %lld x %lld): error %.3g of the FMA-chain bound", ci, (long long)m,
+                  (long long)n, (long long)k, worst);
+        for (int64_t i = 0; i < m; i++) /* padding columns of C are never written */
+            for (int64_t j = n; j < ldc; j++) CHECK(one[i * ldc + j] == c0[i * ldc + j]);
+        for (int t = 1; t < TEST_N_THREAD_COUNTS; t++) {
+            cf_real *other = run_packed(p, test_thread_counts[t], m, a, lda, b, c0, ldc);
+            CHECK_MSG(memcmp(one, other, (size_t)(m * ldc) * sizeof *one) == 0, "case %zu: 1 and %d threads differ", ci,
+                      test_thread_counts[t]);
+            free(other);
+        }
+        /* every row alone, and the slices [r0, r0 + len) of every length, on 2 threads */
+        for (int64_t len = 1; len <= m; len += len < 8 ? 1 : 7) {
+            for (int64_t r0 = 0; r0 + len <= m; r0 += len < 3 ? 1 : len) {
+                cf_real *part = run_packed(p, 2, len, a + r0 * lda, lda, b, c0 + r0 * ldc, ldc);
+                CHECK_MSG(memcmp(part, one + r0 * ldc, (size_t)(len * ldc) * sizeof *one) == 0,
+                          "case %zu: rows %lld..%lld alone differ from the batch", ci, (long long)r0,
+                          (long long)(r0 + len - 1));
+                free(part);
+            }
+        }
+        free(one);
+        cf_gemm_packed_set_free(&s);
+        free(a);
+        free(w);
+        free(bias);
+        free(c0);
+    }
+    cf_threads_init(0);
+}
+
+/* The packed product equals the tiled BLAS one up to rounding, and the set packs each weight once,
+ * finds it by its pointer, and is rebuilt in place with other weights. */
+TEST(gemm_packed_set_finds_dedups_and_rebuilds) {
+    if (!cf_gemm_packed_available()) return;
+    enum { M = 9, N = 70, K = 33, N2 = 300 };
+    cf_real *w1 = malloc(N * K * sizeof *w1), *w2 = malloc(N2 * K * sizeof *w2), *a = malloc(M * K * sizeof *a);
+    cf_real *c1 = malloc(M * N2 * sizeof *c1), *c2 = malloc(M * N2 * sizeof *c2), *bias = malloc(N2 * sizeof *bias);
+    test_fill_uniform(w1, N * K, -1, 1, 1);
+    test_fill_uniform(w2, N2 * K, -1, 1, 2);
+    test_fill_uniform(a, M * K, -1, 1, 3);
+    test_fill_uniform(bias, N2, -1, 1, 4);
+    cf_gemm_packed_set s = {0};
+    cf_gemm_packed_set_build(&s, (const cf_real *[]){w1, w1}, (int64_t[]){N, N}, (int64_t[]){K, K}, 2);
+    CHECK(s.n == 1 && cf_gemm_packed_find(&s, w1, N, K) && !cf_gemm_packed_find(&s, w2, N2, K));
+    CHECK(!cf_gemm_packed_find(&s, w1, N - 1, K) && !cf_gemm_packed_find(&s, w1, N, K - 1)); /* the shape is part of the key */
+    cf_gemm_packed_set_build(&s, (const cf_real *[]){w2, w1, w2}, (int64_t[]){N2, N, N2}, (int64_t[]){K, K, K}, 3);
+    CHECK(s.n == 2);
+    const cf_real *ws[2] = {w1, w2};
+    const int64_t ns[2] = {N, N2};
+    for (int i = 0; i < 2; i++) {
+        const cf_gemm_packed *p = cf_gemm_packed_find(&s, ws[i], ns[i], K);
+        CHECK(p && p->n == ns[i] && ((uintptr_t)p->data & 63) == 0);
+        if (!p) continue;
+        cf_gemm_packed_bias(M, a, K, p, bias, c1, ns[i]);
+        cf_gemm_rm_bias(false, true, M, ns[i], K, a, K, ws[i], K, bias, c2, ns[i]);
+        for (int64_t j = 0; j < M * ns[i]; j++) CHECK_NEAR(c1[j], c2[j], 1e-5);
+    }
+    cf_gemm_packed_set_free(&s);
+    CHECK(s.n == 0 && !s.block && !s.items);
+    free(w1);
+    free(w2);
+    free(a);
+    free(c1);
+    free(c2);
+    free(bias);
+}
+
+/* cf_linear reads the packed copy of its weight in no-grad mode when ctx->packed holds one (the
+ * decoder's steps), bit for bit what cf_gemm_packed_bias gives; with gradients on, or for a
+ * weight not in the set, it keeps the tiled BLAS product. */
+TEST(gemm_packed_used_by_linear_without_grad) {
+    if (!cf_gemm_packed_available()) return;
+    enum { R = 10, IN = 40, OUT = 90 };
+    cf_tensor *w = cf_param_new("w", 2, (int64_t[]){OUT, IN}), *b = cf_param_new("b", 1, (int64_t[]){OUT});
+    cf_tensor *w2 = cf_param_new("w2", 2, (int64_t[]){OUT, IN});
+    test_fill_uniform(w->data, OUT * IN, -1, 1, 5);
+    test_fill_uniform(w2->data, OUT * IN, -1, 1, 6);
+    test_fill_uniform(b->data, OUT, -1, 1, 7);
+    cf_ctx *ctx = cf_ctx_new(1);
+    cf_tensor *x = cf_tensor_new(ctx, 2, (int64_t[]){R, IN});
+    test_fill_uniform(x->data, R * IN, -1, 1, 8);
+    cf_gemm_packed_set s = {0};
+    cf_gemm_packed_set_build(&s, (const cf_real *[]){w->data}, (int64_t[]){OUT}, (int64_t[]){IN}, 1);
+    cf_real want_packed[R * OUT], want_blas[R * OUT];
+    cf_gemm_packed_bias(R, x->data, IN, cf_gemm_packed_find(&s, w->data, OUT, IN), b->data, want_packed, OUT);
+    cf_gemm_rm_bias(false, true, R, OUT, IN, x->data, IN, w->data, IN, b->data, want_blas, OUT);
+    ctx->packed = &s;
+    cf_ctx_set_grad(ctx, false);
+    CHECK(memcmp(cf_linear(ctx, x, w, b)->data, want_packed, sizeof want_packed) == 0);
+    cf_ctx_set_grad(ctx, true);
+    CHECK(memcmp(cf_linear(ctx, x, w, b)->data, want_blas, sizeof want_blas) == 0);
+    cf_ctx_set_grad(ctx, false);
+    cf_gemm_rm_bias(false, true, R, OUT, IN, x->data, IN, w2->data, IN, b->data, want_blas, OUT);
+    CHECK(memcmp(cf_linear(ctx, x, w2, b)->data, want_blas, sizeof want_blas) == 0); /* not packed */
+    ctx->packed = NULL;
+    cf_gemm_packed_set_free(&s);
+    cf_ctx_free(ctx);
+    cf_param_free(w);
+    cf_param_free(w2);
+    cf_param_free(b);
 }

@@ -265,3 +265,133 @@ TEST(nn_decode_state_reorder_swaps_rows) {
         cf_transformer_free(m);
     }
 }
+
+/* Helpers for the decode-state tests: 3 sources of lengths 5, 3, 4 (S = 5, vocab 11). */
+static const int32_t three_src[3 * 5] = {5, 6, 7, 8, 3, 9, 4, 3, 0, 0, 10, 4, 6, 3, 0};
+static const int32_t three_lens[3] = {5, 3, 4};
+
+/* The encoder output of the sentences sel[0..n) of three_src, each row repeated `copies` times. */
+static cf_tensor *encode_rows(cf_ctx *ctx, const cf_transformer *m, const int *sel, int n, int copies, int32_t *lens) {
+    int32_t src[3 * 5];
+    for (int i = 0; i < n; i++) memcpy(src + i * 5, three_src + sel[i] * 5, 5 * sizeof *src);
+    int32_t l[3];
+    for (int i = 0; i < n; i++) l[i] = three_lens[sel[i]];
+    cf_tensor *mem = cf_transformer_encode(ctx, m, src, n, 5, l);
+    int64_t d = m->cfg.d_model;
+    cf_tensor *rep = cf_tensor_new(ctx, 3, (int64_t[]){n * copies, 5, d});
+    for (int i = 0; i < n * copies; i++) {
+        memcpy(rep->data + i * 5 * d, mem->data + (i / copies) * 5 * d, (size_t)(5 * d) * sizeof(cf_real));
+        lens[i] = l[i / copies];
+    }
+    return rep;
+}
+
+static cf_ctx *decode_ctx(void) {
+    cf_ctx *ctx = cf_ctx_new(1);
+    ctx->training = false;
+    cf_ctx_set_grad(ctx, false);
+    return ctx;
+}
+
+/* Beams of one source attend to one cross-cache row together (cross_group): the logits are those of
+ * a state that holds a copy of the source per row, up to rounding (the attention's products then
+ * have several query rows instead of one, and BLAS may round those differently in the last bit). */
+TEST(nn_decode_cross_group_matches_copies) {
+    for (int kind = 0; kind < 4; kind++) {
+        cf_model_config c = tiny_model_config((cf_attn_kind)kind);
+        cf_transformer *m = cf_transformer_new(&c, 8);
+        cf_ctx *ctx = decode_ctx();
+        const int all[3] = {0, 1, 2};
+        enum { G = 3 };
+        cf_decode_state *f = cf_decode_state_renew(NULL, m, 3 * G, G, 6, 5), *u = cf_decode_state_new(m, 3 * G, 6, 5);
+        CHECK(f->cross_group == (kind == CF_ATTN_MLA ? 1 : G) && u->cross_group == 1);
+        int32_t lens_f[3 * G], lens_u[3 * G];
+        cf_tensor *mem_f = encode_rows(ctx, m, all, 3, G / (int)f->cross_group, lens_f);
+        cf_tensor *mem_u = encode_rows(ctx, m, all, 3, G, lens_u);
+        double worst = 0;
+        for (int t = 0; t < 4; t++) {
+            int32_t ids[3 * G];
+            for (int r = 0; r < 3 * G; r++) ids[r] = (int32_t)(1 + (r * 7 + t * 3) % 10);
+            cf_tensor *lf = cf_transformer_decode_step(ctx, m, f, mem_f, lens_f, ids);
+            cf_tensor *lu = cf_transformer_decode_step(ctx, m, u, mem_u, lens_u, ids);
+            worst = fmax(worst, max_abs_diff(lf->data, lu->data, lf->numel));
+        }
+        CHECK_MSG(worst < 1e-5, "kind %d: folded cross-attention differs by %g", kind, worst);
+        cf_decode_state_free(f);
+        cf_decode_state_free(u);
+        cf_ctx_free(ctx);
+        cf_transformer_free(m);
+    }
+}
+
+/* Dropping a finished sentence from the batch (and reordering beams within the others) leaves the
+ * kept rows' next logits as if they had decoded alone, with group 1 (greedy) and 2 (beams), up to
+ * rounding (products with fewer rows may round differently in the last bit, the encoder's too). */
+TEST(nn_decode_state_compact_keeps_rows) {
+    for (int kind = 0; kind < 4; kind++)
+        for (int G = 1; G <= 2; G++) {
+            cf_model_config c = tiny_model_config((cf_attn_kind)kind);
+            cf_transformer *m = cf_transformer_new(&c, 9);
+            cf_ctx *ctx = decode_ctx();
+            const int all[3] = {0, 1, 2}, kept[2] = {0, 2};
+            cf_decode_state *a = cf_decode_state_renew(NULL, m, 3 * G, G, 6, 5);
+            cf_decode_state *b = cf_decode_state_renew(NULL, m, 2 * G, G, 6, 5);
+            int copies = G / (int)a->cross_group;
+            int32_t lens_a[6], lens_b[4];
+            cf_tensor *mem_a = encode_rows(ctx, m, all, 3, copies, lens_a);
+            cf_tensor *mem_b = encode_rows(ctx, m, kept, 2, copies, lens_b);
+            /* new row i continues old row order[i]: sentence 0's beams swap, sentence 1 leaves */
+            int32_t order[4] = {0, 2};
+            if (G == 2) order[0] = 1, order[1] = 0, order[2] = 4, order[3] = 5;
+            const int32_t groups[2] = {0, 2};
+            for (int t = 0; t < 2; t++) {
+                int32_t ids_a[6], ids_b[4];
+                for (int r = 0; r < 3 * G; r++) ids_a[r] = (int32_t)(1 + (r + 3 * t) % 10);
+                for (int r = 0; r < 2 * G; r++) ids_b[r] = (int32_t)(1 + (order[r] + 3 * t) % 10);
+                cf_transformer_decode_step(ctx, m, a, mem_a, lens_a, ids_a);
+                cf_transformer_decode_step(ctx, m, b, mem_b, lens_b, ids_b);
+            }
+            cf_decode_state_compact(a, order, groups, 2);
+            CHECK(a->batch == 2 * G && a->self_cache[0]->batch == 2 * G);
+            /* the cross rows' source lengths follow the kept sentences */
+            const int32_t ids[4] = {9, 1, 5, 7};
+            cf_tensor *la = cf_transformer_decode_step(ctx, m, a, NULL, lens_b, ids);
+            cf_tensor *lb = cf_transformer_decode_step(ctx, m, b, NULL, lens_b, ids);
+            CHECK(la->numel == lb->numel);
+            double worst = max_abs_diff(la->data, lb->data, lb->numel);
+            CHECK_MSG(worst < 1e-5, "kind %d group %d: compacted rows differ by %g", kind, G, worst);
+            cf_decode_state_free(a);
+            cf_decode_state_free(b);
+            cf_ctx_free(ctx);
+            cf_transformer_free(m);
+        }
+}
+
+/* A re-armed state reuses its caches for a smaller shape (no allocation), decodes exactly like a
+ * fresh one, and grows for a larger shape. */
+TEST(nn_decode_state_renew_reuses_memory) {
+    cf_model_config c = tiny_model_config(CF_ATTN_GQA);
+    cf_transformer *m = cf_transformer_new(&c, 10);
+    cf_ctx *ctx = decode_ctx();
+    const int all[3] = {0, 1, 2};
+    cf_decode_state *st = cf_decode_state_renew(NULL, m, 6, 2, 9, 7);
+    cf_real *self_a = st->self_cache[0]->a, *cross_a = st->cross_cache[0]->a;
+    st = cf_decode_state_renew(st, m, 3, 1, 6, 5);
+    CHECK(st->self_cache[0]->a == self_a && st->cross_cache[0]->a == cross_a);
+    CHECK(st->batch == 3 && st->cap == 6 && st->pos == 0 && st->self_cache[0]->len == 0);
+    cf_decode_state *fresh = cf_decode_state_new(m, 3, 6, 5);
+    int32_t lens[3];
+    cf_tensor *mem = encode_rows(ctx, m, all, 3, 1, lens);
+    for (int t = 0; t < 3; t++) {
+        const int32_t ids[3] = {4 + t, 6, 9 - t};
+        cf_tensor *x = cf_transformer_decode_step(ctx, m, st, mem, lens, ids);
+        cf_tensor *y = cf_transformer_decode_step(ctx, m, fresh, mem, lens, ids);
+        CHECK(memcmp(x->data, y->data, (size_t)x->numel * sizeof(cf_real)) == 0);
+    }
+    st = cf_decode_state_renew(st, m, 12, 4, 12, 9);
+    CHECK(st->self_slots >= 12 * 12 && st->cross_slots >= 3 * 9);
+    cf_decode_state_free(fresh);
+    cf_decode_state_free(st);
+    cf_ctx_free(ctx);
+    cf_transformer_free(m);
+}

@@ -30,14 +30,17 @@
  *     highest score (ties: the one finished first). Greedy is the beam-1 case with a lighter loop.
  *   - Deterministic: the same model, inputs and thread count give the same outputs.
  *
- * Memory: the encoder output (replicated K times for beam search) is copied once into a buffer
- * owned by the call; the context's arena is reset after every decoder step, so memory does not
- * grow with the output length and, once the arena has grown, steps do not malloc: every buffer,
- * including the decode state's scratch for reordering caches, is allocated once per call. Beam
- * search reorders only the self-attention caches (cf_decode_state_reorder, which copies their
- * filled part): all K rows of a sentence share the same cross-attention memory and parents never
- * cross sentences. Finished rows are still computed
- * (they feed <eos>; their outputs are ignored): sort sentences by length before batching.
+ * Memory and speed (translate/decode.c has the details): the encoder runs once per batch and its
+ * output is read by the first step only, which fills the cross-attention caches; the context's
+ * arena is reset after every decoder step, so memory does not grow with the output length; every
+ * host buffer and cache lives in the result's work area and is reused by the next call, so once the
+ * largest batch has been seen decoding allocates nothing, per step or per call. A sentence that is
+ * done leaves the batch before the next step (its rows are dropped from every cache), beam search
+ * reorders only the self-attention caches (the K rows of a sentence share its cross-attention
+ * memory) and, in AVX-512 builds, the model's weights are packed once per call (once per corpus
+ * in cf_translate_tokens) for the products of the encoder and of the steps (core/gemm.h; a copy
+ * the size of the weights; opts.no_pack: the tiled BLAS products instead, the same outputs up to
+ * float rounding).
  */
 #ifndef CF_TRANSLATE_DECODE_H
 #define CF_TRANSLATE_DECODE_H
@@ -51,10 +54,15 @@ typedef struct cf_decode_opts {
     double max_len_a;           /* max output tokens = floor(a * source length + b) ... */
     int64_t max_len_b;          /* ... capped at model.max_len - 1 */
     int32_t bos_id, eos_id, pad_id;
+    bool no_pack;               /* products through the tiled BLAS GEMM instead of the model's weights
+                                 * prepacked for them (cf_decode_pack; tests, benchmarks) */
 } cf_decode_opts;
 
+/* The searches' buffers and caches, kept across calls (translate/decode.c). */
+typedef struct cf_decode_work cf_decode_work;
+
 /* The result of one call, B sentences. Zero-initialise it once; each call reuses (and grows) the
- * buffers; cf_decode_result_free releases them. */
+ * buffers, including the search's own (work); cf_decode_result_free releases them. */
 typedef struct cf_decode_result {
     int64_t n;                  /* sentences in the last call */
     int32_t *tokens;            /* [offsets[n]] all outputs concatenated, without <bos>/<eos> */
@@ -62,6 +70,7 @@ typedef struct cf_decode_result {
     double *logprob;            /* [n] sum of log-probs of the output tokens and the final <eos> */
     double *score;              /* [n] logprob / lp(len), len = output tokens + 1 */
     int64_t cap_n, cap_tokens;  /* allocated sizes */
+    cf_decode_work *work;       /* decode state and host buffers of the searches, reused by the next call */
 } cf_decode_result;
 
 static inline int64_t cf_decode_result_len(const cf_decode_result *r, int64_t i) {
@@ -89,6 +98,14 @@ int cf_decode_greedy(const cf_transformer *m, cf_ctx *ctx, const int32_t *src, c
 int cf_decode_beam(const cf_transformer *m, cf_ctx *ctx, const int32_t *src, const int32_t *src_lens, int64_t B,
                    int64_t S, const cf_decode_opts *o, cf_decode_result *out);
 
+/* A series of cf_decode_batch calls on one model whose weights do not change in between
+ * (translating a corpus): cf_decode_pack packs the model's weights for the products once
+ * into r's work area, and the calls use that copy until cf_decode_unpack. Without it every call
+ * packs them again, so a model updated between calls (training) is always decoded as it is now. */
+void cf_decode_pack(const cf_transformer *m, cf_decode_result *r);
+void cf_decode_unpack(cf_decode_result *r);
+/* Size r for n sentences and n_tokens tokens in all (contents not kept; n set, offsets[0] = 0). */
+void cf_decode_result_reserve(cf_decode_result *r, int64_t n, int64_t n_tokens);
 void cf_decode_result_free(cf_decode_result *r);
 
 #endif

@@ -50,22 +50,31 @@ static char *utf8_sanitized(const char *s, size_t n) {
     return out;
 }
 
-char **cf_translate_ids(cf_ctx *ctx, const cf_transformer *m, const cf_tokenizer *tgt_tok, const int32_t *const *src,
-                        const int64_t *src_len, int64_t n, const cf_decode_opts *o, int64_t batch_size) {
-    char **out = cf_xcalloc((size_t)(n ? n : 1), sizeof *out);
+int cf_translate_tokens(cf_ctx *ctx, const cf_transformer *m, const int32_t *const *src, const int64_t *src_len,
+                        int64_t n, const cf_decode_opts *o, int64_t batch_size, cf_decode_result *out) {
+    if (batch_size < 1) batch_size = 1;
     int64_t *order = cf_xmalloc((size_t)(n ? n : 1) * sizeof *order);
     for (int64_t i = 0; i < n; i++) order[i] = i;
     sort_lens = src_len;
     qsort(order, (size_t)n, sizeof *order, cmp_by_len); /* similar lengths together: less padding */
     int64_t limit = m->cfg.max_len - 1;                  /* room for <eos> */
     int32_t *buf = cf_xmalloc((size_t)(batch_size * (limit + 1)) * sizeof *buf);
-    int32_t lens[batch_size > 0 ? batch_size : 1];
-    cf_decode_result res = {0};
-    size_t text_cap = 256;
-    char *text = cf_xmalloc(text_cap);
+    int32_t *lens = cf_xmalloc((size_t)batch_size * sizeof *lens);
+    /* outputs in sorted order, concatenated (grown geometrically: no malloc per sentence), then
+     * copied to input order */
+    int64_t *start_of = cf_xmalloc((size_t)(n + 1) * sizeof *start_of), total = 0, cap_tok = 1024;
+    int32_t *toks = cf_xmalloc((size_t)cap_tok * sizeof *toks);
+    double *logprob = cf_xmalloc((size_t)(n ? n : 1) * sizeof *logprob);
+    double *score = cf_xmalloc((size_t)(n ? n : 1) * sizeof *score);
+    /* the search's caches and buffers live in out->work, so a caller that reuses out across calls
+     * (a benchmark, the trainer's evaluations) stops allocating once it has seen its largest batch */
+    cf_decode_result res = {.work = out->work};
+    out->work = NULL;
+    if (!o->no_pack) cf_decode_pack(m, &res); /* the weights stay as they are for the whole call */
+    int rc = 0;
     bool was_training = ctx->training, had_grad = cf_ctx_set_grad(ctx, false);
     ctx->training = false;
-    for (int64_t start = 0; start < n; start += batch_size) {
+    for (int64_t start = 0; start < n && rc == 0; start += batch_size) {
         int64_t nb = n - start < batch_size ? n - start : batch_size, s_max = 0;
         for (int64_t k = 0; k < nb; k++) {
             int64_t len = src_len[order[start + k]];
@@ -82,28 +91,78 @@ char **cf_translate_ids(cf_ctx *ctx, const cf_transformer *m, const cf_tokenizer
         }
         cf_threads_adapt(); /* between batches: results do not depend on the thread count */
         if (cf_decode_batch(m, ctx, buf, lens, nb, s_max, o, &res) != 0) {
-            cf_strings_free(out, n);
-            out = NULL;
+            rc = -1;
             break;
         }
-        for (int64_t k = 0; k < nb; k++) {
-            int64_t len = cf_decode_result_len(&res, k);
-            size_t need = (size_t)len * 64 + 1; /* a token decodes to at most its byte string */
-            if (need > text_cap) {
-                text_cap = need;
-                text = realloc(text, text_cap);
-                CF_ASSERT(text != NULL);
-            }
-            size_t bytes = cf_tokenizer_decode(tgt_tok, res.tokens + res.offsets[k], len, text, text_cap);
-            out[order[start + k]] = utf8_sanitized(text, bytes);
+        int64_t batch_tokens = res.offsets[nb];
+        if (total + batch_tokens > cap_tok) {
+            while (total + batch_tokens > cap_tok) cap_tok *= 2;
+            toks = realloc(toks, (size_t)cap_tok * sizeof *toks);
+            CF_ASSERT(toks != NULL, "out of memory for %lld output tokens", (long long)cap_tok);
         }
+        memcpy(toks + total, res.tokens, (size_t)batch_tokens * sizeof *toks);
+        for (int64_t k = 0; k < nb; k++) {
+            start_of[start + k] = total + res.offsets[k];
+            logprob[start + k] = res.logprob[k];
+            score[start + k] = res.score[k];
+        }
+        total += batch_tokens;
+        start_of[start + nb] = total;
     }
     ctx->training = was_training;
     cf_ctx_set_grad(ctx, had_grad);
+    cf_decode_unpack(&res);
+    out->work = res.work;
+    res.work = NULL;
+    if (rc == 0) {
+        cf_decode_result_reserve(out, n, total);
+        int64_t *pos = cf_xmalloc((size_t)(n ? n : 1) * sizeof *pos); /* sorted position of input i */
+        for (int64_t k = 0; k < n; k++) pos[order[k]] = k;
+        for (int64_t i = 0; i < n; i++) {
+            int64_t k = pos[i], len = start_of[k + 1] - start_of[k], off = out->offsets[i];
+            memcpy(out->tokens + off, toks + start_of[k], (size_t)len * sizeof *toks);
+            out->offsets[i + 1] = off + len;
+            out->logprob[i] = logprob[k];
+            out->score[i] = score[k];
+        }
+        free(pos);
+    } else {
+        out->n = 0;
+    }
+    free(start_of);
+    free(toks);
+    free(logprob);
+    free(score);
     cf_decode_result_free(&res);
-    free(text);
+    free(lens);
     free(buf);
     free(order);
+    return rc;
+}
+
+char **cf_translate_ids(cf_ctx *ctx, const cf_transformer *m, const cf_tokenizer *tgt_tok, const int32_t *const *src,
+                        const int64_t *src_len, int64_t n, const cf_decode_opts *o, int64_t batch_size) {
+    cf_decode_result res = {0};
+    if (cf_translate_tokens(ctx, m, src, src_len, n, o, batch_size, &res) != 0) {
+        cf_decode_result_free(&res);
+        return NULL;
+    }
+    char **out = cf_xcalloc((size_t)(n ? n : 1), sizeof *out);
+    size_t text_cap = 256;
+    char *text = cf_xmalloc(text_cap);
+    for (int64_t i = 0; i < n; i++) {
+        int64_t len = cf_decode_result_len(&res, i);
+        size_t need = (size_t)len * 64 + 1; /* a token decodes to at most its byte string */
+        if (need > text_cap) {
+            text_cap = need;
+            text = realloc(text, text_cap);
+            CF_ASSERT(text != NULL);
+        }
+        size_t bytes = cf_tokenizer_decode(tgt_tok, res.tokens + res.offsets[i], len, text, text_cap);
+        out[i] = utf8_sanitized(text, bytes);
+    }
+    free(text);
+    cf_decode_result_free(&res);
     return out;
 }
 

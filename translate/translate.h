@@ -19,6 +19,10 @@
 #include "data/corpus.h"
 #include "translate/decode.h"
 
+/* The decoding half of cf_translate_ids: the output ids (no <bos>/<eos>) of n source token
+ * sequences in input order, sentence i at out->tokens + out->offsets[i]. 0, or -1 with a message. */
+int cf_translate_tokens(cf_ctx *ctx, const cf_transformer *m, const int32_t *const *src, const int64_t *src_len,
+                        int64_t n, const cf_decode_opts *o, int64_t batch_size, cf_decode_result *out);
 /* Translate n source token sequences (without <eos>; it is added) in batches of batch_size;
  * returns n malloc'ed strings in input order (a malloc'ed array), or NULL with a message. */
 char **cf_translate_ids(cf_ctx *ctx, const cf_transformer *m, const cf_tokenizer *tgt_tok, const int32_t *const *src,
