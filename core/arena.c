@@ -21,7 +21,7 @@ static cf_arena_chunk *chunk_new(cf_arena *a, size_t cap) {
     c->cap = cap;
     c->used = 0;
     c->base = aligned_alloc(ARENA_ALIGN, cap);
-    CF_ASSERT(c->base != NULL, "out of memory growing the arena to %zu bytes", cap);
+    if (!c->base) cf_out_of_memory(cap, __FILE__, __LINE__); /* a step's activations: ulimit -v, batch size */
     a->mallocs++;
     return c;
 }
