@@ -11,7 +11,9 @@
  * One JSON object per line: {"event":"train","step":N,"loss":x,"lr":y,"tokens_per_s":z,...} and
  * {"event":"eval","step":N,"valid_loss":x,"bleu":y,...}. On resume from step N, lines after N
  * (written by the interrupted run past its last checkpoint) are dropped, so the file reads as if
- * the run had never stopped.
+ * the run had never stopped. A line whose write fails (a full disk) is kept in m->unwritten for
+ * the caller to save with its final checkpoint; every later line is kept there too, so the file
+ * never has a gap.
  */
 #ifndef CF_TRAIN_METRICS_H
 #define CF_TRAIN_METRICS_H
@@ -41,14 +43,17 @@ typedef struct cf_series {
 } cf_series;
 
 typedef struct cf_metrics {
-    FILE *fp;
+    int fd;                         /* metrics.jsonl, O_APPEND */
     char *path, *svg_path;
+    char *unwritten;                /* lines a failed write could not add (NULL: none) */
     cf_series train_loss, valid_loss, valid_bleu;
 } cf_metrics;
 
 int cf_metrics_open(cf_metrics *m, const char *run_dir, int64_t resume_step);
 int cf_metrics_log_train(cf_metrics *m, const cf_train_event *e);
 int cf_metrics_log_eval(cf_metrics *m, const cf_eval_event *e);
+/* Appends whole lines as they are (a failed run's m->unwritten, from its last checkpoint). */
+int cf_metrics_write_raw(cf_metrics *m, const char *lines);
 /* Rewrites curves.svg atomically (temp file + rename). */
 int cf_metrics_write_svg(const cf_metrics *m);
 void cf_metrics_close(cf_metrics *m);
