@@ -117,6 +117,9 @@ fixtures:
 	@for f in tests/ref/*.py; do echo "/usr/bin/python3 $$f"; /usr/bin/python3 $$f || exit 1; done
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-lsan build-tsan build-fuzz
+
+# make lsan, make tsan, make fuzz, make fuzz-smoke (docs/reliability.md)
+include tests/reliability.mk
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
