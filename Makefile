@@ -19,7 +19,7 @@ LIB_DIRS  := core nn optim data score translate train
 LIB_SRC   := $(wildcard $(addsuffix /*.c,$(LIB_DIRS)))
 CLI_SRC   := $(wildcard cli/*.c)
 F64_SRC   := $(wildcard core/*.c nn/*.c)
-UNIT_SRC  := $(wildcard tests/test_*.c) tests/runner.c tests/testlib.c
+UNIT_SRC  := $(wildcard tests/test_*.c) tests/runner.c tests/testlib.c tests/clilib.c
 GRAD_SRC  := $(wildcard tests/grad_*.c) tests/runner.c tests/testlib.c tests/gradcheck.c
 BENCH_SRC := $(wildcard bench/*.c)
 

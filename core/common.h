@@ -63,6 +63,14 @@ void *cf_xcalloc_at(size_t n, size_t size, const char *file, int line);
 void *cf_xrealloc_at(void *p, size_t n, const char *file, int line);
 char *cf_xstrdup_at(const char *s, const char *file, int line);
 _Noreturn void cf_out_of_memory(size_t n, const char *file, int line);
+/* Under a finite address-space limit (ulimit -v) keep `bytes` of it free for libraries that
+ * cannot fail cleanly (OpenBLAS retries a failed buffer allocation forever; core/threads.c says
+ * how much): an allocation of ours of 1 MiB or more that would leave less fails instead, with the
+ * message above. Without a limit nothing is checked. cf_memory_check is that check. */
+void cf_memory_reserve(size_t bytes);
+void cf_memory_check(size_t n, const char *file, int line);
+/* The process's address space in use (/proc/self/statm), 0 if unknown. */
+size_t cf_memory_vm_bytes(void);
 /* 64-byte aligned, zeroed; free with free(). */
 #define cf_xalloc_aligned(n) cf_xalloc_aligned_at((n), __FILE__, __LINE__)
 void *cf_xalloc_aligned_at(size_t n, const char *file, int line);

@@ -63,6 +63,16 @@ static bool fault_hit(const char *op, const char *path, int fd) {
     return false;
 }
 
+long long cf_io_fault_set(long long n, int sticky) {
+    if (fault.state == 0) fault_init();
+    long long passed = fault.count;
+    fault.count = 0;
+    fault.fail_at = n > 0 ? n : 0;
+    fault.sticky = sticky != 0;
+    fault.state = fault.fail_at > 0 || fault.trace_fd >= 0 ? 2 : 1;
+    return passed;
+}
+
 int cf_io_open(const char *path, int flags) {
     if ((flags & (O_WRONLY | O_RDWR | O_CREAT)) && fault_hit("open", path, -1)) return -1;
     return open(path, flags | O_CLOEXEC, 0644);

@@ -40,6 +40,10 @@ int cf_mkdir_p(const char *path);
 /* The parent directory of path ("." when it has no '/'), malloc'ed. */
 char *cf_path_dirname(const char *path);
 
+/* Tests in this process: from now on the n-th I/O point fails (and every later one if sticky);
+ * n 0 turns injection off. Returns how many points have passed since the last call. */
+long long cf_io_fault_set(long long n, int sticky);
+
 /* The system calls themselves, with the fault-injection point; each returns what the call does
  * (-1 and errno on failure) and sets no message. open: O_CLOEXEC is added, mode 0644. */
 int cf_io_open(const char *path, int flags);

@@ -23,6 +23,23 @@ static void set_handlers(void (*fn)(int), int flags) {
 void cf_interrupt_install(void) {
     requested = 0;
     set_handlers(on_signal, SA_RESETHAND);
+    cf_interrupt_unblock(); /* a signal that came while they were blocked is delivered now, to us */
+}
+
+void cf_interrupt_block(void) {
+    sigset_t s;
+    sigemptyset(&s);
+    sigaddset(&s, SIGINT);
+    sigaddset(&s, SIGTERM);
+    sigprocmask(SIG_BLOCK, &s, NULL);
+}
+
+void cf_interrupt_unblock(void) {
+    sigset_t s;
+    sigemptyset(&s);
+    sigaddset(&s, SIGINT);
+    sigaddset(&s, SIGTERM);
+    sigprocmask(SIG_UNBLOCK, &s, NULL);
 }
 
 void cf_interrupt_restore(void) { set_handlers(SIG_DFL, 0); }

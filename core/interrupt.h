@@ -16,6 +16,11 @@
 
 void cf_interrupt_install(void);
 void cf_interrupt_restore(void);
+/* Hold SIGINT and SIGTERM back (a blocked signal stays pending, also across execve) until
+ * cf_interrupt_install or cf_interrupt_unblock: build/cformer blocks them from its first line so
+ * that a Ctrl-C during start-up, its re-exec included, reaches the trainer's handler. */
+void cf_interrupt_block(void);
+void cf_interrupt_unblock(void);
 /* The signal that asked to stop, or 0. */
 int cf_interrupted(void);
 

@@ -295,7 +295,7 @@ static int prune(const char *ckdir, int keep_last) {
         char *dir = str_fmt("%s/step-%08lld", ckdir, (long long)steps[i]);
         char *aside = str_fmt("%s/" TMP_PREFIX "prune-step-%08lld-%ld", ckdir, (long long)steps[i], (long)getpid());
         if (cf_io_rename(dir, aside) != 0) {
-            cf_error_set("%s: cannot remove old checkpoint: %s", dir, strerror(errno));
+            cf_error_set("%s: cannot remove old checkpoint (moving it to %s): %s", dir, aside, strerror(errno));
             rc = -1;
         }
         free(dir);
@@ -544,6 +544,9 @@ static char *resolve_ckdir(const char *ckdir, const char *what) {
 }
 
 static char *resolve_path(const char *path) {
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    if ((strcmp(base, "latest") == 0 || strcmp(base, "best") == 0) && check_run_link(path) != 0) return NULL;
     struct stat sb;
     if (stat(path, &sb) != 0) {
         cf_error_set("%s: %s", path, strerror(errno));
@@ -553,9 +556,6 @@ static char *resolve_path(const char *path) {
         cf_error_set("not a checkpoint directory: %s (not a directory)", path);
         return NULL;
     }
-    const char *base = strrchr(path, '/');
-    base = base ? base + 1 : path;
-    if ((strcmp(base, "latest") == 0 || strcmp(base, "best") == 0) && check_run_link(path) != 0) return NULL;
     if (is_step_dir(path)) return follow_link(path);
     char *ckdir = str_fmt("%s/checkpoints", path), *result = NULL;
     char *latest = str_fmt("%s/latest", path), *config = str_fmt("%s/config.json", path);

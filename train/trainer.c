@@ -68,6 +68,7 @@ typedef struct trainer {
     bool pending_best;          /* the evaluation in progress found a new best */
     char *metrics_unwritten;    /* metrics lines of a resumed run's predecessor that a write failure kept */
     cf_run_lock *lock;
+    bool io_failed;             /* a write into the run directory failed: exit 1, not 2 (bad input) */
 } trainer;
 
 static void say(const trainer *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -95,6 +96,7 @@ static cf_tokenizer *train_tokenizer(trainer *t, cf_tok_kind kind, const char *c
     int rc = cf_tokenizer_save(tok, path);
     free(path);
     if (rc != 0) {
+        t->io_failed = true;
         cf_tokenizer_free(tok);
         return NULL;
     }
@@ -110,6 +112,7 @@ static int setup_tokenizer(trainer *t, bool resume) {
         t->src_tok = t->tgt_tok = cf_tokenizer_load(d->tokenizer);
         char *path = cf_path_join(t->dir, "tokenizer.json");
         int rc = t->src_tok ? cf_tokenizer_save(t->src_tok, path) : -1;
+        if (t->src_tok && rc != 0) t->io_failed = true;
         free(path);
         return rc;
     }
@@ -601,6 +604,9 @@ static void trainer_free(trainer *t) {
 
 int cf_train(const cf_train_args *a) {
     trainer t = {0};
+    /* From the start a signal only asks to stop (core/interrupt.h): the set-up finishes, the loop
+     * does not start, and the checkpoint written says where the run is. */
+    cf_interrupt_install();
     t.args = a;
     t.tty = isatty(STDOUT_FILENO);
     t.best_bleu = -1;
@@ -635,9 +641,6 @@ int cf_train(const cf_train_args *a) {
         code = 2;
         goto fail;
     }
-    /* From here a signal asks to stop (core/interrupt.h): the set-up finishes, the loop does not
-     * start, and the checkpoint written says where the run is. */
-    cf_interrupt_install();
     t.config_json = cf_config_to_json(&t.cfg);
     t.ckpt_config_json = checkpoint_config_json(t.config_json);
     code = 2;
@@ -694,6 +697,7 @@ int cf_train(const cf_train_args *a) {
     return tested == 1 ? 130 : 0;
 fail:
     cf_interrupt_restore();
+    if (t.io_failed) code = 1;
     fprintf(stderr, "error: %s\n", cf_error_message());
     trainer_free(&t);
     return code;
