@@ -17,6 +17,7 @@
 #include <cjson/cJSON.h>
 
 #include "core/common.h"
+#include "core/json.h"
 
 #define MAX_EXACT_INT 9007199254740992.0 /* 2^53: larger JSON numbers are not exact integers */
 #define CF_CONFIG_MAX_BYTES (16 << 20)   /* the bound on a config file read (docs/reliability.md) */
@@ -489,9 +490,10 @@ int cf_config_load(cf_config *c, const char *path, int n_overrides, char *const 
 static cJSON *value_json(const cf_config *c, const cf_config_key *k) {
     const void *p = cfield(c, k);
     switch (k->type) {
-    case CF_CONFIG_INT: return cJSON_CreateNumber((double)*(const int64_t *)p);
-    case CF_CONFIG_U64: return cJSON_CreateNumber((double)*(const uint64_t *)p);
-    case CF_CONFIG_DOUBLE: return cJSON_CreateNumber(*(const double *)p);
+    /* exact: cJSON's own printing keeps 15 digits (core/json.h) */
+    case CF_CONFIG_INT: return cf_json_number((double)*(const int64_t *)p);
+    case CF_CONFIG_U64: return cf_json_number((double)*(const uint64_t *)p);
+    case CF_CONFIG_DOUBLE: return cf_json_number(*(const double *)p);
     case CF_CONFIG_BOOL: return cJSON_CreateBool(*(const bool *)p);
     case CF_CONFIG_STRING:
     case CF_CONFIG_PATH: {

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/common.h"
+#include "core/json.h"
 
 #define MAX_EXACT (9007199254740992.0) /* 2^53 */
 
@@ -17,8 +18,8 @@ cf_train_state cf_train_state_init(void) { return (cf_train_state){.best_bleu = 
 cJSON *cf_train_state_to_json(const cf_train_state *t, const char *schedule_kind, double next_lr) {
     cJSON *s = cJSON_CreateObject();
     char buf[32];
-    cJSON_AddNumberToObject(s, "step", (double)t->step);
-    cJSON_AddNumberToObject(s, "epoch", (double)t->data.epoch);
+    cJSON_AddItemToObject(s, "step", cf_json_number((double)t->step));
+    cJSON_AddItemToObject(s, "epoch", cf_json_number((double)t->data.epoch));
     cJSON *data = cJSON_AddObjectToObject(s, "data");
     const struct { const char *k; uint64_t v; } fields[] = {{"epoch", t->data.epoch}, {"index", t->data.index},
         {"rng_seed", t->data.rng_seed}, {"rng_stream", t->data.rng_stream}, {"rng_counter", t->data.rng_counter}};
@@ -26,20 +27,20 @@ cJSON *cf_train_state_to_json(const cf_train_state *t, const char *schedule_kind
         snprintf(buf, sizeof buf, "%llu", (unsigned long long)fields[i].v);
         cJSON_AddStringToObject(data, fields[i].k, buf);
     }
-    cJSON_AddNumberToObject(s, "best_bleu", t->best_bleu);
-    cJSON_AddNumberToObject(s, "best_step", (double)t->best_step);
-    cJSON_AddNumberToObject(s, "evals_since_best", (double)t->evals_since_best);
-    cJSON_AddNumberToObject(s, "bad_steps_in_a_row", t->bad_steps_in_a_row);
-    cJSON_AddNumberToObject(s, "bad_steps_total", (double)t->bad_steps_total);
+    cJSON_AddItemToObject(s, "best_bleu", cf_json_number(t->best_bleu));
+    cJSON_AddItemToObject(s, "best_step", cf_json_number((double)t->best_step));
+    cJSON_AddItemToObject(s, "evals_since_best", cf_json_number((double)t->evals_since_best));
+    cJSON_AddItemToObject(s, "bad_steps_in_a_row", cf_json_number(t->bad_steps_in_a_row));
+    cJSON_AddItemToObject(s, "bad_steps_total", cf_json_number((double)t->bad_steps_total));
     cJSON *sched = cJSON_AddObjectToObject(s, "schedule");
     cJSON_AddStringToObject(sched, "kind", schedule_kind ? schedule_kind : "");
-    cJSON_AddNumberToObject(sched, "next_lr", next_lr);
-    cJSON_AddNumberToObject(s, "elapsed_s", t->elapsed_s);
+    cJSON_AddItemToObject(sched, "next_lr", cf_json_number(next_lr));
+    cJSON_AddItemToObject(s, "elapsed_s", cf_json_number(t->elapsed_s));
     cJSON *win = cJSON_AddObjectToObject(s, "log_window");
-    cJSON_AddNumberToObject(win, "loss_sum", t->window_loss_sum);
-    cJSON_AddNumberToObject(win, "tokens", t->window_tokens);
-    cJSON_AddNumberToObject(win, "updates", (double)t->window_updates);
-    cJSON_AddNumberToObject(s, "threads", t->threads);
+    cJSON_AddItemToObject(win, "loss_sum", cf_json_number(t->window_loss_sum));
+    cJSON_AddItemToObject(win, "tokens", cf_json_number(t->window_tokens));
+    cJSON_AddItemToObject(win, "updates", cf_json_number((double)t->window_updates));
+    cJSON_AddItemToObject(s, "threads", cf_json_number(t->threads));
     /* only when set, so that files of runs never stopped mid-evaluation keep their old shape */
     if (t->eval_pending) cJSON_AddBoolToObject(s, "eval_pending", true);
     return s;

@@ -13,6 +13,7 @@
 
 #include "core/fileio.h"
 #include "core/interrupt.h"
+#include "core/json.h"
 #include "core/ops.h"
 #include "core/safetensors.h"
 #include "core/threads.h"
@@ -228,6 +229,7 @@ static char *checkpoint_config_json(const char *config_json) {
         snprintf(section, sizeof section, "%.*s", (int)(dot - keys[i].path), keys[i].path);
         cJSON_DeleteItemFromObjectCaseSensitive(cJSON_GetObjectItemCaseSensitive(root, section), dot + 1);
     }
+    cf_json_exact(root); /* printed again: keep every digit (core/json.h) */
     char *text = cJSON_Print(root);
     cJSON_Delete(root);
     CF_ASSERT(text, "cJSON_Print failed");
