@@ -181,6 +181,11 @@ int cf_write_file_atomic(const char *path, const void *data, size_t n) {
     } else {
         char *dir = cf_path_dirname(path);
         rc = cf_fsync_dir(dir);
+        if (rc != 0) { /* name the file: it is in place, but not yet durable */
+            char msg[1024];
+            snprintf(msg, sizeof msg, "%s", cf_error_message());
+            cf_error_set("%s: written, but %s", path, msg);
+        }
         free(dir);
     }
     free(tmp);
