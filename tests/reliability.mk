@@ -26,7 +26,7 @@ sanitizer-deps:
 	@scripts/deps.sh --sanitizers
 
 lsan:
-	@$(MAKE) --no-print-directory BUILD=build-lsan OPT="$(SAN_OPT)" EXTRA_CFLAGS="-fsanitize=leak" \
+	@$(MAKE) --no-print-directory BUILD=build-lsan OPT="$(SAN_OPT)" EXTRA_CFLAGS="-fsanitize=leak -DCF_SANITIZE_LEAK" \
 	    EXTRA_LDFLAGS="-fsanitize=leak" test
 	@scripts/lsan_run.sh build-lsan/cformer
 

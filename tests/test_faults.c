@@ -25,8 +25,8 @@
 #include "tests/test.h"
 #include "tests/testlib.h"
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define UNDER_SANITIZER 1 /* they reserve terabytes of address space: no ulimit -v */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__) || defined(CF_SANITIZE_LEAK)
+#define UNDER_SANITIZER 1 /* their allocators reserve terabytes of address space: no ulimit -v */
 #else
 #define UNDER_SANITIZER 0
 #endif
