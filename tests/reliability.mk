@@ -26,19 +26,20 @@ sanitizer-deps:
 	@scripts/deps.sh --sanitizers
 
 lsan:
-	@$(MAKE) --no-print-directory BUILD=build-lsan OPT="$(SAN_OPT)" EXTRA_CFLAGS="-fsanitize=leak -DCF_SANITIZE_LEAK" \
+	@$(MAKE) --no-print-directory BUILD=build-lsan OPT="$(SAN_OPT)" EXTRA_CFLAGS="-fsanitize=leak -DCF_SANITIZER" \
 	    EXTRA_LDFLAGS="-fsanitize=leak" test
 	@scripts/lsan_run.sh build-lsan/cformer
 
 # The BLAS stand-in is built on its own first: the binaries take it through LDLIBS.
 TSAN_MAKE = $(MAKE) --no-print-directory BUILD=build-tsan CC=$(CLANG) OPT="$(SAN_OPT)" \
-    EXTRA_CFLAGS="-fsanitize=thread $(CLANG_QUIET)" EXTRA_LDFLAGS="-fsanitize=thread" \
+    EXTRA_CFLAGS="-fsanitize=thread -DCF_SANITIZER $(CLANG_QUIET)" EXTRA_LDFLAGS="-fsanitize=thread" \
     LDLIBS="build-tsan/obj/tests/blas_naive.o $(SAN_LDLIBS)"
 tsan: sanitizer-deps
-	@$(TSAN_MAKE) build-tsan/obj/tests/blas_naive.o
-	@$(TSAN_MAKE) build-tsan/tests/unit build-tsan/cformer
+	+@$(TSAN_MAKE) build-tsan/obj/tests/blas_naive.o
+	+@$(TSAN_MAKE) build-tsan/tests/unit build-tsan/cformer
 	@echo "TSAN  build-tsan/tests/unit (determinism tests, OMP_TOOL_LIBRARIES=$(ARCHER))"
-	@TSAN_OPTIONS="halt_on_error=1 exitcode=66 $(TSAN_OPTIONS)" OMP_TOOL_LIBRARIES="$(ARCHER)" \
+	@TSAN_OPTIONS="halt_on_error=1 exitcode=66 ignore_noninstrumented_modules=1 $(TSAN_OPTIONS)" \
+	    OMP_TOOL_LIBRARIES="$(ARCHER)" ARCHER_OPTIONS="verbose=1" \
 	    build-tsan/tests/unit across_threads any_thread_count
 
 FUZZ_MAKE = $(MAKE) --no-print-directory BUILD=build-fuzz CC=$(CLANG) OPT="$(SAN_OPT)" \
@@ -51,9 +52,9 @@ $(BUILD)/fuzz/fuzz_%: $(BUILD)/obj/tests/fuzz/fuzz_%.o $(FUZZ_SUPPORT) $(LIB)
 	@$(CC) -fsanitize=fuzzer,address,undefined -fopenmp $^ $(SAN_LDLIBS) -o $@
 
 fuzz: sanitizer-deps
-	@$(FUZZ_MAKE) fuzz-bins
+	+@$(FUZZ_MAKE) fuzz-bins
 	@scripts/fuzz.sh build-fuzz $(FUZZ_TIME) $(FUZZ_NAMES)
 
 fuzz-smoke: sanitizer-deps
-	@$(FUZZ_MAKE) fuzz-bins
+	+@$(FUZZ_MAKE) fuzz-bins
 	@scripts/fuzz.sh build-fuzz $(FUZZ_SMOKE_TIME) $(FUZZ_NAMES)

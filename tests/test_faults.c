@@ -25,7 +25,7 @@
 #include "tests/test.h"
 #include "tests/testlib.h"
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__) || defined(CF_SANITIZE_LEAK)
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__) || defined(CF_SANITIZER)
 #define UNDER_SANITIZER 1 /* their allocators reserve terabytes of address space: no ulimit -v */
 #else
 #define UNDER_SANITIZER 0
