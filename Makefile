@@ -11,12 +11,29 @@ OPT     ?= -O3 -march=native
 CFLAGS  := -std=c11 $(OPT) -fno-math-errno -g -Wall -Wextra -Wshadow -fopenmp -D_GNU_SOURCE -I. -I$(BLAS_INC) \
            -DCF_SOURCE_DIR='"$(CURDIR)"' $(EXTRA_CFLAGS)
 LDFLAGS := -fopenmp $(EXTRA_LDFLAGS)
-LDLIBS  := -L$(BLAS_LIB) -Wl,-rpath,$(BLAS_LIB) -lopenblas -lcjson -lz -lm
+LDLIBS   = -L$(BLAS_LIB) -Wl,-rpath,$(BLAS_LIB) -lopenblas -lcjson -lz -lm $(MPI_LIBS)
+
+# `make MPI=1`: data-parallel training on Open MPI (docs/distributed.md). Only dist/comm_mpi.c
+# includes mpi.h; without MPI=1, dist/comm_none.c stands in and nothing links MPI. Recursive
+# variables: mpicc may only exist once deps-if-missing has installed it.
+MPI ?= 0
+ifeq ($(MPI),1)
+DIST_COMM  := dist/comm_mpi.c
+MPI_CFLAGS  = $(shell mpicc --showme:compile 2>/dev/null)
+MPI_LIBS    = $(shell mpicc --showme:link 2>/dev/null)
+MPI_OK     := $(shell command -v mpicc >/dev/null 2>&1 && command -v mpirun >/dev/null 2>&1 && echo yes)
+else
+DIST_COMM  := dist/comm_none.c
+MPI_OK     := yes
+endif
+# The library is re-archived (and everything relinked) when MPI=0/1 changes between two makes.
+BUILD_STAMP := $(BUILD)/mpi.stamp
+$(shell mkdir -p $(BUILD) && (echo $(MPI) | cmp -s - $(BUILD_STAMP) || echo $(MPI) > $(BUILD_STAMP)))
 
 # The library, one folder per module from the bottom layer up (scripts/check_layers.sh holds the
 # order); the command line (cli/) sits on top and is linked into build/cformer only.
-LIB_DIRS  := core nn optim data score translate train
-LIB_SRC   := $(wildcard $(addsuffix /*.c,$(LIB_DIRS)))
+LIB_DIRS  := core nn optim data score dist translate train
+LIB_SRC   := $(filter-out dist/comm_%.c,$(wildcard $(addsuffix /*.c,$(LIB_DIRS)))) $(DIST_COMM)
 CLI_SRC   := $(wildcard cli/*.c)
 F64_SRC   := $(wildcard core/*.c nn/*.c)
 UNIT_SRC  := $(wildcard tests/test_*.c) tests/runner.c tests/testlib.c tests/clilib.c
@@ -33,16 +50,16 @@ BENCH_BIN := $(BUILD)/bench/bench
 obj     = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 obj_f64 = $(patsubst %.c,$(BUILD)/obj64/%.o,$(1))
 
-DEPS_OK := $(and $(wildcard $(BLAS_INC)/cblas.h),$(wildcard /usr/include/cjson/cJSON.h),$(wildcard /usr/include/zlib.h))
+DEPS_OK := $(and $(wildcard $(BLAS_INC)/cblas.h),$(wildcard /usr/include/cjson/cJSON.h),$(wildcard /usr/include/zlib.h),$(MPI_OK))
 
 .PHONY: all deps deps-if-missing test run bench bench-torch asan clean fixtures
 all: $(LIB) $(CLI)
 
 deps:
-	@scripts/deps.sh
+	@MPI=$(MPI) scripts/deps.sh
 
 deps-if-missing:
-	@$(if $(DEPS_OK),true,scripts/deps.sh)
+	@$(if $(DEPS_OK),true,MPI=$(MPI) scripts/deps.sh)
 
 $(BUILD)/obj/%.o: %.c | deps-if-missing
 	@mkdir -p $(dir $@)
@@ -54,10 +71,12 @@ $(BUILD)/obj64/%.o: %.c | deps-if-missing
 	@echo "CC64  $<"
 	@$(CC) $(CFLAGS) -DCF_REAL_DOUBLE -MMD -MP -c $< -o $@
 
-$(LIB): $(call obj,$(LIB_SRC))
+$(BUILD)/obj/dist/comm_mpi.o: CFLAGS += $(MPI_CFLAGS)
+
+$(LIB): $(call obj,$(LIB_SRC)) $(BUILD_STAMP)
 	@mkdir -p $(dir $@)
 	@echo "AR    $@"
-	@rm -f $@ && ar rcs $@ $^
+	@rm -f $@ && ar rcs $@ $(filter %.o,$^)
 
 $(LIB_F64): $(call obj_f64,$(F64_SRC))
 	@mkdir -p $(dir $@)

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "core/profile.h"
 #include "core/rng.h"
 #include "core/threads.h"
 #include "data/tokenizer.h"
@@ -30,7 +31,7 @@
 
 static const char *usage =
     "usage: cformer bench CONFIG [--steps N] [--warmup N] [--threads N] [--fixed-threads] [--set key.path=value]...\n"
-    "                    [--json]\n"
+    "                    [--json] [--profile]\n"
     "\n"
     "Time the trainer's own training steps (forward, label-smoothed loss, backward and arena reset for\n"
     "each of train.grad_accum micro-batches, then clip, optimizer step, zero grad) of CONFIG's model on\n"
@@ -42,7 +43,9 @@ static const char *usage =
     "  --threads N      threads (train.threads; 0 = every CPU this process may use)\n"
     "  --fixed-threads  keep that count even when other processes take cores (train.adapt_threads false)\n"
     "  --set key.path=v override a config key (repeatable), e.g. --set bench.batch_size=64\n"
-    "  --json           one JSON object on stdout instead of the report\n";
+    "  --json           one JSON object on stdout instead of the report\n"
+    "  --profile        also print forward and backward time per op (core/profile.h)\n"
+    "cformer bench attention: the attention variants side by side (cformer bench attention --help).\n";
 
 static double peak_rss_mib(void) {
     struct rusage ru;
@@ -83,7 +86,7 @@ static const cf_seq_batch *next_micro_batch(void *arg) {
 enum { PH_FORWARD, PH_BACKWARD, PH_OPTIM, PH_RESET, PH_TOTAL, N_PHASES };
 static const char *phase_names[N_PHASES] = {"forward+loss", "backward", "clip+adamw+zero", "arena reset", "step"};
 
-static int run_bench(const cf_config *cfg, bool json) {
+static int run_bench(const cf_config *cfg, bool json, bool profile) {
     const cf_bench_config *bc = &cfg->bench;
     const int64_t B = bc->batch_size, S = bc->src_len, T = bc->tgt_len, V = cfg->data.vocab_size;
     const int64_t n_steps = bc->steps, n_warm = bc->warmup;
@@ -118,9 +121,13 @@ static int run_bench(const cf_config *cfg, bool json) {
     /* The trainer's guard without its limit: a non-finite step is skipped, and the timing counts. */
     cf_nan_guard guard;
     cf_nan_guard_init(&guard, 0);
+    cf_grad_sync *sync = cf_grad_sync_new(opt->params, opt->n, A, 0);
+    CF_ASSERT(sync, "grad sync");
+    cf_profile *prof = profile ? cf_xmalloc(sizeof *prof) : NULL;
+    if (prof) cf_profile_init(prof);
     const cf_step_setup setup = {.ctx = ctx, .model = m, .opt = opt, .schedule = &cfg->schedule,
                                  .label_smoothing = cfg->train.label_smoothing, .clip = cfg->train.clip,
-                                 .grad_accum = A, .guard = &guard};
+                                 .grad_accum = A, .guard = &guard, .sync = sync};
 
     size_t arena_mallocs0 = 0, heap0 = 0;
     double first_loss = 0, last_loss = 0;
@@ -131,6 +138,7 @@ static int run_bench(const cf_config *cfg, bool json) {
         if (step == n_warm) {
             arena_mallocs0 = ctx->arena.mallocs;
             heap0 = heap_in_use();
+            if (profile) ctx->profile = prof;
         }
         double t0 = cf_now_s();
         cf_step_result r;
@@ -149,6 +157,7 @@ static int run_bench(const cf_config *cfg, bool json) {
             if (r.threads > max_used) max_used = r.threads;
         }
     }
+    ctx->profile = NULL;
     size_t arena_mallocs = ctx->arena.mallocs - arena_mallocs0;
     long long heap_delta = (long long)heap_in_use() - (long long)heap0;
     double med[N_PHASES];
@@ -195,6 +204,12 @@ static int run_bench(const cf_config *cfg, bool json) {
         printf("timed steps: %zu arena mallocs, heap in use %+lld bytes (glibc mallinfo2)\n", arena_mallocs,
                heap_delta);
     }
+    cf_grad_sync_free(sync);
+    if (prof) {
+        printf("\nper op, per step (forward: time since the previous op's record; --profile slows the step):\n");
+        cf_profile_print(prof, stdout, n_steps);
+        free(prof);
+    }
     free(times);
     free(mb.b);
     free(src);
@@ -214,8 +229,9 @@ fail:
 }
 
 int cf_cmd_bench(int argc, char **argv) {
+    if (argc >= 1 && strcmp(argv[0], "attention") == 0) return cf_cmd_bench_attention(argc - 1, argv + 1);
     const char *path = NULL;
-    bool json = false;
+    bool json = false, profile = false;
     /* --steps/--warmup/--threads become overrides, so the config's validation covers them */
     char **sets = cf_xcalloc((size_t)argc + 1, sizeof *sets);
     char **owned = cf_xcalloc((size_t)argc + 1, sizeof *owned);
@@ -241,6 +257,8 @@ int cf_cmd_bench(int argc, char **argv) {
             goto done;
         } else if (strcmp(a, "--json") == 0) {
             json = true;
+        } else if (strcmp(a, "--profile") == 0) {
+            profile = true;
         } else if (strcmp(a, "--fixed-threads") == 0) {
             sets[n_sets++] = fixed;
         } else if (strcmp(a, "--set") == 0 && i + 1 < argc) {
@@ -267,7 +285,7 @@ int cf_cmd_bench(int argc, char **argv) {
     int rc = cf_threads_init((int)cfg.train.threads);
     if (rc == 0) {
         cf_threads_set_adaptive(cfg.train.adapt_threads);
-        rc = run_bench(&cfg, json);
+        rc = run_bench(&cfg, json, profile);
     }
     if (rc != 0)
         fprintf(stderr, "error: %s\n", cf_error_message());

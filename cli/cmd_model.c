@@ -265,6 +265,14 @@ int cf_cmd_info(int argc, char **argv) {
            (long long)m->d_ff, m->pre_norm ? "pre" : "post", cf_norm_kind_name(m->norm), cf_pos_kind_name(m->pos_encoding));
     printf("parameters: %lld (%.2fM)\n", (long long)cf_transformer_num_params(r.model),
            (double)cf_transformer_num_params(r.model) / 1e6);
+    if (m->num_experts > 0)
+        printf("MoE:        %lld experts of %lld, top %lld, %lld shared: %lld parameters active per token\n",
+               (long long)m->num_experts, (long long)(m->moe_d_ff ? m->moe_d_ff : m->d_ff),
+               (long long)m->num_experts_per_token, (long long)m->n_shared_experts,
+               (long long)cf_transformer_active_params(r.model));
+    if (m->pos_encoding == CF_POS_RELATIVE || m->qk_norm)
+        printf("options:    %s%s\n", m->pos_encoding == CF_POS_RELATIVE ? "relative positions" : "",
+               m->qk_norm ? (m->pos_encoding == CF_POS_RELATIVE ? ", qk_norm" : "qk_norm") : "");
     if (r.cfg.data.shared_vocab)
         printf("vocabulary: %lld tokens, shared\n", (long long)m->tgt_vocab);
     else

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "train/copy_task.h"
 #include "train/trainer.h"
 
 static const char *usage =
@@ -15,7 +16,27 @@ static const char *usage =
     "  --out DIR            run directory\n"
     "  --resume             continue the run in DIR\n"
     "  --set key.path=v     override a config key (repeatable), e.g. --set train.max_steps=100\n"
-    "  --quiet              no progress output\n";
+    "  --quiet              no progress output\n"
+    "With data.task \"copy\" (configs/copy.json) it runs the course's copy task instead: it stops when\n"
+    "every validation sequence is copied exactly by greedy decoding (docs/course.md).\n";
+
+/* data.task "copy": the copy task's own loop (train/copy_task.h); 0 ran, -1 not a copy config. */
+static int run_copy_task(const cf_train_args *a, int *code) {
+    cf_config cfg;
+    if (cf_config_load(&cfg, a->config_path, a->n_sets, a->sets) != 0) return -1; /* cf_train reports it */
+    if (cfg.data.task != CF_TASK_COPY) {
+        cf_config_free(&cfg);
+        return -1;
+    }
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s%s", a->out_dir ? "" : "runs/", a->out_dir ? a->out_dir : cfg.name);
+    cf_copy_result r;
+    *code = a->resume ? 2 : cf_copy_train(&cfg, dir, a->quiet, &r);
+    if (a->resume) fprintf(stderr, "error: the copy task has no checkpoints to resume (a run takes seconds)\n");
+    else if (*code != 0) fprintf(stderr, "error: %s\n", cf_error_message());
+    cf_config_free(&cfg);
+    return 0;
+}
 
 int cf_cmd_train(int argc, char **argv) {
     cf_train_args a = {0};
@@ -55,7 +76,8 @@ int cf_cmd_train(int argc, char **argv) {
         return 2;
     }
     a.sets = sets;
-    int rc = cf_train(&a);
+    int rc;
+    if (run_copy_task(&a, &rc) != 0) rc = cf_train(&a);
     free(sets);
     return rc;
 }

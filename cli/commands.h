@@ -12,5 +12,7 @@ int cf_cmd_bleu(int argc, char **argv);      /* cformer bleu --ref FILE... [--hy
 int cf_cmd_tokenizer(int argc, char **argv); /* cformer tokenizer train|encode|decode|compare ... */
 int cf_cmd_data(int argc, char **argv);      /* cformer data toy ... */
 int cf_cmd_bench(int argc, char **argv);     /* cformer bench CONFIG [--steps N] [--warmup N] [--threads N] [--set k=v]... */
+int cf_cmd_bench_attention(int argc, char **argv); /* cformer bench attention [--batch N] [--seq-len N] ... */
+int cf_cmd_memory(int argc, char **argv);    /* cformer memory CONFIG|--preset NAME [--dtype D] [--batch N] ... */
 
 #endif

@@ -7,6 +7,7 @@
 #include "core/common.h"
 #include "core/interrupt.h"
 #include "core/threads.h"
+#include "dist/dist.h"
 #include "cli/cli.h"
 #include "cli/commands.h"
 
@@ -16,14 +17,16 @@ static int cmd_version(int argc, char **argv) {
     (void)argc;
     (void)argv;
     cf_threads_init(0);
-    printf("cformer %s (OpenBLAS %s threading, float32)\n", CF_VERSION, cf_threads_blas_model());
+    printf("cformer %s (OpenBLAS %s threading, float32, %s)\n", CF_VERSION, cf_threads_blas_model(),
+           cf_dist_compiled() ? "MPI data-parallel training" : "no MPI: built without MPI=1");
+    if (cf_dist_compiled()) printf("MPI: %s\n", cf_dist_library());
     return 0;
 }
 
 /* One line per subcommand; `cformer help` prints this table. */
 static const cf_cli_command commands[] = {
     {"help", cmd_help, "list the subcommands"},
-    {"version", cmd_version, "print the version and the linked BLAS threading model"},
+    {"version", cmd_version, "print the version, the linked BLAS threading model and MPI (if built with it)"},
     {"train", cf_cmd_train, "train a model from a JSON config (resumable)"},
     {"eval", cf_cmd_eval, "loss, perplexity and BLEU of a run or checkpoint"},
     {"translate", cf_cmd_translate, "translate stdin to stdout with a run or checkpoint"},
@@ -31,8 +34,9 @@ static const cf_cli_command commands[] = {
     {"bleu", cf_cmd_bleu, "corpus BLEU exactly as sacrebleu computes it"},
     {"config", cf_cmd_config, "validate a run config and print it with every default filled in"},
     {"tokenizer", cf_cmd_tokenizer, "train a tokenizer (bpe, wordpiece, unigram), encode, decode, compare"},
-    {"data", cf_cmd_data, "generate the toy German -> English data set"},
-    {"bench", cf_cmd_bench, "time training steps of a config's model on synthetic batches"},
+    {"data", cf_cmd_data, "generate the toy German -> English data set or the copy task"},
+    {"bench", cf_cmd_bench, "time training steps of a config's model on synthetic batches; bench attention: the variants"},
+    {"memory", cf_cmd_memory, "parameters, weight and KV-cache bytes of a config or a preset LLM (Qwen3, DeepSeek)"},
 };
 enum { N_COMMANDS = sizeof commands / sizeof commands[0] };
 
@@ -54,7 +58,10 @@ static int cmd_help(int argc, char **argv) {
 
 /* libgomp reads GOMP_SPINCOUNT once, before main, so setting it means starting again: re-exec
  * ourselves with it set, unless the user chose a policy (GOMP_SPINCOUNT, OMP_WAIT_POLICY) or we run
- * under valgrind (the new image would leave it). A failed exec just keeps the default. */
+ * under valgrind (the new image would leave it). A failed exec just keeps the default. Under mpirun
+ * this is harmless: the exec keeps the process id and the environment the launcher gave, and
+ * happens before MPI_Init (cf_train calls it), so the launcher sees one process that started a
+ * little later. */
 static void set_wait_policy(char **argv) {
     if (getenv("GOMP_SPINCOUNT") || getenv("OMP_WAIT_POLICY")) return;
     const char *preload = getenv("LD_PRELOAD");

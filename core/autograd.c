@@ -23,6 +23,7 @@ void cf_ctx_free(cf_ctx *ctx) {
 void cf_ctx_begin_step(cf_ctx *ctx, uint64_t step) {
     ctx->step = step;
     ctx->dropout_calls = 0;
+    if (ctx->profile) cf_profile_start(ctx->profile, ctx->arena.used_total);
 }
 
 void cf_ctx_reset(cf_ctx *ctx) {
@@ -62,6 +63,7 @@ cf_node *cf_tape_record(cf_ctx *ctx, const char *op, cf_backward_fn backward, cf
                         int n_in, cf_tensor *const *in) {
     CF_ASSERT(n_in >= 0 && n_in <= CF_NODE_MAX_INPUTS, "%s: %d inputs", op, n_in);
     out->requires_grad = false;
+    if (ctx->profile) cf_profile_forward(ctx->profile, op, ctx->arena.used_total);
     if (!ctx->grad_enabled) return NULL;
     bool any = false;
     for (int k = 0; k < n_in; k++) any |= in[k] != NULL && in[k]->requires_grad;
@@ -93,8 +95,8 @@ static cf_grad_bin *grad_bin(cf_ctx *ctx, size_t bytes, bool create) {
     return NULL; /* more distinct sizes than bins: those buffers simply stay in the arena */
 }
 
-cf_real *cf_grad(cf_ctx *ctx, cf_tensor *t) {
-    if (t->grad) return t->grad;
+/* A gradient buffer for t, contents undefined: recycled when one of its size is free. */
+static cf_real *new_grad_buffer(cf_ctx *ctx, cf_tensor *t) {
     size_t bytes = (size_t)t->numel * sizeof(cf_real);
     cf_grad_bin *b = bytes >= sizeof(void *) ? grad_bin(ctx, bytes, false) : NULL;
     cf_real *g;
@@ -104,17 +106,44 @@ cf_real *cf_grad(cf_ctx *ctx, cf_tensor *t) {
     } else {
         g = cf_arena_alloc(&ctx->arena, bytes);
     }
+    t->grad = g;
+    return g;
+}
+
+cf_real *cf_grad(cf_ctx *ctx, cf_tensor *t) {
+    if (t->grad) return t->grad;
+    cf_real *g = new_grad_buffer(ctx, t);
     /* Zero with the static row split the ops' loops use, so each thread's part of the buffer is
      * already in its own cache when it accumulates into it. */
     const int64_t n = t->numel;
 #pragma omp parallel for schedule(static) if (n > CF_PAR_MIN_WORK)
     for (int64_t i = 0; i < n; i++) g[i] = 0;
-    t->grad = g;
     return g;
+}
+
+cf_real *cf_grad_first(cf_ctx *ctx, cf_tensor *t, bool *fresh) {
+    *fresh = t->grad == NULL;
+    return t->grad ? t->grad : new_grad_buffer(ctx, t);
+}
+
+void cf_grad_pass(cf_ctx *ctx, cf_tensor *in, cf_tensor *out) {
+    CF_ASSERT(in->numel == out->numel && out->grad, "grad_pass: %lld vs %lld elements", (long long)in->numel,
+              (long long)out->numel);
+    if (!in->grad && !in->is_param) { /* the first gradient in gets: take out's buffer as it is */
+        in->grad = out->grad;
+        out->grad = NULL;
+        return;
+    }
+    cf_real *d = cf_grad(ctx, in);
+    const cf_real *g = out->grad;
+    const int64_t n = in->numel;
+#pragma omp parallel for schedule(static) if (n > CF_PAR_MIN_WORK)
+    for (int64_t i = 0; i < n; i++) d[i] += g[i];
 }
 
 /* Give an op output's gradient back once nothing can add to it any more. */
 static void release_grad(cf_ctx *ctx, cf_tensor *t) {
+    if (!t->grad) return; /* handed on to an input (cf_grad_pass) */
     size_t bytes = (size_t)t->numel * sizeof(cf_real);
     cf_grad_bin *b = bytes >= sizeof(void *) ? grad_bin(ctx, bytes, true) : NULL;
     if (!b) return;
@@ -126,7 +155,13 @@ static void release_grad(cf_ctx *ctx, cf_tensor *t) {
 static void run_tape(cf_ctx *ctx) {
     for (cf_node *n = ctx->tape; n; n = n->prev) {
         if (!n->out->grad) continue; /* no gradient flowed to this output */
-        n->backward(ctx, n);
+        if (ctx->profile) {
+            double t0 = cf_now_s();
+            n->backward(ctx, n);
+            cf_profile_backward(ctx->profile, n->op, cf_now_s() - t0);
+        } else {
+            n->backward(ctx, n);
+        }
         if (!n->out->is_param) release_grad(ctx, n->out);
     }
 }

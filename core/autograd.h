@@ -23,6 +23,7 @@
 #define CF_AUTOGRAD_H
 
 #include "core/arena.h"
+#include "core/profile.h"
 #include "core/tensor.h"
 
 #define CF_NODE_MAX_INPUTS 8
@@ -61,6 +62,7 @@ struct cf_ctx {
     uint64_t seed;                           /* run seed, for dropout */
     uint64_t step;                           /* current step, for dropout */
     uint64_t dropout_calls;                  /* dropout calls this step: the "tensor id" */
+    cf_profile *profile;                     /* time per op when set (core/profile.h); NULL: off */
 };
 
 cf_ctx *cf_ctx_new(uint64_t seed);
@@ -83,6 +85,16 @@ cf_node *cf_tape_record(cf_ctx *ctx, const char *op, cf_backward_fn backward, cf
                         int n_in, cf_tensor *const *in);
 /* The gradient buffer of t, taken zeroed from the arena on first use. */
 cf_real *cf_grad(cf_ctx *ctx, cf_tensor *t);
+/* For a backward that writes every element of t's gradient: the buffer, and *fresh = true when it
+ * was just created, its contents undefined; the caller then stores (=) instead of adding (+=), so
+ * no zero-fill pass is needed. */
+cf_real *cf_grad_first(cf_ctx *ctx, cf_tensor *t, bool *fresh);
+/* in's gradient += out's gradient (same element count), for pass-through ops (reshape, add, the
+ * residual of cf_dropout_add): when in has no gradient yet and is not a parameter, it takes out's
+ * buffer instead of copying it (out's gradient is dead once its node ran, and in's later
+ * gradients accumulate into the buffer it now owns). Call it last in a backward: out->grad is
+ * NULL afterwards. */
+void cf_grad_pass(cf_ctx *ctx, cf_tensor *in, cf_tensor *out);
 /* Scratch memory for a kernel, valid until the next reset. */
 static inline void *cf_scratch(cf_ctx *ctx, size_t bytes) { return cf_arena_alloc(&ctx->arena, bytes); }
 

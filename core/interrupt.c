@@ -45,3 +45,5 @@ void cf_interrupt_unblock(void) {
 void cf_interrupt_restore(void) { set_handlers(SIG_DFL, 0); }
 
 int cf_interrupted(void) { return requested; }
+
+const volatile sig_atomic_t *cf_interrupt_flag(void) { return &requested; }

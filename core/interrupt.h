@@ -14,6 +14,8 @@
 #ifndef CF_INTERRUPT_H
 #define CF_INTERRUPT_H
 
+#include <signal.h>
+
 void cf_interrupt_install(void);
 void cf_interrupt_restore(void);
 /* Hold SIGINT and SIGTERM back (a blocked signal stays pending, also across execve) until
@@ -23,5 +25,8 @@ void cf_interrupt_block(void);
 void cf_interrupt_unblock(void);
 /* The signal that asked to stop, or 0. */
 int cf_interrupted(void);
+/* The flag itself, for code that polls it through a pointer (dist/: a rank's stop request travels
+ * with the gradient exchange). */
+const volatile sig_atomic_t *cf_interrupt_flag(void);
 
 #endif

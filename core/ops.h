@@ -57,6 +57,11 @@ cf_tensor *cf_rmsnorm(cf_ctx *ctx, cf_tensor *x, cf_tensor *w, double eps);
  * weight [V, C]; ids has `ndim` dims of sizes `shape` -> [shape..., C]. Backward scatter-adds
  * into weight's gradient (deterministically: each row of the gradient is owned by one thread). */
 cf_tensor *cf_embedding(cf_ctx *ctx, cf_tensor *weight, const int32_t *ids, int ndim, const int64_t *shape);
+/* A model's input in one pass: out [B, T, C] = dropout(weight[ids] * scale + pos[pos_offset + t])
+ * for ids [B*T], pos [P, C] (learned or fixed; NULL: none), dropout p in training mode. The same
+ * values, mask and gradients as cf_embedding, cf_scale, cf_add and cf_dropout one after the other. */
+cf_tensor *cf_embed_input(cf_ctx *ctx, cf_tensor *weight, const int32_t *ids, int64_t batch, int64_t len, double scale,
+                          cf_tensor *pos, int64_t pos_offset, double p);
 
 /* ---- regularisation ----
  * Zeroes each element with probability p and scales the rest by 1/(1-p); the keep mask is a pure
@@ -67,6 +72,11 @@ cf_tensor *cf_embedding(cf_ctx *ctx, cf_tensor *weight, const int32_t *ids, int 
  * compared in double. u is a multiple of 2^-24, so the drop probability is ceil(p 2^24) / 2^24
  * (p itself is never rounded to float). */
 cf_tensor *cf_dropout(cf_ctx *ctx, cf_tensor *x, double p);
+/* dropout(relu(x)) in one pass (the FFN's activation): the same values and mask as the two ops. */
+cf_tensor *cf_relu_dropout(cf_ctx *ctx, cf_tensor *x, double p);
+/* res + dropout(x), same shapes, in one pass (a residual branch): the same values and mask as
+ * cf_add(res, cf_dropout(x)); res's gradient is dout itself (no copy, see cf_grad_pass). */
+cf_tensor *cf_dropout_add(cf_ctx *ctx, cf_tensor *res, cf_tensor *x, double p);
 
 /* ---- shape ---- */
 /* Same data, new shape (numel must match). */
@@ -101,6 +111,11 @@ typedef struct cf_ce_stats {
 } cf_ce_stats;
 cf_tensor *cf_cross_entropy(cf_ctx *ctx, cf_tensor *logits, const int32_t *targets,
                             double label_smoothing, int32_t ignore_index, cf_ce_stats *stats);
+/* cross_entropy(x W^T) for x [..., d], W [V, d], in chunks of rows, without the [N, V] logits
+ * (the model's output projection: bench-small's step keeps 49 MB less). Its gradients are computed
+ * chunk by chunk during the forward; dW sums the chunks in order (fixed by V alone). */
+cf_tensor *cf_linear_cross_entropy(cf_ctx *ctx, cf_tensor *x, cf_tensor *w, const int32_t *targets,
+                                   double label_smoothing, int32_t ignore_index, cf_ce_stats *stats);
 
 /* ---- rotary position embedding ----
  * x [..., T, D] (D even), position of row t = pos_offset + t. Rotates pairs (i, i + D/2) (the
@@ -119,14 +134,49 @@ cf_tensor *cf_rope(cf_ctx *ctx, cf_tensor *x, int64_t pos_offset, double base);
  *   key_lens: keys j >= key_lens[b] are padding
  *   window:   if > 0, query i also cannot see j < i + (S - T) - window + 1 (sliding window)
  * A query row that sees no key outputs zeros. Dropout (training only) drops attention weights
- * with the counter-based RNG like cf_dropout. */
+ * with the counter-based RNG like cf_dropout.
+ * Relative positions (Shaw et al. 2018, keys only), when rel is set: a table of learned vectors
+ * a[r], r = 0 .. 2R (R = rel_clip), of shape [2R+1, Dk] shared by all heads or [Hr, 2R+1, Dk]
+ * (H % Hr == 0; query head h reads table h / (H / Hr)). Query row i sits at position
+ * p = i + (S - T) and key j at j, so
+ *   score[i, j] = (q_i . k_j + q_i . a[clip(j - p, -R, R) + R]) * scale
+ * and rel receives its gradient like q, k and v. */
 typedef struct cf_attn_opts {
     double scale;               /* usually 1 / sqrt(Dk) */
     bool causal;
     const int32_t *key_lens;    /* [B] or NULL */
     int64_t window;             /* 0: unlimited */
     double dropout;             /* probability on the attention weights */
+    cf_tensor *rel;             /* relative-position key table, or NULL */
+    int64_t rel_clip;           /* R: distances beyond +-R share the end entries */
 } cf_attn_opts;
 cf_tensor *cf_attention(cf_ctx *ctx, cf_tensor *q, cf_tensor *k, cf_tensor *v, const cf_attn_opts *opts);
+
+/* ---- mixture of experts (nn/moe.h builds the layer from these) ----
+ * cf_moe_route: logits [N, E] of a router; each token t keeps the k experts with the largest logits
+ * (ties: the lower index), slot 0 the largest, and gets gates [N, k] = softmax over the kept
+ * logits (differentiable; the other logits get no gradient from them). r (filled, arena memory)
+ * orders the N*k dispatched rows by expert, tokens increasing within an expert: expert e owns rows
+ * [offset[e], offset[e+1]); slot_row[t*k + s] is the row of (t, s), row_token[row] its token. */
+typedef struct cf_moe_routing {
+    int64_t n_tokens, n_experts, k;
+    int32_t *expert;            /* [N, k] chosen experts */
+    int32_t *slot_row;          /* [N, k] dispatched row of each (token, slot) */
+    int32_t *row_token;         /* [N*k] token of each dispatched row */
+    int64_t *offset;            /* [E + 1] */
+    cf_real *probs;             /* [N, E] softmax of the logits over all experts */
+} cf_moe_routing;
+cf_tensor *cf_moe_route(cf_ctx *ctx, cf_tensor *logits, int64_t k, cf_moe_routing *r);
+/* Switch Transformer's load-balancing loss [1]: E * sum_e f_e P_e, f_e = (rows of expert e) / (N k),
+ * P_e = mean over tokens of probs[t, e]; 1 when both are uniform. Differentiates through P only. */
+cf_tensor *cf_moe_aux_loss(cf_ctx *ctx, cf_tensor *logits, const cf_moe_routing *r);
+/* x [N, d] -> [N*k, d]: row i is x[row_token[i]]. */
+cf_tensor *cf_moe_dispatch(cf_ctx *ctx, cf_tensor *x, const cf_moe_routing *r);
+/* ys [N*k, d], gates [N, k] -> [N, d]: out[t] = sum over slots s (in order) of gates[t, s] ys[slot_row[t, s]]. */
+cf_tensor *cf_moe_combine(cf_ctx *ctx, cf_tensor *ys, cf_tensor *gates, const cf_moe_routing *r);
+/* x [M, IN] whose rows [offset[g], offset[g+1]) belong to group g -> [M, OUT], row i of group g =
+ * x_i w[g]^T + bias[g]; w [G, OUT, IN], bias [G, OUT] or NULL, offset [G + 1] (copied). One tiled
+ * GEMM per group (empty groups are skipped). */
+cf_tensor *cf_grouped_linear(cf_ctx *ctx, cf_tensor *x, cf_tensor *w, cf_tensor *bias, const int64_t *offset);
 
 #endif

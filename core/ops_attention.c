@@ -23,6 +23,12 @@
  * (G = 1) or summed from the G query heads' partials in head order (G > 1): results are
  * bit-identical for any thread count.
  *
+ * Relative positions (Shaw et al.), when a table A [2R+1, Dk] per head group is given: each block
+ * also computes qa [nr, 2R+1] = q_blk A^T * scale (one small GEMM) and adds qa[i, clip(j - p_i) + R]
+ * to score [i, j]; backward buckets dS by the same index into dqa [nr, 2R+1], then
+ * dq_blk += dqa A * scale and dA += dqa^T q_blk * scale. A head writes its own dA partial; the
+ * partials of a table are summed in (batch, head) order, like grouped dk/dv.
+ *
  * The per-block GEMMs go to OpenBLAS through cf_gemm_serial (one thread, inside our parallel
  * region): for 256 heads at T = S = 48, D = 32 on one core, q k^T in 16-row blocks took 0.69 ms with sgemm vs 1.18 ms
  * with fmaf loops vectorised over keys (k transposed once per head), and P v 0.37-0.59 ms vs
@@ -56,7 +62,54 @@ typedef struct attn_cfg {
     double dropout;             /* 0 when not training */
     uint64_t rng_seed, rng_step, rng_id;
     cf_real *p;                 /* [B,H,T,S] saved probabilities (dropped ones negated), or NULL */
+    const cf_real *rel;         /* [Hr, 2R+1, Dk] relative-position keys, or NULL */
+    int64_t rel_heads, rel_clip, rel_n; /* Hr, R, 2R+1 */
 } attn_cfg;
+
+/* The relative-position table of query head h: [2R+1, Dk]. */
+static inline const cf_real *attn_rel_table(const attn_cfg *c, int64_t h) {
+    return c->rel + (h / (c->H / c->rel_heads)) * c->rel_n * c->Dk;
+}
+
+/* score[i, lo:hi] += qa[i, clip(j - p_i, -R, R) + R] for the rows [i0, i1) of one head, where
+ * qa [nr, 2R+1] = q_blk A^T * scale; p_i = i + off. Three ranges per row: keys R or more before the
+ * query share a[0], keys R or more after it a[2R], the ones between read a[j - p_i + R]. */
+static void attn_rel_forward(const attn_cfg *c, int64_t i0, int64_t i1, int64_t lo, int64_t hi, const cf_real *q_h,
+                             const cf_real *rel_h, cf_real *qa, cf_real *p_h) {
+    int64_t n = c->rel_n, R = c->rel_clip, S = c->S, Dk = c->Dk;
+    cf_gemm_serial(false, true, i1 - i0, n, Dk, (cf_real)c->scale, q_h + i0 * Dk, Dk, rel_h, Dk, 0, qa, n);
+    for (int64_t i = i0; i < i1; i++) {
+        const cf_real *a = qa + (i - i0) * n;
+        cf_real *row = p_h + i * S;
+        int64_t pos = i + c->off, m0 = pos - R > lo ? pos - R : lo, m1 = pos + R + 1 < hi ? pos + R + 1 : hi;
+        int64_t j = lo;
+        for (; j < m0 && j < hi; j++) row[j] += a[0];
+        for (; j < m1; j++) row[j] += a[j - pos + R];
+        for (; j < hi; j++) row[j] += a[2 * R];
+    }
+}
+
+/* Backward of attn_rel_forward for one block: ds [nr, nk] holds dscore for keys [lo, lo + nk).
+ * dqa[i, r] = sum of ds[i, j] over the keys j whose index is r; then dq_blk += dqa A * scale and
+ * the head's dA partial += dqa^T q_blk * scale. */
+static void attn_rel_backward(const attn_cfg *c, int64_t i0, int64_t i1, int64_t lo, int64_t nk, const cf_real *ds,
+                              const cf_real *q_h, const cf_real *rel_h, cf_real *dqa, cf_real *dq_h, cf_real *drel_h) {
+    int64_t n = c->rel_n, R = c->rel_clip, Dk = c->Dk, nr = i1 - i0, hi = lo + nk;
+    for (int64_t i = i0; i < i1; i++) {
+        const cf_real *d = ds + (i - i0) * nk - lo; /* d[j] for j in [lo, hi) */
+        cf_real *g = dqa + (i - i0) * n;
+        int64_t pos = i + c->off, m0 = pos - R > lo ? pos - R : lo, m1 = pos + R + 1 < hi ? pos + R + 1 : hi;
+        memset(g, 0, (size_t)n * sizeof *g);
+        int64_t j = lo;
+        for (; j < m0 && j < hi; j++) g[0] += d[j];
+        for (; j < m1; j++) g[j - pos + R] += d[j];
+        for (; j < hi; j++) g[2 * R] += d[j];
+    }
+    if (dq_h)
+        cf_gemm_serial(false, false, nr, Dk, n, (cf_real)c->scale, dqa, n, rel_h, Dk, 1, dq_h + i0 * Dk, Dk);
+    if (drel_h)
+        cf_gemm_serial(true, false, n, Dk, nr, (cf_real)c->scale, dqa, n, q_h + i0 * Dk, Dk, 1, drel_h, Dk);
+}
 
 /* Keys [*lo, *hi) visible from query row i of batch b; empty when *hi <= *lo. */
 static inline void attn_row_range(const attn_cfg *c, int64_t b, int64_t i, int64_t *lo, int64_t *hi) {
@@ -126,9 +179,9 @@ static void attn_softmax_row(cf_real *p, int64_t S, int64_t lo, int64_t hi) {
 }
 
 /* One (b, h): out_h [T,Dv] from q_h [T,Dk], k_h [S,Dk], v_h [S,Dv]. p_h [T,S] receives the
- * probabilities; pd [RB,S] is scratch for the dropped weights. */
+ * probabilities; pd [RB,S] is scratch for the dropped weights, qa [RB, 2R+1] for relative positions. */
 static void attn_forward_head(const attn_cfg *c, int64_t b, int64_t h, const cf_real *q_h, const cf_real *k_h,
-                              const cf_real *v_h, cf_real *out_h, cf_real *p_h, cf_real *pd) {
+                              const cf_real *v_h, cf_real *out_h, cf_real *p_h, cf_real *pd, cf_real *qa) {
     int64_t T = c->T, S = c->S, Dk = c->Dk, Dv = c->Dv;
     bool drop = c->dropout > 0;
     for (int64_t i0 = 0; i0 < T; i0 += c->rb) {
@@ -142,6 +195,7 @@ static void attn_forward_head(const attn_cfg *c, int64_t b, int64_t h, const cf_
         /* scores [nr, nk] = q_blk @ k_vis^T * scale, written into P's rows */
         cf_gemm_serial(false, true, nr, nk, Dk, (cf_real)c->scale, q_h + i0 * Dk, Dk, k_h + lo * Dk, Dk, 0,
                        p_h + i0 * S + lo, S);
+        if (c->rel) attn_rel_forward(c, i0, i1, lo, hi, q_h, attn_rel_table(c, h), qa, p_h);
         for (int64_t i = i0; i < i1; i++) {
             cf_real *p = p_h + i * S, *d = pd + (i - i0) * S;
             int64_t l, r;
@@ -178,11 +232,15 @@ static void attn_backward(cf_ctx *ctx, cf_node *node) {
     cf_real *dq = q->requires_grad ? cf_grad(ctx, q) : NULL;
     cf_real *dk = k->requires_grad ? cf_grad(ctx, k) : NULL;
     cf_real *dv = v->requires_grad ? cf_grad(ctx, v) : NULL;
+    cf_tensor *rel = c->rel ? node->in[3] : NULL;
     bool drop = c->dropout > 0;
     cf_real keep_scale = drop ? (cf_real)(1.0 / (1.0 - c->dropout)) : 1;
-    /* per thread: ds [RB, S] (dP, then dS in place) and pd [RB, S] (dropped weights) */
+    /* per thread: ds [RB, S] (dP, then dS in place), pd [RB, S] (dropped weights), dqa [RB, 2R+1] */
     int64_t stride;
-    cf_real *scratch = attn_thread_scratch(ctx, 2 * c->rb * S, &stride);
+    cf_real *scratch = attn_thread_scratch(ctx, 2 * c->rb * S + c->rb * c->rel_n, &stride);
+    /* relative positions: each (b, h) task writes its own dA partial [2R+1, Dk] */
+    int64_t rel_size = c->rel_n * Dk;
+    cf_real *drel_part = rel && rel->requires_grad ? cf_scratch(ctx, (size_t)(B * H * rel_size) * sizeof(cf_real)) : NULL;
     /* Grouped heads (G > 1): one task per query head, each writing its own dk/dv partial
      * [B, H, S, D]; a second loop adds a KV head's G partials in head order. With G = 1 the task
      * writes dk/dv directly. Either way the work items are fixed by the shape (MQA: B*H tasks, not
@@ -193,7 +251,9 @@ static void attn_backward(cf_ctx *ctx, cf_node *node) {
 #pragma omp parallel for schedule(static) if (work > CF_PAR_MIN_WORK)
     for (int64_t bh = 0; bh < B * H; bh++) {
         int64_t b = bh / H, kv = b * Hkv + (bh % H) / G;
-        cf_real *ds = scratch + omp_get_thread_num() * stride, *pd = ds + c->rb * S;
+        cf_real *ds = scratch + omp_get_thread_num() * stride, *pd = ds + c->rb * S, *dqa = pd + c->rb * S;
+        cf_real *drel_h = drel_part ? drel_part + bh * rel_size : NULL;
+        if (drel_h) memset(drel_h, 0, (size_t)rel_size * sizeof(cf_real));
         const cf_real *k_h = k->data + kv * S * Dk, *v_h = v->data + kv * S * Dv;
         cf_real *dk_h = !dk ? NULL : G > 1 ? dk_part + bh * S * Dk : dk + kv * S * Dk;
         cf_real *dv_h = !dv ? NULL : G > 1 ? dv_part + bh * S * Dv : dv + kv * S * Dv;
@@ -238,6 +298,8 @@ static void attn_backward(cf_ctx *ctx, cf_node *node) {
                     }
                 }
             }
+            if (c->rel)
+                attn_rel_backward(c, i0, i1, lo, nk, ds, q_h, attn_rel_table(c, bh % H), dqa, dq_h, drel_h);
             if (dq_h) /* dq_blk [nr, Dk] += dS @ k_vis * scale */
                 cf_gemm_serial(false, false, nr, Dk, nk, (cf_real)c->scale, ds, nk, k_h + lo * Dk, Dk, 1,
                                dq_h + i0 * Dk, Dk);
@@ -249,6 +311,20 @@ static void attn_backward(cf_ctx *ctx, cf_node *node) {
                 cf_gemm_serial(true, false, nk, Dv, nr, 1, wp, drop ? nk : S, do_h + i0 * Dv, Dv, 1,
                                dv_h + lo * Dv, Dv);
             }
+        }
+    }
+    if (drel_part) { /* each table row += its heads' partials, batch-major then head order */
+        cf_real *drel = cf_grad(ctx, rel);
+        int64_t per = H / c->rel_heads;
+#pragma omp parallel for schedule(static) if (B * H * rel_size > CF_PAR_MIN_WORK)
+        for (int64_t row = 0; row < c->rel_heads * c->rel_n; row++) {
+            int64_t hr = row / c->rel_n, r = row % c->rel_n;
+            cf_real *dst = drel + row * Dk;
+            for (int64_t b = 0; b < B; b++)
+                for (int64_t h = hr * per; h < (hr + 1) * per; h++) {
+                    const cf_real *src = drel_part + (b * H + h) * rel_size + r * Dk;
+                    for (int64_t j = 0; j < Dk; j++) dst[j] += src[j];
+                }
         }
     }
     if (G == 1) return;
@@ -275,11 +351,25 @@ cf_tensor *cf_attention(cf_ctx *ctx, cf_tensor *q, cf_tensor *k, cf_tensor *v, c
               "attention: q %s, k %s, v %s (want [B,H,T,Dk], [B,Hkv,S,Dk], [B,Hkv,S,Dv], H %% Hkv == 0)",
               cf_shape_str(q, sq, 64), cf_shape_str(k, sk, 64), cf_shape_str(v, sv, 64));
     CF_ASSERT(opts->dropout >= 0 && opts->dropout < 1, "attention: dropout %g not in [0, 1)", opts->dropout);
+    const cf_tensor *rel = opts->rel;
+    if (rel) {
+        int64_t hr = rel->ndim == 3 ? rel->shape[0] : 1, n = rel->shape[rel->ndim - 2];
+        CF_ASSERT((rel->ndim == 2 || rel->ndim == 3) && opts->rel_clip >= 0 && n == 2 * opts->rel_clip + 1 &&
+                      rel->shape[rel->ndim - 1] == q->shape[3] && hr > 0 && q->shape[1] % hr == 0,
+                  "attention: relative table %s for clip %lld and q %s (want [2R+1, Dk] or [Hr, 2R+1, Dk], H %% Hr == 0)",
+                  cf_shape_str(rel, sk, 64), (long long)opts->rel_clip, cf_shape_str(q, sq, 64));
+    }
     attn_cfg cfg = {
         .B = q->shape[0], .H = q->shape[1], .Hkv = k->shape[1], .T = q->shape[2], .S = k->shape[2],
         .Dk = q->shape[3], .Dv = v->shape[3], .scale = opts->scale, .causal = opts->causal,
         .window = opts->window, .key_lens = opts->key_lens,
     };
+    if (rel) {
+        cfg.rel = rel->data;
+        cfg.rel_heads = rel->ndim == 3 ? rel->shape[0] : 1;
+        cfg.rel_clip = opts->rel_clip;
+        cfg.rel_n = 2 * opts->rel_clip + 1;
+    }
     cfg.G = cfg.H / cfg.Hkv;
     cfg.off = cfg.S - cfg.T;
     cfg.rb = opts->causal || opts->window > 0 ? ATTN_RB : cfg.T > 0 ? cfg.T : 1;
@@ -291,7 +381,8 @@ cf_tensor *cf_attention(cf_ctx *ctx, cf_tensor *q, cf_tensor *k, cf_tensor *v, c
         cfg.rng_id = ctx->dropout_calls++;
     }
     cf_tensor *out = cf_tensor_new(ctx, 4, (int64_t[]){B, H, T, Dv});
-    bool save = ctx->grad_enabled && (q->requires_grad || k->requires_grad || v->requires_grad);
+    bool save = ctx->grad_enabled && (q->requires_grad || k->requires_grad || v->requires_grad ||
+                                      (rel && rel->requires_grad));
     if (save) {
         cfg.p = cf_scratch(ctx, (size_t)(B * H * T * S) * sizeof(cf_real));
         if (opts->key_lens) { /* the caller's buffer may change before backward */
@@ -300,9 +391,9 @@ cf_tensor *cf_attention(cf_ctx *ctx, cf_tensor *q, cf_tensor *k, cf_tensor *v, c
             cfg.key_lens = lens;
         }
     }
-    /* per thread: P [T, S] when not saved, and pd [RB, S] */
+    /* per thread: P [T, S] when not saved, pd [RB, S] and qa [RB, 2R+1] */
     int64_t stride;
-    cf_real *scratch = attn_thread_scratch(ctx, (save ? 0 : T * S) + cfg.rb * S, &stride);
+    cf_real *scratch = attn_thread_scratch(ctx, (save ? 0 : T * S) + cfg.rb * S + cfg.rb * cfg.rel_n, &stride);
     int64_t work = B * H * T * S * (Dk + Dv);
 #pragma omp parallel for schedule(static) if (work > CF_PAR_MIN_WORK)
     for (int64_t bh = 0; bh < B * H; bh++) {
@@ -310,9 +401,10 @@ cf_tensor *cf_attention(cf_ctx *ctx, cf_tensor *q, cf_tensor *k, cf_tensor *v, c
         cf_real *mine = scratch + omp_get_thread_num() * stride;
         cf_real *p_h = save ? cfg.p + bh * T * S : mine, *pd = save ? mine : mine + T * S;
         attn_forward_head(&cfg, b, h, q->data + bh * T * Dk, k->data + kv * S * Dk, v->data + kv * S * Dv,
-                          out->data + bh * T * Dv, p_h, pd);
+                          out->data + bh * T * Dv, p_h, pd, pd + cfg.rb * S);
     }
-    cf_node *node = cf_tape_record(ctx, "attention", attn_backward, out, 3, (cf_tensor *[]){q, k, v});
+    cf_node *node = cf_tape_record(ctx, "attention", attn_backward, out, rel ? 4 : 3,
+                                   (cf_tensor *[]){q, k, v, opts->rel});
     if (node) {
         attn_cfg *saved = cf_scratch(ctx, sizeof *saved);
         *saved = cfg;

@@ -64,20 +64,7 @@ static void binary_backward(cf_ctx *ctx, cf_node *node) {
     cf_bcast s = cf_bcast_of(a, b, node->op, "a", "b");
     const cf_real *dout = node->out->grad;
     int64_t cols = s.cols, bc = s.bstride[3];
-    if (a->requires_grad) {
-        cf_real *da = cf_grad(ctx, a);
-#pragma omp parallel for schedule(static) if (s.rows * cols > CF_PAR_MIN_WORK)
-        for (int64_t r = 0; r < s.rows; r++) {
-            const cf_real *g = dout + r * cols, *br = b->data + cf_bcast_b_row(&s, r);
-            cf_real *d = da + r * cols;
-            if (kind != BINARY_MUL)
-                for (int64_t c = 0; c < cols; c++) d[c] += g[c];
-            else if (bc)
-                for (int64_t c = 0; c < cols; c++) d[c] += g[c] * br[c];
-            else
-                for (int64_t c = 0; c < cols; c++) d[c] += g[c] * br[0];
-        }
-    }
+    /* b first: a's share of an add may take dout's buffer itself (cf_grad_pass, below) */
     if (b->requires_grad) {
         cf_real *db = cf_grad(ctx, b);
         double sign = kind == BINARY_SUB ? -1 : 1;
@@ -87,6 +74,20 @@ static void binary_backward(cf_ctx *ctx, cf_node *node) {
             for (int64_t i = 0; i < a->numel; i++) db[i] += (cf_real)(factor ? dout[i] * factor[i] : sign * dout[i]);
         } else {
             reduce_into_b(&s, dout, factor, sign, db);
+        }
+    }
+    if (a->requires_grad && kind != BINARY_MUL) {
+        cf_grad_pass(ctx, a, node->out);
+    } else if (a->requires_grad) {
+        cf_real *da = cf_grad(ctx, a);
+#pragma omp parallel for schedule(static) if (s.rows * cols > CF_PAR_MIN_WORK)
+        for (int64_t r = 0; r < s.rows; r++) {
+            const cf_real *g = dout + r * cols, *br = b->data + cf_bcast_b_row(&s, r);
+            cf_real *d = da + r * cols;
+            if (bc)
+                for (int64_t c = 0; c < cols; c++) d[c] += g[c] * br[c];
+            else
+                for (int64_t c = 0; c < cols; c++) d[c] += g[c] * br[0];
         }
     }
 }

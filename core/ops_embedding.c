@@ -10,14 +10,13 @@
 
 #include "core/kernel.h"
 #include "core/ops.h"
+#include "core/rng.h"
 
-static void embedding_backward(cf_ctx *ctx, cf_node *node) {
-    cf_tensor *w = node->in[0];
-    if (!w->requires_grad) return;
-    const int32_t *ids = node->saved; /* [N] */
-    int64_t V = w->shape[0], C = w->shape[1], N = node->i[0];
-    const cf_real *dout = node->out->grad; /* [N, C] */
-    cf_real *dw = cf_grad(ctx, w);         /* [V, C] */
+/* dw[ids[n]] += scale * src[n] for n < N, rows of C: positions bucketed by id (a stable counting
+ * sort into arena scratch), each weight row owned by one thread, which adds its positions in
+ * increasing order: bit-identical for any thread count. scale 1 adds src exactly. */
+static void scatter_rows(cf_ctx *ctx, cf_real *dw, int64_t V, int64_t C, const int32_t *ids, int64_t N,
+                         const cf_real *src, cf_real scale) {
     /* CSR buckets: the positions with id v are order[start[v] .. start[v + 1]) */
     int64_t *start = cf_scratch(ctx, (size_t)(V + 1) * sizeof *start); /* [V + 1] */
     int64_t *order = cf_scratch(ctx, (size_t)(N ? N : 1) * sizeof *order); /* [N] */
@@ -32,10 +31,17 @@ static void embedding_backward(cf_ctx *ctx, cf_node *node) {
     for (int64_t v = 0; v < V; v++) {
         cf_real *row = dw + v * C;
         for (int64_t k = start[v]; k < start[v + 1]; k++) {
-            const cf_real *g = dout + order[k] * C;
-            for (int64_t c = 0; c < C; c++) row[c] += g[c];
+            const cf_real *g = src + order[k] * C;
+            for (int64_t c = 0; c < C; c++) row[c] += scale * g[c];
         }
     }
+}
+
+static void embedding_backward(cf_ctx *ctx, cf_node *node) {
+    cf_tensor *w = node->in[0];
+    if (!w->requires_grad) return;
+    const int32_t *ids = node->saved; /* [N] */
+    scatter_rows(ctx, cf_grad(ctx, w), w->shape[0], w->shape[1], ids, node->i[0], node->out->grad, 1);
 }
 
 cf_tensor *cf_embedding(cf_ctx *ctx, cf_tensor *weight, const int32_t *ids, int ndim, const int64_t *shape) {
@@ -60,6 +66,96 @@ cf_tensor *cf_embedding(cf_ctx *ctx, cf_tensor *weight, const int32_t *ids, int 
         memcpy(saved, ids, (size_t)N * sizeof *saved);
         node->saved = saved;
         node->i[0] = N;
+    }
+    return out;
+}
+
+/* ---- the model's input: dropout(weight[id] * scale + positions) in one pass ---- */
+
+typedef struct embed_saved {
+    int32_t *ids;               /* [N] copy */
+    uint64_t *mask;             /* [ceil(N*C / 64)] keep bits, or NULL without dropout */
+    cf_real drop_scale;         /* 1 / (1 - p) */
+    int64_t batch, len, pos_offset;
+} embed_saved;
+
+static void embed_backward(cf_ctx *ctx, cf_node *node) {
+    cf_tensor *w = node->in[0], *pos = node->in[1];
+    const embed_saved *s = node->saved;
+    const int64_t C = w->shape[1], N = s->batch * s->len, n = N * C;
+    const cf_real sr = (cf_real)node->f[0];
+    const cf_real *g = node->out->grad;
+    /* the gradient below the dropout: the same values cf_dropout's backward stores */
+    const cf_real *da = g;
+    if (s->mask) {
+        cf_real *buf = cf_scratch(ctx, (size_t)(n ? n : 1) * sizeof *buf); /* [N, C] */
+#pragma omp parallel for schedule(static) if (n > CF_PAR_MIN_WORK)
+        for (int64_t i = 0; i < n; i++) buf[i] = ((s->mask[i / 64] >> (i % 64)) & 1) ? g[i] * s->drop_scale : 0;
+        da = buf;
+    }
+    if (pos && pos->requires_grad) { /* rows offset.. of the table: the sum over the batch, in order */
+        cf_real *dp = cf_grad(ctx, pos) + s->pos_offset * C;
+#pragma omp parallel for schedule(static) if (n > CF_PAR_MIN_WORK)
+        for (int64_t tc = 0; tc < s->len * C; tc++) {
+            double acc = 0;
+            for (int64_t b = 0; b < s->batch; b++) acc += da[b * s->len * C + tc];
+            dp[tc] += (cf_real)acc;
+        }
+    }
+    if (w->requires_grad) scatter_rows(ctx, cf_grad(ctx, w), w->shape[0], C, s->ids, N, da, sr);
+}
+
+cf_tensor *cf_embed_input(cf_ctx *ctx, cf_tensor *weight, const int32_t *ids, int64_t batch, int64_t len, double scale,
+                          cf_tensor *pos, int64_t pos_offset, double p) {
+    char sw[64], sp[64];
+    CF_ASSERT(weight->ndim == 2, "embed_input: weight %s is not [V, C]", cf_shape_str(weight, sw, 64));
+    const int64_t V = weight->shape[0], C = weight->shape[1], N = batch * len, n = N * C;
+    CF_ASSERT(!pos || (pos->ndim == 2 && pos->shape[1] == C && pos_offset >= 0 && pos_offset + len <= pos->shape[0]),
+              "embed_input: positions %s for %lld positions from %lld, width %lld", pos ? cf_shape_str(pos, sp, 64) : "",
+              (long long)len, (long long)pos_offset, (long long)C);
+    CF_ASSERT(p >= 0 && p <= 1, "embed_input: dropout %g outside [0, 1]", p);
+    for (int64_t i = 0; i < N; i++)
+        CF_ASSERT(ids[i] >= 0 && ids[i] < V, "embed_input: id %d at position %lld is outside [0, %lld)", (int)ids[i],
+                  (long long)i, (long long)V);
+    const bool drop = ctx->training && p > 0;
+    embed_saved *s = cf_scratch(ctx, sizeof *s);
+    *s = (embed_saved){.batch = batch, .len = len, .pos_offset = pos_offset,
+                       .drop_scale = drop && p < 1 ? (cf_real)(1.0 / (1.0 - p)) : 0};
+    const int64_t nwords = (n + 63) / 64;
+    s->mask = drop ? cf_scratch(ctx, (size_t)(nwords ? nwords : 1) * sizeof *s->mask) : NULL;
+    const uint64_t drop_id = drop ? ctx->dropout_calls++ : 0;
+    const cf_real sr = (cf_real)scale;
+    const cf_real *pe = pos ? pos->data + pos_offset * C : NULL;
+    cf_tensor *out = cf_tensor_new(ctx, 3, (int64_t[]){batch, len, C});
+    /* jobs of 64 mask words (4096 elements) as in cf_dropout, so the mask is the one it would draw */
+    enum { JOB_WORDS = 64 };
+    int64_t njobs = (nwords + JOB_WORDS - 1) / JOB_WORDS;
+#pragma omp parallel for schedule(static) if (n > CF_PAR_MIN_WORK / 4)
+    for (int64_t job = 0; job < njobs; job++) {
+        int64_t i0 = job * JOB_WORDS * 64, i1 = i0 + JOB_WORDS * 64 < n ? i0 + JOB_WORDS * 64 : n;
+        if (drop) cf_dropout_keep_bits(ctx->seed, ctx->step, drop_id, (uint64_t)i0, i1 - i0, p, s->mask + job * JOB_WORDS);
+        for (int64_t i = i0; i < i1;) { /* row by row: the same float operations as gather, scale, add, dropout */
+            int64_t r = i / C, c0 = i % C, c1 = c0 + (i1 - i) < C ? c0 + (i1 - i) : C;
+            const cf_real *wr = weight->data + (int64_t)ids[r] * C, *pr = pe ? pe + (r % len) * C : NULL;
+            cf_real *o = out->data + r * C;
+            for (int64_t c = c0; c < c1; c++) {
+                cf_real a = wr[c] * sr;
+                if (pr) a = a + pr[c];
+                if (drop) {
+                    int64_t e = r * C + c;
+                    a = ((s->mask[e / 64] >> (e % 64)) & 1) ? a * s->drop_scale : 0;
+                }
+                o[c] = a;
+            }
+            i += c1 - c0;
+        }
+    }
+    cf_node *node = cf_tape_record(ctx, "embed_input", embed_backward, out, 2, (cf_tensor *[]){weight, pos});
+    if (node) {
+        s->ids = cf_scratch(ctx, (size_t)(N ? N : 1) * sizeof *s->ids);
+        memcpy(s->ids, ids, (size_t)N * sizeof *s->ids);
+        node->saved = s;
+        node->f[0] = scale;
     }
     return out;
 }

@@ -73,7 +73,8 @@ static void norm_backward(cf_ctx *ctx, cf_node *node) {
     bool need_x = x->requires_grad, need_w = w && w->requires_grad, need_b = b && b->requires_grad;
     const cf_real *xd = x->data, *g = node->out->grad; /* [N, C] */
     const cf_real *wd = w ? w->data : NULL;            /* [C] */
-    cf_real *dx = need_x ? cf_grad(ctx, x) : NULL;     /* [N, C] */
+    bool fresh = false; /* a new dx buffer is stored into: no zero-fill pass */
+    cf_real *dx = need_x ? cf_grad_first(ctx, x, &fresh) : NULL; /* [N, C] */
     int64_t nblk = (rows + NORM_ROWBLK - 1) / NORM_ROWBLK;
     /* [nblk, 2, C]: per row block, the partial dw then the partial db */
     cf_real *part = need_w || need_b ? cf_scratch(ctx, (size_t)(nblk * 2 * cols) * sizeof(cf_real)) : NULL;
@@ -100,7 +101,11 @@ static void norm_backward(cf_ctx *ctx, cf_node *node) {
             double s1 = !sv->mean ? 0.0 : wd ? cf_row_dot_d(gr, wd, cols) : cf_row_sum_d(gr, cols);
             cf_real a = (cf_real)(s1 * inv_c), bb = (cf_real)(row_dh_xh_sum(xr, gr, wd, m, rs, cols) * inv_c);
             cf_real *d = dx + r * cols;
-            if (wd)
+            if (fresh && wd)
+                for (int64_t c = 0; c < cols; c++) d[c] = rs * (gr[c] * wd[c] - a - (xr[c] - m) * rs * bb);
+            else if (fresh)
+                for (int64_t c = 0; c < cols; c++) d[c] = rs * (gr[c] - a - (xr[c] - m) * rs * bb);
+            else if (wd)
                 for (int64_t c = 0; c < cols; c++) d[c] += rs * (gr[c] * wd[c] - a - (xr[c] - m) * rs * bb);
             else
                 for (int64_t c = 0; c < cols; c++) d[c] += rs * (gr[c] - a - (xr[c] - m) * rs * bb);

@@ -6,13 +6,7 @@
 
 /* ---- reshape ---- */
 
-static void reshape_backward(cf_ctx *ctx, cf_node *node) {
-    cf_tensor *x = node->in[0];
-    cf_real *dx = cf_grad(ctx, x);
-    const cf_real *g = node->out->grad;
-#pragma omp parallel for schedule(static) if (x->numel > CF_PAR_MIN_WORK)
-    for (int64_t i = 0; i < x->numel; i++) dx[i] += g[i];
-}
+static void reshape_backward(cf_ctx *ctx, cf_node *node) { cf_grad_pass(ctx, node->in[0], node->out); }
 
 cf_tensor *cf_reshape(cf_ctx *ctx, cf_tensor *x, int ndim, const int64_t *shape) {
     char sx[64];
@@ -100,7 +94,9 @@ static void permute_backward(cf_ctx *ctx, cf_node *node) {
     for (int d = 0; d < x->ndim; d++) inv[perm[d]] = d;
     /* dx = permute(dout, inverse perm), accumulated */
     permute_pad(out, inv, oshape4, perm4);
-    permute_kernel(out->grad, oshape4, perm4, cf_grad(ctx, x), true);
+    bool fresh; /* a new gradient buffer is written, not added to */
+    cf_real *dx = cf_grad_first(ctx, x, &fresh);
+    permute_kernel(out->grad, oshape4, perm4, dx, !fresh);
 }
 
 cf_tensor *cf_permute(cf_ctx *ctx, cf_tensor *x, const int *perm) {

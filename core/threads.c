@@ -17,8 +17,19 @@
 #include "core/gemm.h"
 
 static int max_threads = 1, cur_threads = 1;
+
+typedef struct load_sample {
+    double wall, own_cpu;    /* seconds; own_cpu includes the siblings' */
+    double busy;             /* seconds of busy time summed over our CPUs (steal included) */
+    bool valid;
+} load_sample;
+static load_sample last;
 static int quota_cpus = -1; /* cgroup_cpus(), read once: adapting must not open files with stdio */
 static bool adaptive;
+/* Sibling processes sharing our CPUs (the ranks of a data-parallel job on one node, bound to the
+ * same cores or to none): their CPU time is ours, not foreign load. */
+enum { MAX_SIBLINGS = 256 };
+static int share = 1, sibling_pids[MAX_SIBLINGS], n_siblings;
 
 const char *cf_threads_blas_model(void) {
     switch (openblas_get_parallel()) {
@@ -87,9 +98,17 @@ static void blas_buffers_warm_up(int n) {
                       ((size_t)16 << 20));
 }
 
+void cf_threads_set_siblings(int n_sharing, const int *pids, int n_pids) {
+    share = n_sharing > 1 ? n_sharing : 1;
+    n_siblings = 0;
+    for (int i = 0; i < n_pids && n_siblings < MAX_SIBLINGS; i++) sibling_pids[n_siblings++] = pids[i];
+    last.valid = false;
+}
+
 int cf_threads_init(int n_threads) {
     quota_cpus = cgroup_cpus();
-    if (n_threads <= 0) n_threads = cf_threads_available();
+    if (n_threads <= 0) n_threads = cf_threads_available() / share;
+    if (n_threads < 1) n_threads = 1;
     max_threads = n_threads;
     /* BLAS runs single-threaded inside core/gemm.h's tiles; in the OpenMP build this call also sets
      * OpenMP's count, so it goes first. */
@@ -116,13 +135,7 @@ enum { LOAD_MAX_CPUS = 1024 };
  * 40% of the time already costs more in barrier waits than the thread gives. */
 #define LOAD_KEEP_FRACTION 0.6
 
-typedef struct load_sample {
-    double wall, own_cpu;    /* seconds */
-    double busy;             /* seconds of busy time summed over our CPUs (steal included) */
-    bool valid;
-} load_sample;
 
-static load_sample last;
 static double others = -1;
 static long n_changes;
 
@@ -161,6 +174,33 @@ static double busy_seconds(int *n_cpus) {
     return *n_cpus > 0 ? busy : -1;
 }
 
+/* CPU seconds (user + system) the sibling processes used so far, from /proc/PID/stat; a sibling
+ * that is gone counts 0 (its share of the machine is then free). read(2): no allocation. */
+static double siblings_cpu_seconds(void) {
+    static char buf[4096];
+    double hz = (double)sysconf(_SC_CLK_TCK), total = 0;
+    for (int i = 0; i < n_siblings; i++) {
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%d/stat", sibling_pids[i]);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) continue;
+        ssize_t len = read(fd, buf, sizeof buf - 1);
+        close(fd);
+        if (len <= 0) continue;
+        buf[len] = 0;
+        char *p = strrchr(buf, ')'); /* the command name may hold spaces and parentheses */
+        if (!p) continue;
+        p++;
+        /* fields after the name: state(3) ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime(14) stime(15) */
+        for (int field = 3; field < 14 && p; field++) p = strchr(p + 1, ' ');
+        if (!p) continue;
+        char *end;
+        unsigned long long ut = strtoull(p, &end, 10), st = strtoull(end, &end, 10);
+        total += (double)(ut + st) / hz;
+    }
+    return total;
+}
+
 void cf_threads_set_adaptive(bool on) {
     adaptive = on;
     last.valid = false;
@@ -176,7 +216,8 @@ int cf_threads_adapt(void) {
     double wall = clock_s(CLOCK_MONOTONIC);
     if (last.valid && wall - last.wall < LOAD_INTERVAL_S) return cur_threads;
     int cpus = 0;
-    load_sample s = {.wall = wall, .own_cpu = clock_s(CLOCK_PROCESS_CPUTIME_ID), .busy = busy_seconds(&cpus)};
+    load_sample s = {.wall = wall, .own_cpu = clock_s(CLOCK_PROCESS_CPUTIME_ID) + siblings_cpu_seconds(),
+                     .busy = busy_seconds(&cpus)};
     s.valid = s.busy >= 0;
     if (!s.valid) return cur_threads;
     if (last.valid) {
@@ -184,7 +225,7 @@ int cf_threads_adapt(void) {
         double used = (s.busy - last.busy) - (s.own_cpu - last.own_cpu);
         others = used > 0 ? used / dt : 0;
         if (quota_cpus > 0 && quota_cpus < cpus) cpus = quota_cpus;
-        double free_cpus = (double)cpus - others;
+        double free_cpus = ((double)cpus - others) / share; /* siblings split what others leave */
         int want = (int)floor(free_cpus + (1 - LOAD_KEEP_FRACTION));
         if (want > max_threads) want = max_threads;
         if (want < 1) want = 1;

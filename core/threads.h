@@ -37,6 +37,13 @@ int cf_threads_available(void);
 /* "OpenMP" / "pthreads" / "sequential": which OpenBLAS threading model is linked. */
 const char *cf_threads_blas_model(void);
 
+/* This process shares its CPUs with n_sharing - 1 siblings (pids): the ranks of a data-parallel
+ * job on one node that are bound to the same cores, or to none. Call before cf_threads_init:
+ * its default count becomes cf_threads_available() / n_sharing (at least 1), and load following
+ * counts the siblings' CPU time as ours (not as a busy neighbour) and takes a 1/n_sharing share
+ * of the CPUs that other processes leave free. */
+void cf_threads_set_siblings(int n_sharing, const int *pids, int n_pids);
+
 /* Load following (off by default; cf_threads_init keeps the setting). */
 void cf_threads_set_adaptive(bool on);
 bool cf_threads_adaptive(void);

@@ -21,6 +21,28 @@ static void linear_at(cf_nn_linear *l, cf_params *ps, cf_rng *r, int64_t in, int
     cf_nn_linear_init(l, ps, r, in, out, bias, full);
 }
 
+/* QK-norm and relative positions, registered after the projections (docs/model.md, section 6). */
+static void attention_options_init(cf_nn_attention *a, cf_params *ps, cf_rng *r, const cf_model_config *cfg,
+                                   const char *prefix, bool self_attn) {
+    char name[256];
+    a->qk_norm = cfg->qk_norm && a->kind != CF_ATTN_MLA;
+    if (a->qk_norm) {
+        snprintf(name, sizeof name, "%s.q_norm", prefix);
+        cf_nn_norm_init(&a->q_norm, ps, CF_NORM_RMSNORM, a->qk_dim, cfg->norm_eps, name);
+        snprintf(name, sizeof name, "%s.k_norm", prefix);
+        cf_nn_norm_init(&a->k_norm, ps, CF_NORM_RMSNORM, a->qk_dim, cfg->norm_eps, name);
+    }
+    /* Shaw et al. relate positions within one sequence: self-attention only */
+    if (self_attn && cfg->pos_encoding == CF_POS_RELATIVE) {
+        a->rel_clip = cfg->rel_clip;
+        int64_t n = 2 * cfg->rel_clip + 1;
+        a->rel_pos = cfg->rel_per_head
+                         ? cf_params_add(ps, 3, (int64_t[]){a->n_heads, n, a->qk_dim}, "%s.rel_pos.weight", prefix)
+                         : cf_params_add(ps, 2, (int64_t[]){n, a->qk_dim}, "%s.rel_pos.weight", prefix);
+        cf_init_normal(a->rel_pos, 0.02, r);
+    }
+}
+
 void cf_nn_attention_init(cf_nn_attention *a, cf_params *ps, cf_rng *r, const cf_model_config *cfg, const char *prefix,
                           bool self_attn) {
     memset(a, 0, sizeof *a);
@@ -52,6 +74,7 @@ void cf_nn_attention_init(cf_nn_attention *a, cf_params *ps, cf_rng *r, const cf
         cf_nn_norm_init(&a->kv_a_norm, ps, CF_NORM_RMSNORM, a->kv_lora_rank, 1e-6, name);
         linear_at(&a->kv_b_proj, ps, r, a->kv_lora_rank, h * (a->qk_nope_dim + a->v_dim), bias, prefix, "kv_b_proj");
         linear_at(&a->out_proj, ps, r, h * a->v_dim, d, bias, prefix, "out_proj");
+        attention_options_init(a, ps, r, cfg, prefix, self_attn);
         return;
     }
     a->n_kv_heads = a->kind == CF_ATTN_MQA ? 1 : a->kind == CF_ATTN_GQA ? cfg->n_kv_heads : h;
@@ -61,6 +84,7 @@ void cf_nn_attention_init(cf_nn_attention *a, cf_params *ps, cf_rng *r, const cf
     linear_at(&a->k_proj, ps, r, d, a->n_kv_heads * hd, bias, prefix, "k_proj");
     linear_at(&a->v_proj, ps, r, d, a->n_kv_heads * hd, bias, prefix, "v_proj");
     linear_at(&a->out_proj, ps, r, h * hd, d, bias, prefix, "out_proj");
+    attention_options_init(a, ps, r, cfg, prefix, self_attn);
 }
 
 /* [B, T, H*D] -> [B, H, T, D] */
@@ -79,6 +103,7 @@ static cf_tensor *merge_heads(cf_ctx *ctx, cf_tensor *x) {
 static cf_tensor *project_q(cf_ctx *ctx, const cf_nn_attention *a, cf_tensor *xq, int64_t offset) {
     if (a->kind != CF_ATTN_MLA) {
         cf_tensor *q = split_heads(ctx, cf_nn_linear_forward(ctx, &a->q_proj, xq), a->n_heads, a->qk_dim);
+        if (a->qk_norm) q = cf_nn_norm_forward(ctx, &a->q_norm, q); /* over each head's D, before RoPE */
         return a->rope ? cf_rope(ctx, q, offset, a->rope_base) : q;
     }
     cf_tensor *q = a->q_lora_rank > 0
@@ -215,6 +240,7 @@ cf_tensor *cf_nn_attention_forward(cf_ctx *ctx, const cf_nn_attention *a, cf_ten
     if (a->kind != CF_ATTN_MLA) {
         if (xkv) {
             blk_a = split_heads(ctx, cf_nn_linear_forward(ctx, &a->k_proj, xkv), a->n_kv_heads, a->qk_dim);
+            if (a->qk_norm) blk_a = cf_nn_norm_forward(ctx, &a->k_norm, blk_a);
             if (a->rope) blk_a = cf_rope(ctx, blk_a, kv_offset, a->rope_base);
             blk_b = split_heads(ctx, cf_nn_linear_forward(ctx, &a->v_proj, xkv), a->n_kv_heads, a->v_dim);
         }
@@ -253,6 +279,8 @@ cf_tensor *cf_nn_attention_forward(cf_ctx *ctx, const cf_nn_attention *a, cf_ten
         .key_lens = mask ? mask->key_lens : NULL,
         .window = a->window,
         .dropout = ctx->training ? a->attn_dropout : 0.0,
+        .rel = a->rel_pos,
+        .rel_clip = a->rel_clip,
     };
     cf_tensor *o = cf_attention(ctx, q, k, v, &opts); /* [B, H, T, dv] */
     return cf_nn_linear_forward(ctx, &a->out_proj, merge_heads(ctx, o));

@@ -18,6 +18,9 @@
  *                kv_b_proj [H*(dn+dv), r] expands c into per-head k_nope and v. Queries go through
  *                q_a_proj/q_a_norm/q_b_proj when q_lora_rank > 0, else q_proj. The cache holds
  *                only c [B, len, r] and the rotated k_r [B, len, dr].
+ * Options of mha/gqa/mqa: qk_norm (RMSNorm of each head's q and k, q_norm/k_norm [D], before
+ * RoPE); in self-attention, relative positions (rel_pos [2R+1, D], or [H, 2R+1, D] per head:
+ * Shaw et al.'s relative keys, added to the scores inside cf_attention; MLA too).
  */
 #ifndef CF_NN_ATTENTION_H
 #define CF_NN_ATTENTION_H
@@ -36,6 +39,11 @@ typedef struct cf_nn_attention {
     int64_t kv_lora_rank, q_lora_rank, qk_nope_dim, qk_rope_dim;
     cf_nn_linear q_a_proj, q_b_proj, kv_a_proj, kv_b_proj;
     cf_nn_norm q_a_norm, kv_a_norm;
+    /* options */
+    bool qk_norm;
+    cf_nn_norm q_norm, k_norm;          /* qk_norm: RMSNorm over each head's D */
+    cf_tensor *rel_pos;                 /* relative positions (self-attention): [2R+1, Dqk] or [H, 2R+1, Dqk] */
+    int64_t rel_clip;
 } cf_nn_attention;
 
 typedef struct cf_nn_attn_mask {

@@ -13,7 +13,9 @@ cf_model_config cf_model_config_default(void) {
         .kv_lora_rank = 0, .q_lora_rank = 0, .qk_nope_dim = 0, .qk_rope_dim = 0, .v_head_dim = 0,
         .enc_layers = 3, .dec_layers = 3, .d_ff = 1024,
         .activation = CF_FFN_RELU, .norm = CF_NORM_LAYERNORM, .pre_norm = true, .norm_eps = 1e-5,
-        .pos_encoding = CF_POS_SINUSOIDAL, .rope_base = 10000, .max_len = 256, .window = 0,
+        .pos_encoding = CF_POS_SINUSOIDAL, .rope_base = 10000, .rel_clip = 16, .rel_per_head = false, .qk_norm = false,
+        .num_experts = 0, .num_experts_per_token = 2, .n_shared_experts = 0, .moe_d_ff = 0, .moe_aux_weight = 0.01,
+        .max_len = 256, .window = 0,
         .dropout = 0.1, .attn_dropout = 0.0, .bias = true,
         .share_embeddings = true, .tie_output = true, .scale_embedding = true,
     };
@@ -26,7 +28,7 @@ int64_t cf_model_head_dim(const cf_model_config *c) {
 static const char *attn_names[] = {"mha", "gqa", "mqa", "mla"};
 static const char *ffn_names[] = {"relu", "gelu", "swiglu"};
 static const char *norm_names[] = {"layernorm", "rmsnorm"};
-static const char *pos_names[] = {"sinusoidal", "learned", "rope", "none"};
+static const char *pos_names[] = {"sinusoidal", "learned", "rope", "none", "relative"};
 
 static int parse(const char *s, const char **names, int n) {
     for (int i = 0; i < n; i++)
@@ -41,7 +43,7 @@ const char *cf_pos_kind_name(cf_pos_kind k) { return pos_names[k]; }
 int cf_attn_kind_parse(const char *s) { return parse(s, attn_names, 4); }
 int cf_ffn_kind_parse(const char *s) { return parse(s, ffn_names, 3); }
 int cf_norm_kind_parse(const char *s) { return parse(s, norm_names, 2); }
-int cf_pos_kind_parse(const char *s) { return parse(s, pos_names, 4); }
+int cf_pos_kind_parse(const char *s) { return parse(s, pos_names, 5); }
 
 int cf_model_config_check(const cf_model_config *c) {
     CF_REQUIRE(c->d_model > 0, "model.d_model must be positive (got %lld)", (long long)c->d_model);
@@ -74,6 +76,18 @@ int cf_model_config_check(const cf_model_config *c) {
     }
     CF_REQUIRE(c->pos_encoding != CF_POS_ROPE || cf_model_head_dim(c) % 2 == 0,
             "model.pos_encoding \"rope\" needs an even head dim (got %lld)", (long long)cf_model_head_dim(c));
+    CF_REQUIRE(c->rel_clip >= 0, "model.rel_clip must be >= 0 (got %lld)", (long long)c->rel_clip);
+    CF_REQUIRE(!c->qk_norm || c->attention != CF_ATTN_MLA,
+            "model.qk_norm normalises mha/gqa/mqa heads; attention \"mla\" already normalises its latents");
+    if (c->num_experts > 0) {
+        CF_REQUIRE(c->num_experts_per_token >= 1 && c->num_experts_per_token <= c->num_experts,
+                "model.num_experts_per_token must be in 1 .. model.num_experts (%lld), got %lld",
+                (long long)c->num_experts, (long long)c->num_experts_per_token);
+        CF_REQUIRE(c->n_shared_experts >= 0 && c->moe_d_ff >= 0,
+                "model.n_shared_experts and model.moe_d_ff must be >= 0");
+        CF_REQUIRE(c->moe_aux_weight >= 0, "model.moe_aux_weight must be >= 0 (got %g)", c->moe_aux_weight);
+    }
+    CF_REQUIRE(c->num_experts >= 0, "model.num_experts must be >= 0 (got %lld)", (long long)c->num_experts);
     CF_REQUIRE(c->enc_layers >= 0 && c->dec_layers > 0, "model.enc_layers must be >= 0 and model.dec_layers > 0");
     CF_REQUIRE(c->d_ff > 0, "model.d_ff must be positive (got %lld)", (long long)c->d_ff);
     CF_REQUIRE(c->max_len > 0, "model.max_len must be positive (got %lld)", (long long)c->max_len);

@@ -17,7 +17,7 @@
 typedef enum cf_attn_kind { CF_ATTN_MHA, CF_ATTN_GQA, CF_ATTN_MQA, CF_ATTN_MLA } cf_attn_kind;
 typedef enum cf_ffn_kind { CF_FFN_RELU, CF_FFN_GELU, CF_FFN_SWIGLU } cf_ffn_kind;
 typedef enum cf_norm_kind { CF_NORM_LAYERNORM, CF_NORM_RMSNORM } cf_norm_kind;
-typedef enum cf_pos_kind { CF_POS_SINUSOIDAL, CF_POS_LEARNED, CF_POS_ROPE, CF_POS_NONE } cf_pos_kind;
+typedef enum cf_pos_kind { CF_POS_SINUSOIDAL, CF_POS_LEARNED, CF_POS_ROPE, CF_POS_NONE, CF_POS_RELATIVE } cf_pos_kind;
 
 typedef struct cf_model_config {
     int64_t src_vocab, tgt_vocab;   /* set from the tokenizer */
@@ -37,6 +37,13 @@ typedef struct cf_model_config {
     double norm_eps;
     cf_pos_kind pos_encoding;
     double rope_base;
+    int64_t rel_clip;               /* relative: distances beyond +-rel_clip share one entry */
+    bool rel_per_head;              /* relative: one table per head (else one shared by all heads) */
+    bool qk_norm;                   /* RMSNorm of each head's q and k before RoPE (Qwen3) */
+    /* Mixture of experts in place of every FFN (docs/model.md); num_experts 0: dense FFNs */
+    int64_t num_experts, num_experts_per_token, n_shared_experts;
+    int64_t moe_d_ff;               /* hidden width of one expert; 0: d_ff */
+    double moe_aux_weight;          /* weight of the load-balancing loss added to the training loss */
     int64_t max_len;                /* positions available (learned table / sinusoid table) */
     int64_t window;                 /* sliding-window self-attention; 0 = full */
     double dropout;                 /* residual, embedding and FFN dropout */

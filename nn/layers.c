@@ -57,7 +57,7 @@ void cf_nn_ffn_init(cf_nn_ffn *f, cf_params *ps, cf_rng *r, cf_ffn_kind kind, in
 cf_tensor *cf_nn_ffn_forward(cf_ctx *ctx, const cf_nn_ffn *f, cf_tensor *x) {
     cf_tensor *h = cf_nn_linear_forward(ctx, &f->fc1, x);
     switch (f->kind) {
-    case CF_FFN_RELU: h = cf_relu(ctx, h); break;
+    case CF_FFN_RELU: return cf_nn_linear_forward(ctx, &f->fc2, cf_relu_dropout(ctx, h, f->dropout)); /* one pass */
     case CF_FFN_GELU: h = cf_gelu(ctx, h, CF_GELU_ERF); break;
     case CF_FFN_SWIGLU: h = cf_mul(ctx, cf_silu(ctx, cf_nn_linear_forward(ctx, &f->gate, x)), h); break;
     }
@@ -93,18 +93,3 @@ void cf_nn_positions_free(cf_nn_positions *p) {
     p->table = NULL;
 }
 
-cf_tensor *cf_nn_positions_add(cf_ctx *ctx, const cf_nn_positions *p, cf_tensor *x, int64_t offset) {
-    if (p->kind != CF_POS_SINUSOIDAL && p->kind != CF_POS_LEARNED) return x;
-    int64_t t_len = x->shape[1];
-    CF_ASSERT(offset + t_len <= p->max_len, "positions %lld..%lld exceed model.max_len %lld", (long long)offset,
-              (long long)(offset + t_len - 1), (long long)p->max_len);
-    cf_tensor *pe;
-    if (p->kind == CF_POS_SINUSOIDAL) {
-        pe = cf_tensor_view(ctx, p->table->data + offset * p->d, 2, (int64_t[]){t_len, p->d});
-    } else {
-        int32_t *ids = cf_scratch(ctx, (size_t)t_len * sizeof *ids);
-        for (int64_t t = 0; t < t_len; t++) ids[t] = (int32_t)(offset + t);
-        pe = cf_embedding(ctx, p->table, ids, 1, (int64_t[]){t_len});
-    }
-    return cf_add(ctx, x, pe); /* [B, T, d] + [T, d] */
-}

@@ -61,8 +61,6 @@ typedef struct cf_nn_positions {
 void cf_nn_positions_init(cf_nn_positions *p, cf_params *ps, cf_rng *r, cf_pos_kind kind, int64_t max_len, int64_t d,
                           const char *prefix);
 void cf_nn_positions_free(cf_nn_positions *p);
-/* x [B, T, d] + positions offset .. offset + T - 1. */
-cf_tensor *cf_nn_positions_add(cf_ctx *ctx, const cf_nn_positions *p, cf_tensor *x, int64_t offset);
 /* The sinusoid value for (pos, i), as the table holds it. */
 double cf_sinusoid(int64_t pos, int64_t i, int64_t d);
 

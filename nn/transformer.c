@@ -6,6 +6,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The FFN sub-layer's parameters: dense, or a mixture of experts (collector slot `layer`). */
+static void ffn_init(cf_nn_ffn *ffn, cf_nn_moe *moe, cf_params *ps, cf_rng *r, const cf_model_config *c, int layer,
+                     const char *prefix) {
+    if (c->num_experts > 0)
+        cf_nn_moe_init(moe, ps, r, c, layer, prefix);
+    else
+        cf_nn_ffn_init(ffn, ps, r, c->activation, c->d_model, c->d_ff, c->bias, c->dropout, prefix);
+}
+
 static void encoder_layer_init(cf_nn_encoder_layer *l, cf_params *ps, cf_rng *r, const cf_model_config *c, int i) {
     char p[256];
     snprintf(p, sizeof p, "encoder.layers.%d.self_attn_norm", i);
@@ -18,7 +27,7 @@ static void encoder_layer_init(cf_nn_encoder_layer *l, cf_params *ps, cf_rng *r,
     snprintf(p, sizeof p, "encoder.layers.%d.ffn_norm", i);
     cf_nn_norm_init(&l->ffn_norm, ps, c->norm, c->d_model, c->norm_eps, p);
     snprintf(p, sizeof p, "encoder.layers.%d.ffn", i);
-    cf_nn_ffn_init(&l->ffn, ps, r, c->activation, c->d_model, c->d_ff, c->bias, c->dropout, p);
+    ffn_init(&l->ffn, &l->moe, ps, r, c, i, p);
 }
 
 static void decoder_layer_init(cf_nn_decoder_layer *l, cf_params *ps, cf_rng *r, const cf_model_config *c, int i) {
@@ -34,7 +43,7 @@ static void decoder_layer_init(cf_nn_decoder_layer *l, cf_params *ps, cf_rng *r,
     snprintf(p, sizeof p, "decoder.layers.%d.ffn_norm", i);
     cf_nn_norm_init(&l->ffn_norm, ps, c->norm, c->d_model, c->norm_eps, p);
     snprintf(p, sizeof p, "decoder.layers.%d.ffn", i);
-    cf_nn_ffn_init(&l->ffn, ps, r, c->activation, c->d_model, c->d_ff, c->bias, c->dropout, p);
+    ffn_init(&l->ffn, &l->moe, ps, r, c, (int)c->enc_layers + i, p);
 }
 
 cf_transformer *cf_transformer_new(const cf_model_config *cfg, uint64_t seed) {
@@ -63,6 +72,7 @@ cf_transformer *cf_transformer_new(const cf_model_config *cfg, uint64_t seed) {
     cf_nn_positions_init(&m->enc_pos, ps, &r, c->pos_encoding, c->max_len, d, "encoder.embed_positions");
     cf_nn_positions_init(&m->dec_pos, ps, &r, c->pos_encoding, c->max_len, d, "decoder.embed_positions");
 
+    if (c->num_experts > 0) m->moe = cf_moe_collector_new((int)(c->enc_layers + c->dec_layers), c->num_experts);
     m->enc = cf_xcalloc((size_t)(c->enc_layers ? c->enc_layers : 1), sizeof *m->enc);
     m->dec = cf_xcalloc((size_t)c->dec_layers, sizeof *m->dec);
     for (int i = 0; i < c->enc_layers; i++) encoder_layer_init(&m->enc[i], ps, &r, c, i);
@@ -84,6 +94,7 @@ void cf_transformer_free(cf_transformer *m) {
     cf_nn_positions_free(&m->enc_pos);
     cf_nn_positions_free(&m->dec_pos);
     cf_params_free(&m->params);
+    cf_moe_collector_free(m->moe);
     free(m->enc);
     free(m->dec);
     free(m);
@@ -91,13 +102,24 @@ void cf_transformer_free(cf_transformer *m) {
 
 int64_t cf_transformer_num_params(const cf_transformer *m) { return cf_params_numel(&m->params); }
 
+int64_t cf_transformer_active_params(const cf_transformer *m) {
+    int64_t n = cf_params_numel(&m->params);
+    for (int i = 0; m->moe && i < m->cfg.enc_layers + m->cfg.dec_layers; i++) {
+        const cf_nn_moe *moe = i < m->cfg.enc_layers ? &m->enc[i].moe : &m->dec[i - m->cfg.enc_layers].moe;
+        n -= cf_nn_moe_params(moe) - cf_nn_moe_active_params(moe);
+    }
+    return n;
+}
+
 /* token embedding (scaled) + absolute positions, then dropout: [B, T, d] */
 static cf_tensor *embed(cf_ctx *ctx, const cf_transformer *m, cf_tensor *table, const cf_nn_positions *pos,
                         const int32_t *ids, int64_t batch, int64_t len, int64_t offset) {
-    cf_tensor *x = cf_embedding(ctx, table, ids, 2, (int64_t[]){batch, len});
-    if (m->cfg.scale_embedding) x = cf_scale(ctx, x, sqrt((double)m->cfg.d_model));
-    x = cf_nn_positions_add(ctx, pos, x, offset);
-    return cf_dropout(ctx, x, m->cfg.dropout);
+    /* one pass: gather, scale, add the position table (sinusoidal or learned), dropout */
+    bool table_pos = pos->kind == CF_POS_SINUSOIDAL || pos->kind == CF_POS_LEARNED;
+    CF_ASSERT(!table_pos || offset + len <= pos->max_len, "positions %lld..%lld exceed model.max_len %lld",
+              (long long)offset, (long long)(offset + len - 1), (long long)pos->max_len);
+    double scale = m->cfg.scale_embedding ? sqrt((double)m->cfg.d_model) : 1.0;
+    return cf_embed_input(ctx, table, ids, batch, len, scale, table_pos ? pos->table : NULL, offset, m->cfg.dropout);
 }
 
 /* A residual sub-layer f with its norm: pre-LN x + drop(f(norm(x))), post-LN norm(x + drop(f(x))).
@@ -109,8 +131,15 @@ static cf_tensor *sublayer_in(cf_ctx *ctx, const cf_transformer *m, const cf_nn_
 
 static cf_tensor *sublayer_out(cf_ctx *ctx, const cf_transformer *m, const cf_nn_norm *norm, cf_tensor *x,
                                cf_tensor *fx) {
-    cf_tensor *sum = cf_add(ctx, x, cf_dropout(ctx, fx, m->cfg.dropout));
+    cf_tensor *sum = cf_dropout_add(ctx, x, fx, m->cfg.dropout); /* x + dropout(fx), one pass */
     return m->cfg.pre_norm ? sum : cf_nn_norm_forward(ctx, norm, sum);
+}
+
+/* The FFN sub-layer's function: the dense FFN, or the mixture of experts (its training losses and
+ * loads go to m's collector). */
+static cf_tensor *ffn_block(cf_ctx *ctx, const cf_transformer *m, const cf_nn_ffn *ffn, const cf_nn_moe *moe,
+                            cf_tensor *h) {
+    return m->moe ? cf_nn_moe_forward(ctx, moe, h, m->moe) : cf_nn_ffn_forward(ctx, ffn, h);
 }
 
 /* x [B, S, d]: self-attention over the source (padding keys masked), then the FFN. */
@@ -120,7 +149,7 @@ static cf_tensor *encoder_layer(cf_ctx *ctx, const cf_transformer *m, const cf_n
     cf_tensor *h = sublayer_in(ctx, m, &l->self_attn_norm, x);
     x = sublayer_out(ctx, m, &l->self_attn_norm, x, cf_nn_attention_forward(ctx, &l->self_attn, h, h, &pad, NULL, 0));
     h = sublayer_in(ctx, m, &l->ffn_norm, x);
-    x = sublayer_out(ctx, m, &l->ffn_norm, x, cf_nn_ffn_forward(ctx, &l->ffn, h));
+    x = sublayer_out(ctx, m, &l->ffn_norm, x, ffn_block(ctx, m, &l->ffn, &l->moe, h));
     return x;
 }
 
@@ -147,18 +176,23 @@ static cf_tensor *decoder_layer(cf_ctx *ctx, const cf_transformer *m, const cf_n
     x = sublayer_out(ctx, m, &l->cross_attn_norm, x,
                      cf_nn_attention_forward(ctx, &l->cross_attn, h, mem, &pad, cross_cache, pos));
     h = sublayer_in(ctx, m, &l->ffn_norm, x);
-    x = sublayer_out(ctx, m, &l->ffn_norm, x, cf_nn_ffn_forward(ctx, &l->ffn, h));
+    x = sublayer_out(ctx, m, &l->ffn_norm, x, ffn_block(ctx, m, &l->ffn, &l->moe, h));
     return x;
 }
 
-/* Decoder stack and output projection over x [B, T, d]: logits [B, T, V]. st NULL: teacher forcing. */
-static cf_tensor *decoder_stack(cf_ctx *ctx, const cf_transformer *m, cf_tensor *x, cf_tensor *memory,
-                                const int32_t *src_lens, cf_decode_state *st) {
+/* Decoder stack over x [B, T, d], up to the final norm: [B, T, d]. st NULL: teacher forcing. */
+static cf_tensor *decoder_hidden(cf_ctx *ctx, const cf_transformer *m, cf_tensor *x, cf_tensor *memory,
+                                 const int32_t *src_lens, cf_decode_state *st) {
     for (int i = 0; i < m->cfg.dec_layers; i++)
         x = decoder_layer(ctx, m, &m->dec[i], x, memory, src_lens, st ? st->self_cache[i] : NULL,
                           st ? st->cross_cache[i] : NULL, st ? st->pos : 0);
-    if (m->cfg.pre_norm) x = cf_nn_norm_forward(ctx, &m->dec_norm, x);
-    return cf_linear(ctx, x, m->output_proj, NULL);
+    return m->cfg.pre_norm ? cf_nn_norm_forward(ctx, &m->dec_norm, x) : x;
+}
+
+/* ... and the output projection: logits [B, T, V]. */
+static cf_tensor *decoder_stack(cf_ctx *ctx, const cf_transformer *m, cf_tensor *x, cf_tensor *memory,
+                                const int32_t *src_lens, cf_decode_state *st) {
+    return cf_linear(ctx, decoder_hidden(ctx, m, x, memory, src_lens, st), m->output_proj, NULL);
 }
 
 cf_tensor *cf_transformer_decode(cf_ctx *ctx, const cf_transformer *m, cf_tensor *memory, const int32_t *src_lens,
@@ -170,9 +204,15 @@ cf_tensor *cf_transformer_decode(cf_ctx *ctx, const cf_transformer *m, cf_tensor
 
 cf_tensor *cf_transformer_loss(cf_ctx *ctx, const cf_transformer *m, const cf_seq_batch *b, double label_smoothing,
                                cf_ce_stats *stats) {
+    if (m->moe) cf_moe_collector_begin(m->moe);
     cf_tensor *memory = cf_transformer_encode(ctx, m, b->src, b->batch, b->src_len, b->src_lens);
-    cf_tensor *logits = cf_transformer_decode(ctx, m, memory, b->src_lens, b->tgt_in, b->tgt_len);
-    return cf_cross_entropy(ctx, logits, b->tgt_out, label_smoothing, b->pad_id, stats);
+    cf_tensor *x = embed(ctx, m, m->tgt_embed, &m->dec_pos, b->tgt_in, b->batch, b->tgt_len, 0);
+    cf_tensor *h = decoder_hidden(ctx, m, x, memory, b->src_lens, NULL); /* [B, T, d] */
+    /* the output projection and the loss in chunks of rows: [B*T, V] logits never exist whole */
+    cf_tensor *loss = cf_linear_cross_entropy(ctx, h, m->output_proj, b->tgt_out, label_smoothing, b->pad_id, stats);
+    cf_tensor *aux = m->moe && ctx->training ? cf_moe_collector_aux(ctx, m->moe) : NULL;
+    if (aux && m->cfg.moe_aux_weight > 0) loss = cf_add(ctx, loss, cf_scale(ctx, aux, m->cfg.moe_aux_weight));
+    return loss;
 }
 
 /* ---- incremental decoding ---- */
@@ -244,16 +284,17 @@ static double attn_flops(const cf_nn_attention *a, int64_t t, int64_t s) {
     return f + 2.0 * (double)a->n_heads * (double)t * (double)s * (double)(a->qk_dim + a->v_dim);
 }
 
-static double ffn_flops(const cf_nn_ffn *f, int64_t t) {
+static double ffn_flops(const cf_transformer *m, const cf_nn_ffn *f, const cf_nn_moe *moe, int64_t t) {
+    if (m->moe) return cf_nn_moe_flops(moe, t);
     return linear_flops(&f->fc1, t) + linear_flops(&f->fc2, t) + linear_flops(&f->gate, t);
 }
 
 double cf_transformer_flops(const cf_transformer *m, int64_t src_len, int64_t tgt_len) {
     double f = 0;
     for (int i = 0; i < m->cfg.enc_layers; i++)
-        f += attn_flops(&m->enc[i].self_attn, src_len, src_len) + ffn_flops(&m->enc[i].ffn, src_len);
+        f += attn_flops(&m->enc[i].self_attn, src_len, src_len) + ffn_flops(m, &m->enc[i].ffn, &m->enc[i].moe, src_len);
     for (int i = 0; i < m->cfg.dec_layers; i++)
         f += attn_flops(&m->dec[i].self_attn, tgt_len, tgt_len) + attn_flops(&m->dec[i].cross_attn, tgt_len, src_len) +
-             ffn_flops(&m->dec[i].ffn, tgt_len);
+             ffn_flops(m, &m->dec[i].ffn, &m->dec[i].moe, tgt_len);
     return f + 2.0 * (double)tgt_len * (double)m->output_proj->numel;
 }

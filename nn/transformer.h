@@ -19,17 +19,20 @@
 #define CF_NN_TRANSFORMER_H
 
 #include "nn/attention.h"
+#include "nn/moe.h"
 
 typedef struct cf_nn_encoder_layer {
     cf_nn_norm self_attn_norm, ffn_norm;
     cf_nn_attention self_attn;
-    cf_nn_ffn ffn;
+    cf_nn_ffn ffn;                      /* dense FFN, or ... */
+    cf_nn_moe moe;                      /* ... a mixture of experts when cfg.num_experts > 0 */
 } cf_nn_encoder_layer;
 
 typedef struct cf_nn_decoder_layer {
     cf_nn_norm self_attn_norm, cross_attn_norm, ffn_norm;
     cf_nn_attention self_attn, cross_attn;
     cf_nn_ffn ffn;
+    cf_nn_moe moe;
 } cf_nn_decoder_layer;
 
 typedef struct cf_transformer {
@@ -41,6 +44,8 @@ typedef struct cf_transformer {
     cf_nn_encoder_layer *enc;
     cf_nn_decoder_layer *dec;
     cf_nn_norm enc_norm, dec_norm;      /* pre-LN only */
+    cf_moe_collector *moe;              /* MoE models: load-balancing losses and expert loads (layers
+                                         * 0..enc_layers-1 the encoder's, then the decoder's); NULL if dense */
 } cf_transformer;
 
 /* Token ids of a batch, padded with CF_PAD_ID-style ids past each length. */
@@ -62,7 +67,8 @@ cf_tensor *cf_transformer_encode(cf_ctx *ctx, const cf_transformer *m, const int
 /* Full teacher-forced decoder: logits [B, T, V]. */
 cf_tensor *cf_transformer_decode(cf_ctx *ctx, const cf_transformer *m, cf_tensor *memory, const int32_t *src_lens,
                                  const int32_t *tgt_in, int64_t tgt_len);
-/* Label-smoothed cross-entropy over non-pad target tokens. */
+/* Label-smoothed cross-entropy over non-pad target tokens; in training mode an MoE model adds
+ * model.moe_aux_weight times the mean load-balancing loss of its MoE layers (docs/model.md). */
 cf_tensor *cf_transformer_loss(cf_ctx *ctx, const cf_transformer *m, const cf_seq_batch *b, double label_smoothing,
                                cf_ce_stats *stats);
 
@@ -87,6 +93,9 @@ cf_tensor *cf_transformer_decode_step(cf_ctx *ctx, const cf_transformer *m, cf_d
 void cf_decode_state_reorder(cf_decode_state *st, const int32_t *order, int64_t n, bool cross);
 
 int64_t cf_transformer_num_params(const cf_transformer *m);
+/* Parameters one token uses: all of them for a dense model; an MoE layer counts its router, k
+ * routed experts and the shared experts. */
+int64_t cf_transformer_active_params(const cf_transformer *m);
 /* Forward FLOPs (multiply-adds x 2) for one sentence pair of the given lengths. */
 double cf_transformer_flops(const cf_transformer *m, int64_t src_len, int64_t tgt_len);
 

@@ -68,10 +68,15 @@ void cf_grads_scale(cf_tensor *const *params, int n, double factor) {
     }
 }
 
+double cf_clip_coef(double norm, double max_norm) {
+    if (!isfinite(norm) || !(max_norm > 0) || !isfinite(max_norm)) return 1.0;
+    double coef = max_norm / (norm + 1e-6);
+    return coef < 1.0 ? coef : 1.0;
+}
+
 double cf_clip_grad_norm(cf_tensor *const *params, int n, double max_norm) {
     double norm = cf_grad_norm(params, n);
-    if (!isfinite(norm) || !(max_norm > 0) || !isfinite(max_norm)) return norm;
-    double coef = max_norm / (norm + 1e-6);
+    double coef = cf_clip_coef(norm, max_norm);
     if (coef < 1.0) cf_grads_scale(params, n, coef);
     return norm;
 }

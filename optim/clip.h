@@ -28,6 +28,9 @@ double cf_grad_norm(cf_tensor *const *params, int n);
  * leaves the gradients untouched (the update is to be skipped, see cf_nan_guard).
  * max_norm <= 0 or infinite: only computes the norm. */
 double cf_clip_grad_norm(cf_tensor *const *params, int n, double max_norm);
+/* The factor cf_clip_grad_norm would multiply the gradients by for this norm: max_norm / (norm +
+ * 1e-6) when that is < 1 (and norm finite, max_norm > 0 finite), else 1. */
+double cf_clip_coef(double norm, double max_norm);
 /* true when every gradient element is finite. */
 bool cf_grads_finite(cf_tensor *const *params, int n);
 /* grad *= factor, e.g. 1/grad_accum after accumulating micro-batch gradients. */

@@ -211,8 +211,10 @@ void cf_optimizer_free(cf_optimizer *opt) {
 /* Note: gcc 12 keeps sqrtf scalar here (an errno branch per element, 3.3 ns/element on one core)
  * unless the build passes -fno-math-errno (0.7 ns/element); neither the optimize attribute nor
  * the pragma lifts it. The results are the same either way. */
-static void adam_update(cf_real *restrict p, const cf_real *restrict g, cf_real *restrict m, cf_real *restrict v,
-                        int64_t n, const cf_optimizer *opt, double lr, double wd) {
+/* gscale multiplies each gradient as it is read (x * 1 is exact, so 1 changes nothing); zero
+ * clears the gradient after use: clipping, the update and zero-grad in one pass over memory. */
+static void adam_update(cf_real *restrict p, cf_real *restrict g, cf_real *restrict m, cf_real *restrict v,
+                        int64_t n, const cf_optimizer *opt, double lr, double wd, cf_real gscale, bool zero) {
     const cf_optim_config *c = &opt->cfg;
     const double t = (double)opt->t;
     const double bias_correction1 = 1.0 - pow(c->beta1, t);
@@ -228,7 +230,8 @@ static void adam_update(cf_real *restrict p, const cf_real *restrict g, cf_real 
     const cf_real wd_r = (cf_real)wd;                        /* Adam: grad.add(param, alpha=wd) */
 
     for (int64_t i = 0; i < n; i++) {
-        cf_real pi = p[i], gi = g[i];
+        cf_real pi = p[i], gi = g[i] * gscale;
+        if (zero) g[i] = 0;
         if (decoupled) pi = pi * param_scale;
         if (coupled) gi = gi + wd_r * pi;
         cf_real mi = m[i] * beta1 + one_minus_beta1 * gi;       /* exp_avg.mul_(b1).add_(g, 1-b1) */
@@ -240,8 +243,8 @@ static void adam_update(cf_real *restrict p, const cf_real *restrict g, cf_real 
     }
 }
 
-static void sgd_update(cf_real *restrict p, const cf_real *restrict g, cf_real *restrict buf, int64_t n,
-                       const cf_optimizer *opt, double lr, double wd) {
+static void sgd_update(cf_real *restrict p, cf_real *restrict g, cf_real *restrict buf, int64_t n,
+                       const cf_optimizer *opt, double lr, double wd, cf_real gscale, bool zero) {
     const cf_optim_config *c = &opt->cfg;
     const bool first = opt->t == 1;        /* PyTorch: the buffer starts as a copy of d_p */
     const bool has_momentum = c->momentum != 0;
@@ -250,7 +253,8 @@ static void sgd_update(cf_real *restrict p, const cf_real *restrict g, cf_real *
     const bool nesterov = c->nesterov;
 
     for (int64_t i = 0; i < n; i++) {
-        cf_real pi = p[i], d = g[i];
+        cf_real pi = p[i], d = g[i] * gscale;
+        if (zero) g[i] = 0;
         if (wd != 0) d = d + wd_r * pi;
         if (has_momentum) {
             cf_real b = first ? d : buf[i] * momentum + one_minus_dampening * d;
@@ -261,8 +265,10 @@ static void sgd_update(cf_real *restrict p, const cf_real *restrict g, cf_real *
     }
 }
 
-void cf_optimizer_step(cf_optimizer *opt, double lr) {
+static void optimizer_update(cf_optimizer *opt, double lr, double grad_scale, bool zero) {
     CF_ASSERT(isfinite(lr) && lr >= 0, "learning rate %g", lr);
+    CF_ASSERT(isfinite(grad_scale), "gradient scale %g", grad_scale);
+    const cf_real gs = (cf_real)grad_scale;
     opt->t++;
 #pragma omp parallel for schedule(static) if (opt->n_elems > OPTIM_PAR_MIN)
     for (int64_t k = 0; k < opt->n_blocks; k++) {
@@ -272,10 +278,16 @@ void cf_optimizer_step(cf_optimizer *opt, double lr) {
         double wd = opt->decay[i] ? opt->cfg.weight_decay : 0.0;
         int64_t b = blk->begin;
         if (opt->cfg.kind == CF_OPTIM_SGD)
-            sgd_update(p->data + b, p->grad + b, opt->m[i] ? opt->m[i] + b : NULL, blk->len, opt, lr, wd);
+            sgd_update(p->data + b, p->grad + b, opt->m[i] ? opt->m[i] + b : NULL, blk->len, opt, lr, wd, gs, zero);
         else
-            adam_update(p->data + b, p->grad + b, opt->m[i] + b, opt->v[i] + b, blk->len, opt, lr, wd);
+            adam_update(p->data + b, p->grad + b, opt->m[i] + b, opt->v[i] + b, blk->len, opt, lr, wd, gs, zero);
     }
+}
+
+void cf_optimizer_step(cf_optimizer *opt, double lr) { optimizer_update(opt, lr, 1.0, false); }
+
+void cf_optimizer_step_and_zero(cf_optimizer *opt, double lr, double grad_scale) {
+    optimizer_update(opt, lr, grad_scale, true);
 }
 
 void cf_optimizer_zero_grad(cf_optimizer *opt) {

@@ -93,5 +93,10 @@ void cf_optimizer_free(cf_optimizer *opt);
  * (the split depends on the shapes alone, and each element's update is independent). */
 void cf_optimizer_step(cf_optimizer *opt, double lr);
 void cf_optimizer_zero_grad(cf_optimizer *opt);
+/* The training step's form: each gradient is multiplied by grad_scale (float32, exactly as
+ * cf_grads_scale would: clipping and 1/accumulation folded in) as the update reads it, and zeroed
+ * after. Bit-identical to cf_grads_scale + cf_optimizer_step + cf_optimizer_zero_grad, in one pass
+ * over the parameters instead of three. */
+void cf_optimizer_step_and_zero(cf_optimizer *opt, double lr, double grad_scale);
 
 #endif

@@ -11,7 +11,7 @@
 # The layer order, lowest first: this table is the one place that defines it.
 LAYERS='
 0 core
-1 nn optim data score
+1 nn optim data score dist
 2 translate
 3 train
 4 cli

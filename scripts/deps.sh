@@ -1,9 +1,11 @@
 #!/bin/sh
 # Install cformer's build dependencies from Debian's archive when missing (see README, "Dependencies").
+# MPI=1 (make deps MPI=1) adds Open MPI for data-parallel training (docs/distributed.md).
 # --sanitizers: what make tsan and make fuzz need besides (clang, its libFuzzer/sanitizer runtimes,
 # LLVM's OpenMP runtime with the Archer tool; docs/reliability.md).
 set -e
 arch=$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
+wanted="libopenblas-openmp-dev libcjson-dev zlib1g-dev"
 missing=""
 if [ "$1" = "--sanitizers" ]; then
     command -v clang >/dev/null 2>&1 || missing="$missing clang"
@@ -31,8 +33,13 @@ fi
 [ -f /usr/include/cjson/cJSON.h ] || missing="$missing libcjson-dev"
 [ -f /usr/include/zlib.h ] || missing="$missing zlib1g-dev"
 command -v make >/dev/null 2>&1 || missing="$missing make"
+if [ "${MPI:-0}" = 1 ]; then
+    wanted="$wanted libopenmpi-dev openmpi-bin"
+    command -v mpicc >/dev/null 2>&1 || missing="$missing libopenmpi-dev"
+    command -v mpirun >/dev/null 2>&1 || missing="$missing openmpi-bin"
+fi
 if [ -z "$missing" ]; then
-    echo "deps: all present (libopenblas-openmp-dev libcjson-dev zlib1g-dev)"
+    echo "deps: all present ($wanted)"
     exit 0
 fi
 if [ "$(id -u)" -ne 0 ]; then

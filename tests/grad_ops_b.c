@@ -32,6 +32,32 @@ TEST(grad_embedding) {
     }
 }
 
+/* ---- the fused model input: gather * scale + positions, dropout ---- */
+
+typedef struct embed_case {
+    const int32_t *ids;
+    int64_t batch, len, offset;
+    double p;
+} embed_case;
+
+static cf_tensor *f_embed_input(cf_ctx *ctx, cf_tensor **in, void *user) {
+    const embed_case *c = user;
+    return cf_embed_input(ctx, in[0], c->ids, c->batch, c->len, 2.5, in[1], c->offset, c->p);
+}
+
+TEST(grad_embed_input) {
+    const int32_t ids[6] = {3, 1, 3, 0, 4, 3}; /* repeats: the scatter must add them */
+    gradcheck_opts o = {0, 0, 0, true};
+    for (int k = 0; k < 2; k++) {
+        embed_case c = {ids, 2, 3, 1, k ? 0.3 : 0.0};
+        cf_tensor *w = test_param_uniform("w", 2, (int64_t[]){5, 4}, -1, 1, 70 + k);
+        cf_tensor *pos = test_param_uniform("pos", 2, (int64_t[]){6, 4}, -1, 1, 72 + k);
+        GRADCHECK_OPTS("embed_input", f_embed_input, ((cf_tensor *[]){w, pos}), 2, &c, &o);
+        cf_param_free(w);
+        cf_param_free(pos);
+    }
+}
+
 /* ---- dropout ---- */
 
 static cf_tensor *f_dropout(cf_ctx *ctx, cf_tensor **in, void *user) {
@@ -54,6 +80,35 @@ TEST(grad_dropout) {
     cf_tensor *x = test_param_uniform("x", 2, (int64_t[]){4, 3}, -1, 1, 45);
     GRADCHECK("dropout_eval", f_dropout, ((cf_tensor *[]){x}), 1, (void *)&ps[2]);
     cf_param_free(x);
+}
+
+/* The fused forms: dropout(relu(x)) and res + dropout(x), each with a second use of the output so
+ * that the upstream gradient is not trivial. */
+static cf_tensor *f_relu_dropout(cf_ctx *ctx, cf_tensor **in, void *user) {
+    double p = *(const double *)user;
+    return cf_relu_dropout(ctx, in[0], p);
+}
+static cf_tensor *f_dropout_add(cf_ctx *ctx, cf_tensor **in, void *user) {
+    double p = *(const double *)user;
+    cf_tensor *y = cf_dropout_add(ctx, in[0], in[1], p);
+    return cf_mul(ctx, y, in[1]); /* res's gradient then flows on through another op */
+}
+
+TEST(grad_dropout_fused) {
+    const double ps[] = {0.0, 0.3};
+    const int64_t shapes[][3] = {{3, 5, 7}, {1, 1, 1}, {2, 1, 65}};
+    gradcheck_opts o = {0, 0, 0, true};
+    for (int c = 0; c < 3; c++)
+        for (int k = 0; k < 2; k++) {
+            cf_tensor *x = test_param_uniform("x", 3, shapes[c], -1, 1, 50 + c);
+            cf_tensor *r = test_param_uniform("r", 3, shapes[c], -1, 1, 60 + c);
+            for (int64_t i = 0; i < x->numel; i++) /* away from relu's kink */
+                if (fabs(x->data[i]) < 1e-3) x->data[i] = x->data[i] < 0 ? -0.5 : 0.5;
+            GRADCHECK_OPTS("relu_dropout", f_relu_dropout, ((cf_tensor *[]){x}), 1, (void *)&ps[k], &o);
+            GRADCHECK_OPTS("dropout_add", f_dropout_add, ((cf_tensor *[]){r, x}), 2, (void *)&ps[k], &o);
+            cf_param_free(x);
+            cf_param_free(r);
+        }
 }
 
 /* ---- permute / transpose ---- */
@@ -205,6 +260,11 @@ static cf_tensor *f_ce(cf_ctx *ctx, cf_tensor **in, void *user) {
     return cf_cross_entropy(ctx, in[0], c->targets, c->ls, -100, NULL);
 }
 
+static cf_tensor *f_linear_ce(cf_ctx *ctx, cf_tensor **in, void *user) {
+    const ce_case *c = user;
+    return cf_linear_cross_entropy(ctx, in[0], in[1], c->targets, c->ls, -100, NULL);
+}
+
 TEST(grad_cross_entropy) {
     const int32_t t_some[] = {2, -100, 0, 6, -100, 3};
     const int32_t t_none[] = {-100, -100, -100, -100, -100, -100};
@@ -223,4 +283,29 @@ TEST(grad_cross_entropy) {
     cf_tensor *x = test_param_uniform("logits", 2, (int64_t[]){1, 1}, -3, 3, 95);
     GRADCHECK("cross_entropy_v1", f_ce, ((cf_tensor *[]){x}), 1, &c);
     cf_param_free(x);
+}
+
+/* The chunked projection + loss: x [6, 5] (rows of [2, 3]) and W [7, 5]; with V = 7 a chunk holds
+ * 1024 rows, and V = 2100 (targets below 7) gives chunks of 998 rows over 1200 rows. */
+TEST(grad_linear_cross_entropy) {
+    const int32_t t_some[] = {2, -100, 0, 6, -100, 3};
+    const int32_t t_none[] = {-100, -100, -100, -100, -100, -100};
+    const int32_t *ts[] = {t_some, t_none};
+    for (int t = 0; t < 2; t++) {
+        ce_case c = {ts[t], 0.1};
+        cf_tensor *x = test_param_uniform("x", 3, (int64_t[]){2, 3, 5}, -1, 1, 97 + t);
+        cf_tensor *w = test_param_uniform("w", 2, (int64_t[]){7, 5}, -1, 1, 99 + t);
+        GRADCHECK("linear_cross_entropy", f_linear_ce, ((cf_tensor *[]){x, w}), 2, &c);
+        cf_param_free(x);
+        cf_param_free(w);
+    }
+    enum { N = 1200 };
+    static int32_t many[N];
+    for (int i = 0; i < N; i++) many[i] = i % 5 == 1 ? -100 : i % 7;
+    ce_case c = {many, 0.1};
+    cf_tensor *x = test_param_uniform("x", 2, (int64_t[]){N, 3}, -1, 1, 101);
+    cf_tensor *w = test_param_uniform("w", 2, (int64_t[]){2100, 3}, -1, 1, 102);
+    GRADCHECK("linear_cross_entropy_chunks", f_linear_ce, ((cf_tensor *[]){x, w}), 2, &c);
+    cf_param_free(x);
+    cf_param_free(w);
 }

@@ -17,6 +17,7 @@ typedef struct attn_case {
     int64_t window;
     const int32_t *key_lens;
     double dropout;
+    int64_t rel_clip, rel_heads;    /* relative positions: R and the table's heads (0: none) */
 } attn_case;
 
 /* ---- naive reference: triple loops in double, straight from the contract in core/ops.h ---- */
@@ -30,9 +31,10 @@ static bool ref_visible(const attn_case *c, int64_t b, int64_t i, int64_t j) {
 }
 
 /* out [B,H,T,Dv] and, given dout, dq/dk/dv (zeroed here). Dropout draws like the contract says. */
-static void ref_attention(const attn_case *c, const float *q, const float *k, const float *v, const float *dout,
-                          uint64_t seed, uint64_t step, uint64_t call, double *out, double *dq, double *dk,
-                          double *dv) {
+static void ref_attention(const attn_case *c, const float *q, const float *k, const float *v, const float *rel,
+                          const float *dout, uint64_t seed, uint64_t step, uint64_t call, double *out, double *dq,
+                          double *dk, double *dv, double *drel) {
+    int64_t R = c->rel_clip, n_rel = 2 * R + 1;
     int64_t B = c->B, H = c->H, G = c->H / c->Hkv, T = c->T, S = c->S, Dk = c->Dk, Dv = c->Dv;
     double scale = 1 / sqrt((double)Dk), keep = 1 / (1 - c->dropout);
     double *p = malloc((size_t)S * sizeof *p), *pd = malloc((size_t)S * sizeof *pd), *dp = malloc((size_t)S * sizeof *dp);
@@ -40,15 +42,21 @@ static void ref_attention(const attn_case *c, const float *q, const float *k, co
     memset(dq, 0, (size_t)(B * H * T * Dk) * sizeof *dq);
     memset(dk, 0, (size_t)(B * c->Hkv * S * Dk) * sizeof *dk);
     memset(dv, 0, (size_t)(B * c->Hkv * S * Dv) * sizeof *dv);
+    if (c->rel_heads) memset(drel, 0, (size_t)(c->rel_heads * n_rel * Dk) * sizeof *drel);
     for (int64_t b = 0; b < B; b++)
         for (int64_t h = 0; h < H; h++)
             for (int64_t i = 0; i < T; i++) {
                 int64_t bh = b * H + h, kv = b * c->Hkv + h / G;
                 const float *qi = q + (bh * T + i) * Dk, *doi = dout + (bh * T + i) * Dv;
+                int64_t table = c->rel_heads ? h / (H / c->rel_heads) : 0;
                 double m = -INFINITY, sum = 0;
                 for (int64_t j = 0; j < S; j++) {
                     double s = 0;
                     for (int64_t d = 0; d < Dk; d++) s += (double)qi[d] * k[(kv * S + j) * Dk + d];
+                    if (c->rel_heads) { /* + q . a[clip(j - pos) + R] */
+                        int64_t dist = j - (i + S - T), r = (dist < -R ? -R : dist > R ? R : dist) + R;
+                        for (int64_t d = 0; d < Dk; d++) s += (double)qi[d] * rel[(table * n_rel + r) * Dk + d];
+                    }
                     p[j] = ref_visible(c, b, i, j) ? s * scale : -INFINITY;
                     if (p[j] > m) m = p[j];
                 }
@@ -77,6 +85,13 @@ static void ref_attention(const attn_case *c, const float *q, const float *k, co
                         dq[(bh * T + i) * Dk + d] += ds * k[(kv * S + j) * Dk + d];
                         dk[(kv * S + j) * Dk + d] += ds * qi[d];
                     }
+                    if (c->rel_heads) {
+                        int64_t dist = j - (i + S - T), r = (dist < -R ? -R : dist > R ? R : dist) + R;
+                        for (int64_t d = 0; d < Dk; d++) {
+                            dq[(bh * T + i) * Dk + d] += ds * rel[(table * n_rel + r) * Dk + d];
+                            drel[(table * n_rel + r) * Dk + d] += ds * qi[d];
+                        }
+                    }
                 }
             }
     free(p);
@@ -97,9 +112,18 @@ static double violation(const float *a, const double *b, int64_t n, double atol,
     return worst;
 }
 
-static cf_tensor *attn_run(cf_ctx *ctx, const attn_case *c, cf_tensor *q, cf_tensor *k, cf_tensor *v) {
-    cf_attn_opts o = {1 / sqrt((double)c->Dk), c->causal, c->key_lens, c->window, c->dropout};
+static cf_tensor *attn_run(cf_ctx *ctx, const attn_case *c, cf_tensor *q, cf_tensor *k, cf_tensor *v,
+                           cf_tensor *rel) {
+    cf_attn_opts o = {1 / sqrt((double)c->Dk), c->causal, c->key_lens, c->window, c->dropout, rel, c->rel_clip};
     return cf_attention(ctx, q, k, v, &o);
+}
+
+/* A relative-position table for the case ([2R+1, Dk] when shared, else [Hr, 2R+1, Dk]), or NULL. */
+static cf_tensor *rel_table(const attn_case *c, uint64_t seed) {
+    int64_t n = 2 * c->rel_clip + 1;
+    if (!c->rel_heads) return NULL;
+    if (c->rel_heads == 1) return test_param_uniform("rel", 2, (int64_t[]){n, c->Dk}, -1, 1, seed);
+    return test_param_uniform("rel", 3, (int64_t[]){c->rel_heads, n, c->Dk}, -1, 1, seed);
 }
 
 static void check_against_reference(const attn_case *c, uint64_t seed) {
@@ -107,11 +131,13 @@ static void check_against_reference(const attn_case *c, uint64_t seed) {
     cf_tensor *q = test_param_uniform("q", 4, (int64_t[]){c->B, c->H, c->T, c->Dk}, -2, 2, seed);
     cf_tensor *k = test_param_uniform("k", 4, (int64_t[]){c->B, c->Hkv, c->S, c->Dk}, -2, 2, seed + 1);
     cf_tensor *v = test_param_uniform("v", 4, (int64_t[]){c->B, c->Hkv, c->S, c->Dv}, -1, 1, seed + 2);
+    cf_tensor *rel = rel_table(c, seed + 4);
     int64_t no = c->B * c->H * c->T * c->Dv;
     cf_real *r = malloc((size_t)no * sizeof *r);
     test_fill_uniform(r, no, -1, 1, seed + 3);
     double *out = malloc((size_t)no * sizeof *out), *dq = malloc((size_t)q->numel * sizeof *dq);
     double *dk = malloc((size_t)k->numel * sizeof *dk), *dv = malloc((size_t)v->numel * sizeof *dv);
+    double *drel = rel ? malloc((size_t)rel->numel * sizeof *drel) : NULL;
 
     cf_ctx *ctx = cf_ctx_new(42);
     cf_ctx_begin_step(ctx, STEP);
@@ -119,18 +145,19 @@ static void check_against_reference(const attn_case *c, uint64_t seed) {
     cf_param_zero_grad(q);
     cf_param_zero_grad(k);
     cf_param_zero_grad(v);
-    cf_tensor *y = attn_run(ctx, c, q, k, v);
+    if (rel) cf_param_zero_grad(rel);
+    cf_tensor *y = attn_run(ctx, c, q, k, v, rel);
     CHECK(ctx->dropout_calls == (c->dropout > 0 ? 6u : 5u));
     cf_backward_seeded(ctx, y, r);
-    ref_attention(c, q->data, k->data, v->data, r, 42, STEP, 5, out, dq, dk, dv);
+    ref_attention(c, q->data, k->data, v->data, rel ? rel->data : NULL, r, 42, STEP, 5, out, dq, dk, dv, drel);
 
     /* float32 kernels, sums over <= 64 terms of O(1) values */
     const double atol = 5e-6, rtol = 5e-5; /* worst seen: ~7e-7 absolute */
     const struct { const char *what; const float *a; const double *b; int64_t n; } cmp[] = {
         {"out", y->data, out, no}, {"dq", q->grad, dq, q->numel}, {"dk", k->grad, dk, k->numel},
-        {"dv", v->grad, dv, v->numel},
+        {"dv", v->grad, dv, v->numel}, {"drel", rel ? rel->grad : NULL, drel, rel ? rel->numel : 0},
     };
-    for (int t = 0; t < 4; t++) {
+    for (int t = 0; t < (rel ? 5 : 4); t++) {
         double err, w = violation(cmp[t].a, cmp[t].b, cmp[t].n, atol, rtol, &err);
         CHECK_MSG(w <= 1, "%s: %s differs from the naive reference: max abs error %.3g (atol %g, rtol %g)", c->name,
                   cmp[t].what, err, atol, rtol);
@@ -144,7 +171,7 @@ static void check_against_reference(const attn_case *c, uint64_t seed) {
     cf_ctx_begin_step(ctx, STEP);
     ctx->dropout_calls = 5;
     cf_ctx_set_grad(ctx, false);
-    cf_tensor *y2 = attn_run(ctx, c, q, k, v);
+    cf_tensor *y2 = attn_run(ctx, c, q, k, v, rel);
     CHECK_MSG(memcmp(y2->data, y1, (size_t)no * sizeof(cf_real)) == 0, "%s: no-grad output differs", c->name);
     CHECK(!y2->requires_grad);
 
@@ -155,6 +182,8 @@ static void check_against_reference(const attn_case *c, uint64_t seed) {
     free(dq);
     free(dk);
     free(dv);
+    free(drel);
+    if (rel) cf_param_free(rel);
     cf_param_free(q);
     cf_param_free(k);
     cf_param_free(v);
@@ -165,14 +194,19 @@ static const int32_t lens2[2] = {48, 9};
 
 TEST(attention_matches_naive_reference) {
     const attn_case cases[] = {
-        {"mha", 2, 4, 4, 9, 11, 16, 16, false, 0, NULL, 0},
-        {"gqa_causal", 2, 8, 2, 40, 40, 32, 32, true, 0, NULL, 0},
-        {"mqa_cache", 2, 4, 1, 7, 40, 16, 24, true, 0, lens4, 0},
-        {"pad_window", 4, 2, 1, 37, 40, 8, 8, true, 6, lens4, 0},
-        {"t_gt_s_causal", 1, 2, 2, 20, 6, 8, 8, true, 0, NULL, 0},
-        {"decode", 4, 4, 2, 1, 40, 32, 32, true, 0, lens4, 0},
-        {"dropout", 2, 4, 2, 48, 48, 32, 32, false, 0, lens2, 0.25},
-        {"dropout_causal", 2, 4, 2, 33, 40, 16, 16, true, 9, lens2, 0.5},
+        {"mha", 2, 4, 4, 9, 11, 16, 16, false, 0, NULL, 0, 0, 0},
+        {"gqa_causal", 2, 8, 2, 40, 40, 32, 32, true, 0, NULL, 0, 0, 0},
+        {"mqa_cache", 2, 4, 1, 7, 40, 16, 24, true, 0, lens4, 0, 0, 0},
+        {"pad_window", 4, 2, 1, 37, 40, 8, 8, true, 6, lens4, 0, 0, 0},
+        {"t_gt_s_causal", 1, 2, 2, 20, 6, 8, 8, true, 0, NULL, 0, 0, 0},
+        {"decode", 4, 4, 2, 1, 40, 32, 32, true, 0, lens4, 0, 0, 0},
+        {"dropout", 2, 4, 2, 48, 48, 32, 32, false, 0, lens2, 0.25, 0, 0},
+        {"dropout_causal", 2, 4, 2, 33, 40, 16, 16, true, 9, lens2, 0.5, 0, 0},
+        {"rel_encoder", 2, 4, 2, 9, 9, 16, 16, false, 0, lens2, 0, 3, 1},
+        {"rel_per_head_causal", 2, 4, 4, 40, 40, 8, 8, true, 0, NULL, 0, 5, 4},
+        {"rel_grouped_cache", 4, 4, 2, 7, 40, 16, 24, true, 6, lens4, 0, 16, 2},
+        {"rel_decode", 4, 4, 2, 1, 40, 32, 32, true, 0, lens4, 0, 8, 1},
+        {"rel_dropout", 2, 4, 2, 48, 48, 32, 32, false, 0, lens2, 0.25, 2, 4},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) check_against_reference(&cases[i], 100 + 4 * i);
 }
@@ -180,10 +214,12 @@ TEST(attention_matches_naive_reference) {
 /* ---- PyTorch golden fixtures (tests/ref/attention.py) ---- */
 
 TEST(attention_matches_pytorch) {
-    /* name, causal, window: mirrors CASES in tests/ref/attention.py (shapes come from the file) */
-    const struct { const char *name; bool causal; int64_t window; } cases[] = {
-        {"mha", false, 0}, {"gqa", false, 0}, {"mqa_causal", true, 0}, {"causal_pad", true, 0},
-        {"window_cache", true, 4}, {"dv_ne_dk", false, 0}, {"decode", true, 0},
+    /* name, causal, window, rel_clip: mirrors CASES in tests/ref/attention.py (shapes come from the
+     * file; a "<name>.rel" tensor means relative positions with that clip) */
+    const struct { const char *name; bool causal; int64_t window, rel_clip; } cases[] = {
+        {"mha", false, 0, 0}, {"gqa", false, 0, 0}, {"mqa_causal", true, 0, 0}, {"causal_pad", true, 0, 0},
+        {"window_cache", true, 4, 0}, {"dv_ne_dk", false, 0, 0}, {"decode", true, 0, 0},
+        {"rel_shared_pad", false, 0, 3}, {"rel_per_head_causal", true, 0, 2}, {"rel_grouped_cache", true, 0, 4},
     };
     cf_st_file *f = cf_st_open(test_fixture_path("attention.safetensors"));
     CHECK_MSG(f, "%s", cf_error_message());
@@ -191,13 +227,13 @@ TEST(attention_matches_pytorch) {
     cf_ctx *ctx = cf_ctx_new(1);
     char name[128];
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-        cf_tensor *in[4];
-        const char *tags[4] = {"q", "k", "v", "R"};
-        for (int t = 0; t < 4; t++) {
+        cf_tensor *in[5] = {NULL};
+        const char *tags[5] = {"q", "k", "v", "R", "rel"};
+        for (int t = 0; t < (cases[c].rel_clip ? 5 : 4); t++) {
             snprintf(name, sizeof name, "%s.%s", cases[c].name, tags[t]);
             in[t] = test_fixture_param(f, name);
         }
-        if (!in[0] || !in[1] || !in[2] || !in[3]) break;
+        if (!in[0] || !in[1] || !in[2] || !in[3] || (cases[c].rel_clip && !in[4])) break;
         int32_t lens[16];
         snprintf(name, sizeof name, "%s.key_lens", cases[c].name);
         const cf_st_tensor *kl = cf_st_find(f, name);
@@ -205,17 +241,19 @@ TEST(attention_matches_pytorch) {
             CHECK(kl->dtype == CF_ST_I32 && kl->numel == in[0]->shape[0] && kl->numel <= 16);
             memcpy(lens, kl->data, (size_t)kl->numel * sizeof *lens);
         }
-        for (int t = 0; t < 3; t++) cf_param_zero_grad(in[t]);
-        cf_attn_opts o = {1 / sqrt((double)in[0]->shape[3]), cases[c].causal, kl ? lens : NULL, cases[c].window, 0};
+        for (int t = 0; t < 5; t++)
+            if (t != 3 && in[t]) cf_param_zero_grad(in[t]);
+        cf_attn_opts o = {1 / sqrt((double)in[0]->shape[3]), cases[c].causal, kl ? lens : NULL, cases[c].window, 0,
+                          in[4], cases[c].rel_clip};
         cf_ctx_begin_step(ctx, 0);
         cf_tensor *y = cf_attention(ctx, in[0], in[1], in[2], &o);
         cf_backward_seeded(ctx, y, in[3]->data);
         /* float32 against float64 PyTorch: inputs in [-2, 2], D <= 24 */
         const double atol = 5e-6, rtol = 5e-5; /* worst seen: ~7e-7 absolute */
-        const cf_real *got[4] = {y->data, in[0]->grad, in[1]->grad, in[2]->grad};
-        const int64_t n[4] = {y->numel, in[0]->numel, in[1]->numel, in[2]->numel};
-        const char *outs[4] = {"out", "dq", "dk", "dv"};
-        for (int t = 0; t < 4; t++) {
+        const cf_real *got[5] = {y->data, in[0]->grad, in[1]->grad, in[2]->grad, in[4] ? in[4]->grad : NULL};
+        const int64_t n[5] = {y->numel, in[0]->numel, in[1]->numel, in[2]->numel, in[4] ? in[4]->numel : 0};
+        const char *outs[5] = {"out", "dq", "dk", "dv", "drel"};
+        for (int t = 0; t < (in[4] ? 5 : 4); t++) {
             snprintf(name, sizeof name, "%s.%s", cases[c].name, outs[t]);
             CHECK_FIXTURE(f, name, got[t], n[t], atol, rtol);
             const cf_st_tensor *want = cf_st_find(f, name);
@@ -224,7 +262,8 @@ TEST(attention_matches_pytorch) {
                        test_max_violation(got[t], want->data, n[t], 1, 0));
         }
         cf_ctx_reset(ctx);
-        for (int t = 0; t < 4; t++) cf_param_free(in[t]);
+        for (int t = 0; t < 5; t++)
+            if (in[t]) cf_param_free(in[t]);
     }
     cf_ctx_free(ctx);
     cf_st_close(f);
@@ -233,65 +272,70 @@ TEST(attention_matches_pytorch) {
 /* ---- determinism and memory ---- */
 
 typedef struct attn_result {
-    cf_real *out, *dq, *dk, *dv;
-    int64_t n_out;
+    cf_real *buf[5];            /* out, dq, dk, dv, drel */
+    int64_t n[5];
 } attn_result;
 
 static const int32_t det_lens[8] = {48, 40, 31, 48, 12, 47, 48, 1};
 
-static void run_big(cf_tensor *q, cf_tensor *k, cf_tensor *v, const cf_real *r, attn_result *res) {
-    attn_case c = {"det", 8, 8, 2, 48, 48, 32, 32, true, 0, det_lens, 0.1};
+static void run_big(const attn_case *c, cf_tensor *q, cf_tensor *k, cf_tensor *v, cf_tensor *rel, const cf_real *r,
+                    attn_result *res) {
     cf_ctx *ctx = cf_ctx_new(7);
     cf_ctx_begin_step(ctx, 11);
-    cf_param_zero_grad(q);
-    cf_param_zero_grad(k);
-    cf_param_zero_grad(v);
-    cf_tensor *y = attn_run(ctx, &c, q, k, v);
+    cf_tensor *src[5] = {NULL, q, k, v, rel};
+    for (int t = 1; t < 5; t++)
+        if (src[t]) cf_param_zero_grad(src[t]);
+    cf_tensor *y = attn_run(ctx, c, q, k, v, rel);
     cf_backward_seeded(ctx, y, r);
-    res->n_out = y->numel;
-    res->out = malloc((size_t)y->numel * sizeof(cf_real));
-    memcpy(res->out, y->data, (size_t)y->numel * sizeof(cf_real));
-    cf_real **dst[3] = {&res->dq, &res->dk, &res->dv};
-    cf_tensor *src[3] = {q, k, v};
-    for (int t = 0; t < 3; t++) {
-        *dst[t] = malloc((size_t)src[t]->numel * sizeof(cf_real));
-        memcpy(*dst[t], src[t]->grad, (size_t)src[t]->numel * sizeof(cf_real));
+    for (int t = 0; t < 5; t++) {
+        const cf_real *from = t == 0 ? y->data : src[t] ? src[t]->grad : NULL;
+        res->n[t] = t == 0 ? y->numel : src[t] ? src[t]->numel : 0;
+        res->buf[t] = malloc((size_t)(res->n[t] + 1) * sizeof(cf_real));
+        if (from) memcpy(res->buf[t], from, (size_t)res->n[t] * sizeof(cf_real));
     }
     cf_ctx_free(ctx);
 }
 
+/* Grouped heads with dropout and padding, without and with relative positions (a table per head
+ * pair: the dA partials of 4 query heads go to each table). */
 TEST(attention_deterministic_across_threads) {
-    cf_tensor *q = test_param_uniform("q", 4, (int64_t[]){8, 8, 48, 32}, -2, 2, 1);
-    cf_tensor *k = test_param_uniform("k", 4, (int64_t[]){8, 2, 48, 32}, -2, 2, 2);
-    cf_tensor *v = test_param_uniform("v", 4, (int64_t[]){8, 2, 48, 32}, -1, 1, 3);
-    cf_real *r = malloc((size_t)q->numel * sizeof *r);
-    test_fill_uniform(r, q->numel, -1, 1, 4);
-    attn_result one, other;
-    cf_threads_init(1);
-    run_big(q, k, v, r, &one);
-    for (int t = 1; t < TEST_N_THREAD_COUNTS; t++) {
-        cf_threads_init(test_thread_counts[t]);
-        run_big(q, k, v, r, &other);
-        CHECK_MSG(memcmp(one.out, other.out, (size_t)one.n_out * sizeof(cf_real)) == 0 &&
-                      memcmp(one.dq, other.dq, (size_t)q->numel * sizeof(cf_real)) == 0 &&
-                      memcmp(one.dk, other.dk, (size_t)k->numel * sizeof(cf_real)) == 0 &&
-                      memcmp(one.dv, other.dv, (size_t)v->numel * sizeof(cf_real)) == 0,
-                  "attention: 1 and %d threads differ", test_thread_counts[t]);
-        cf_real *bufs[4] = {other.out, other.dq, other.dk, other.dv};
-        for (int i = 0; i < 4; i++) free(bufs[i]);
+    const attn_case cases[] = {
+        {"det", 8, 8, 2, 48, 48, 32, 32, true, 0, det_lens, 0.1, 0, 0},
+        {"det_rel", 8, 8, 2, 48, 48, 32, 32, false, 0, det_lens, 0.1, 8, 2},
+    };
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        const attn_case *c = &cases[ci];
+        cf_tensor *q = test_param_uniform("q", 4, (int64_t[]){8, 8, 48, 32}, -2, 2, 1);
+        cf_tensor *k = test_param_uniform("k", 4, (int64_t[]){8, 2, 48, 32}, -2, 2, 2);
+        cf_tensor *v = test_param_uniform("v", 4, (int64_t[]){8, 2, 48, 32}, -1, 1, 3);
+        cf_tensor *rel = rel_table(c, 5);
+        cf_real *r = malloc((size_t)q->numel * sizeof *r);
+        test_fill_uniform(r, q->numel, -1, 1, 4);
+        attn_result one, other;
+        cf_threads_init(1);
+        run_big(c, q, k, v, rel, r, &one);
+        for (int t = 1; t < TEST_N_THREAD_COUNTS; t++) {
+            cf_threads_init(test_thread_counts[t]);
+            run_big(c, q, k, v, rel, r, &other);
+            bool same = true;
+            for (int i = 0; i < 5; i++)
+                same &= memcmp(one.buf[i], other.buf[i], (size_t)one.n[i] * sizeof(cf_real)) == 0;
+            CHECK_MSG(same, "%s: 1 and %d threads differ", c->name, test_thread_counts[t]);
+            for (int i = 0; i < 5; i++) free(other.buf[i]);
+        }
+        cf_threads_init(0);
+        for (int i = 0; i < 5; i++) free(one.buf[i]);
+        free(r);
+        if (rel) cf_param_free(rel);
+        cf_param_free(q);
+        cf_param_free(k);
+        cf_param_free(v);
     }
-    cf_threads_init(0);
-    cf_real *bufs[4] = {one.out, one.dq, one.dk, one.dv};
-    for (int i = 0; i < 4; i++) free(bufs[i]);
-    free(r);
-    cf_param_free(q);
-    cf_param_free(k);
-    cf_param_free(v);
 }
 
 TEST(attention_steady_state_allocates_nothing) {
     /* big enough (P alone 1.2 MB) that the arena's 1 MB minimum chunk cannot hide a growing demand */
-    attn_case c = {"arena", 8, 8, 2, 48, 64, 32, 32, true, 0, NULL, 0.1};
+    attn_case c = {"arena", 8, 8, 2, 48, 64, 32, 32, true, 0, NULL, 0.1, 0, 0};
     cf_tensor *q = test_param_uniform("q", 4, (int64_t[]){8, 8, 48, 32}, -1, 1, 1);
     cf_tensor *k = test_param_uniform("k", 4, (int64_t[]){8, 2, 64, 32}, -1, 1, 2);
     cf_tensor *v = test_param_uniform("v", 4, (int64_t[]){8, 2, 64, 32}, -1, 1, 3);
@@ -299,7 +343,7 @@ TEST(attention_steady_state_allocates_nothing) {
     size_t first = 0, first_used = 0;
     for (int step = 0; step < 3; step++) {
         cf_ctx_begin_step(ctx, (uint64_t)step);
-        cf_tensor *y = attn_run(ctx, &c, q, k, v);
+        cf_tensor *y = attn_run(ctx, &c, q, k, v, NULL);
         cf_backward(ctx, cf_sum(ctx, y));
         size_t used = ctx->arena.used_total; /* bytes this step: a growing demand could hide in slack */
         cf_ctx_reset(ctx);

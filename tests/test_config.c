@@ -104,7 +104,7 @@ TEST(config_defaults) {
 TEST(config_table_consistent) {
     int n;
     const cf_config_key *keys = cf_config_keys(&n);
-    CHECK(n == 82);
+    CHECK(n == 96);
     cf_config c;
     cf_config_defaults(&c);
     const char *groups[] = {"data.", "model.", "optim.", "schedule.", "train.", "decode.", "bench."};
@@ -446,7 +446,9 @@ TEST(config_shape_keys_are_flagged_in_the_table) {
         "model.n_heads", "model.n_kv_heads", "model.head_dim", "model.attention", "model.kv_lora_rank",
         "model.q_lora_rank", "model.qk_nope_dim", "model.qk_rope_dim", "model.v_head_dim", "model.enc_layers",
         "model.dec_layers", "model.d_ff", "model.activation", "model.norm", "model.pre_norm", "model.pos_encoding",
-        "model.max_len", "model.bias", "model.share_embeddings", "model.tie_output", "optim.kind"};
+        "model.max_len", "model.bias", "model.share_embeddings", "model.tie_output", "optim.kind",
+        "model.rel_clip", "model.rel_per_head", "model.qk_norm", "model.num_experts", "model.n_shared_experts",
+        "model.moe_d_ff", "data.task", "data.copy_vocab"};
     const size_t n_expected = sizeof expected / sizeof expected[0];
     int n;
     const cf_config_key *keys = cf_config_keys(&n);
@@ -456,8 +458,9 @@ TEST(config_shape_keys_are_flagged_in_the_table) {
         for (size_t j = 0; j < n_expected; j++) want |= strcmp(keys[i].path, expected[j]) == 0;
         CHECK_MSG(keys[i].sets_shapes == want, "%s: sets_shapes is %d", keys[i].path, keys[i].sets_shapes);
         flagged += keys[i].sets_shapes;
-        /* and these two say how to run, not what to compute: kept out of checkpoint metadata */
-        bool run_only = strcmp(keys[i].path, "train.threads") == 0 || strcmp(keys[i].path, "train.adapt_threads") == 0;
+        /* and these say how to run, not what to compute: kept out of checkpoint metadata */
+        bool run_only = strcmp(keys[i].path, "train.threads") == 0 || strcmp(keys[i].path, "train.adapt_threads") == 0 ||
+                        strcmp(keys[i].path, "train.bucket_mb") == 0;
         CHECK_MSG(keys[i].run_only == run_only, "%s: run_only is %d", keys[i].path, keys[i].run_only);
     }
     CHECK(flagged == n_expected);

@@ -38,6 +38,7 @@
 static const char *const ref_cases[] = {
     "mha",    "gqa",         "mqa",    "mla",           "mla_qlora", "post_ln", "rmsnorm",
     "rope",   "learned",     "swiglu", "gelu_window",   "untied",    "unshared_tied",
+    "relative", "relative_per_head", "qk_norm", "moe", "moe_swiglu_shared",
 };
 
 /* ---- config from the fixture's metadata ---- */
@@ -90,6 +91,11 @@ static bool config_from_json(const char *text, cf_model_config *c) {
               json_enum(o, "norm", cf_norm_kind_parse, &norm) && json_bool(o, "pre_norm", &c->pre_norm) &&
               json_real(o, "norm_eps", &c->norm_eps) &&
               json_enum(o, "pos_encoding", cf_pos_kind_parse, &pos) && json_real(o, "rope_base", &c->rope_base) &&
+              json_int(o, "rel_clip", &c->rel_clip) && json_bool(o, "rel_per_head", &c->rel_per_head) &&
+              json_bool(o, "qk_norm", &c->qk_norm) && json_int(o, "num_experts", &c->num_experts) &&
+              json_int(o, "num_experts_per_token", &c->num_experts_per_token) &&
+              json_int(o, "n_shared_experts", &c->n_shared_experts) && json_int(o, "moe_d_ff", &c->moe_d_ff) &&
+              json_real(o, "moe_aux_weight", &c->moe_aux_weight) &&
               json_int(o, "max_len", &c->max_len) && json_int(o, "window", &c->window) &&
               json_real(o, "dropout", &c->dropout) && json_real(o, "attn_dropout", &c->attn_dropout) &&
               json_bool(o, "bias", &c->bias) && json_bool(o, "share_embeddings", &c->share_embeddings) &&

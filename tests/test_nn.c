@@ -141,6 +141,26 @@ TEST(nn_kv_cache_equals_full_forward) {
     c = tiny_model_config(CF_ATTN_GQA);
     c.window = 2;
     check_cache_equivalence(c, "sliding window");
+    /* the course's remaining options: relative positions read the query's position off the cache
+     * length, QK-norm normalises keys before they are cached, MoE routes each step's rows alone */
+    c = tiny_model_config(CF_ATTN_MHA);
+    c.pos_encoding = CF_POS_RELATIVE;
+    c.rel_clip = 2;
+    check_cache_equivalence(c, "relative, clip 2");
+    c = tiny_model_config(CF_ATTN_GQA);
+    c.pos_encoding = CF_POS_RELATIVE;
+    c.rel_per_head = true;
+    c.rel_clip = 1;
+    check_cache_equivalence(c, "relative per head, gqa");
+    c = tiny_model_config(CF_ATTN_MQA);
+    c.pos_encoding = CF_POS_ROPE;
+    c.qk_norm = true;
+    check_cache_equivalence(c, "qk_norm, rope");
+    c = tiny_model_config(CF_ATTN_MHA);
+    c.num_experts = 4;
+    c.num_experts_per_token = 2;
+    c.n_shared_experts = 1;
+    check_cache_equivalence(c, "moe");
 }
 
 /* Copy every parameter of `from` into `to` where names match; K/V projections of an

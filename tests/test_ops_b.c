@@ -347,6 +347,132 @@ TEST(dropout_mask_is_counter_based) {
     cf_ctx_free(ctx3);
 }
 
+/* The fused forms give exactly the values and gradients of the ops they replace (same mask, same
+ * float operations), which is why the model's numbers did not change when it started using them. */
+static void run_fused_pair(bool fused, bool add, cf_tensor *x, cf_tensor *r, cf_real **out, cf_real **gx,
+                           cf_real **gr) {
+    cf_param_zero_grad(x);
+    cf_param_zero_grad(r);
+    cf_ctx *ctx = cf_ctx_new(5);
+    cf_ctx_begin_step(ctx, 9);
+    cf_tensor *y = add ? (fused ? cf_dropout_add(ctx, r, x, 0.3) : cf_add(ctx, r, cf_dropout(ctx, x, 0.3)))
+                       : (fused ? cf_relu_dropout(ctx, x, 0.3) : cf_dropout(ctx, cf_relu(ctx, x), 0.3));
+    cf_tensor *z = cf_mul(ctx, y, r); /* a non-trivial upstream gradient, and a second path into r */
+    cf_backward(ctx, cf_sum(ctx, z));
+    size_t bytes = (size_t)x->numel * sizeof(cf_real);
+    *out = malloc(bytes), *gx = malloc(bytes), *gr = malloc(bytes);
+    memcpy(*out, y->data, bytes);
+    memcpy(*gx, x->grad, bytes);
+    memcpy(*gr, r->grad, bytes);
+    cf_ctx_free(ctx);
+}
+
+TEST(dropout_fused_forms_equal_the_unfused_ops) {
+    cf_tensor *x = test_param_uniform("x", 2, (int64_t[]){37, 129}, -1, 1, 21);
+    cf_tensor *r = test_param_uniform("r", 2, (int64_t[]){37, 129}, -1, 1, 22);
+    size_t bytes = (size_t)x->numel * sizeof(cf_real);
+    for (int add = 0; add < 2; add++) {
+        cf_real *o[2], *gx[2], *gr[2];
+        for (int f = 0; f < 2; f++) run_fused_pair(f, add, x, r, &o[f], &gx[f], &gr[f]);
+        CHECK_MSG(memcmp(o[0], o[1], bytes) == 0 && memcmp(gx[0], gx[1], bytes) == 0 && memcmp(gr[0], gr[1], bytes) == 0,
+                  "%s differs from the unfused ops", add ? "dropout_add" : "relu_dropout");
+        for (int f = 0; f < 2; f++) free(o[f]), free(gx[f]), free(gr[f]);
+    }
+    cf_param_free(x);
+    cf_param_free(r);
+}
+
+/* cf_linear_cross_entropy against cf_cross_entropy(cf_linear(x, W)): the same loss and, up to the
+ * rounding of dW's sum over row chunks, the same gradients, also for an upstream gradient != 1;
+ * V = 4096 gives chunks of 512 rows, so 1100 rows take three (the last one short). */
+static void run_lce(bool fused, cf_tensor *x, cf_tensor *w, const int32_t *y, double seed_grad, cf_real *loss,
+                    cf_real **gx, cf_real **gw) {
+    cf_param_zero_grad(x);
+    cf_param_zero_grad(w);
+    cf_ctx *ctx = cf_ctx_new(1);
+    cf_ce_stats st;
+    cf_tensor *l = fused ? cf_linear_cross_entropy(ctx, x, w, y, 0.1, -100, &st)
+                         : cf_cross_entropy(ctx, cf_linear(ctx, x, w, NULL), y, 0.1, -100, &st);
+    cf_backward_seeded(ctx, l, (cf_real[]){(cf_real)seed_grad});
+    *loss = l->data[0];
+    *gx = malloc((size_t)x->numel * sizeof(cf_real));
+    *gw = malloc((size_t)w->numel * sizeof(cf_real));
+    memcpy(*gx, x->grad, (size_t)x->numel * sizeof(cf_real));
+    memcpy(*gw, w->grad, (size_t)w->numel * sizeof(cf_real));
+    cf_ctx_free(ctx);
+}
+
+TEST(linear_cross_entropy_equals_linear_then_cross_entropy) {
+    enum { N = 1100, D = 24, V = 4096 };
+    cf_tensor *x = test_param_uniform("x", 2, (int64_t[]){N, D}, -1, 1, 31);
+    cf_tensor *w = test_param_uniform("w", 2, (int64_t[]){V, D}, -1, 1, 32);
+    int32_t *y = malloc(N * sizeof *y);
+    for (int i = 0; i < N; i++) y[i] = i % 7 == 3 ? -100 : (i * 131) % V;
+    const double seeds[2] = {1.0, 2.5};
+    for (int k = 0; k < 2; k++) {
+        cf_real loss[2], *gx[2], *gw[2];
+        for (int f = 0; f < 2; f++) run_lce(f, x, w, y, seeds[k], &loss[f], &gx[f], &gw[f]);
+        CHECK_NEAR(loss[0], loss[1], 1e-5);
+        CHECK(test_max_violation(gx[1], gx[0], N * D, 1e-7, 1e-4) <= 1);
+        CHECK(test_max_violation(gw[1], gw[0], V * D, 1e-7, 1e-4) <= 1);
+        for (int f = 0; f < 2; f++) free(gx[f]), free(gw[f]);
+    }
+    /* every row ignored: loss 0 and no gradient */
+    for (int i = 0; i < N; i++) y[i] = -100;
+    cf_real loss, *gx, *gw;
+    run_lce(true, x, w, y, 1.0, &loss, &gx, &gw);
+    CHECK(loss == 0);
+    int64_t nonzero = 0;
+    for (int64_t i = 0; i < (int64_t)N * D; i++) nonzero += gx[i] != 0;
+    CHECK(nonzero == 0);
+    free(gx);
+    free(gw);
+    free(y);
+    cf_param_free(x);
+    cf_param_free(w);
+}
+
+/* cf_embed_input gives the values and gradients of embedding, scale, add and dropout in a row. */
+TEST(embed_input_equals_the_unfused_ops) {
+    enum { B = 3, T = 7, C = 40, V = 11 };
+    cf_tensor *w = test_param_uniform("w", 2, (int64_t[]){V, C}, -1, 1, 41);
+    cf_tensor *pos = test_param_uniform("pos", 2, (int64_t[]){12, C}, -1, 1, 42);
+    int32_t ids[B * T], pos_ids[T];
+    for (int i = 0; i < B * T; i++) ids[i] = (i * 5) % V;
+    for (int t = 0; t < T; t++) pos_ids[t] = 2 + t;
+    cf_real *r = malloc(B * T * C * sizeof *r);
+    test_fill_uniform(r, B * T * C, -1, 1, 43);
+    cf_real *out[2], *gw[2], *gp[2];
+    for (int f = 0; f < 2; f++) {
+        cf_param_zero_grad(w);
+        cf_param_zero_grad(pos);
+        cf_ctx *ctx = cf_ctx_new(3);
+        cf_ctx_begin_step(ctx, 4);
+        cf_tensor *y;
+        if (f) {
+            y = cf_embed_input(ctx, w, ids, B, T, 1.7, pos, 2, 0.2);
+        } else {
+            cf_tensor *e = cf_scale(ctx, cf_embedding(ctx, w, ids, 2, (int64_t[]){B, T}), 1.7);
+            y = cf_dropout(ctx, cf_add(ctx, e, cf_embedding(ctx, pos, pos_ids, 1, (int64_t[]){T})), 0.2);
+        }
+        cf_backward_seeded(ctx, y, r);
+        out[f] = malloc(B * T * C * sizeof(cf_real));
+        gw[f] = malloc(V * C * sizeof(cf_real));
+        gp[f] = malloc(12 * C * sizeof(cf_real));
+        memcpy(out[f], y->data, B * T * C * sizeof(cf_real));
+        memcpy(gw[f], w->grad, V * C * sizeof(cf_real));
+        memcpy(gp[f], pos->grad, 12 * C * sizeof(cf_real));
+        cf_ctx_free(ctx);
+    }
+    CHECK(memcmp(out[0], out[1], B * T * C * sizeof(cf_real)) == 0);
+    CHECK(memcmp(gw[0], gw[1], V * C * sizeof(cf_real)) == 0);
+    CHECK(memcmp(gp[0], gp[1], 12 * C * sizeof(cf_real)) == 0);
+    for (int f = 0; f < 2; f++) free(out[f]), free(gw[f]), free(gp[f]);
+    free(r);
+    cf_param_free(w);
+    cf_param_free(pos);
+}
+
 TEST(dropout_backward_uses_forward_mask) {
     cf_tensor *x = test_param_uniform("x", 2, (int64_t[]){37, 129}, 1, 2, 4);
     cf_param_zero_grad(x);
@@ -409,6 +535,20 @@ static void check_thread_invariant(const char *name, det_fn f, cf_tensor **in, i
 static cf_tensor *det_embedding(cf_ctx *ctx, cf_tensor **in, void *user) {
     return cf_embedding(ctx, in[0], user, 2, (int64_t[]){64, 64});
 }
+static cf_tensor *det_relu_dropout(cf_ctx *ctx, cf_tensor **in, void *user) {
+    (void)user;
+    return cf_relu_dropout(ctx, in[0], 0.1);
+}
+static cf_tensor *det_dropout_add(cf_ctx *ctx, cf_tensor **in, void *user) {
+    (void)user;
+    return cf_dropout_add(ctx, in[0], in[1], 0.1);
+}
+static cf_tensor *det_embed_input(cf_ctx *ctx, cf_tensor **in, void *user) {
+    return cf_embed_input(ctx, in[0], user, 64, 64, 3.0, in[1], 5, 0.1);
+}
+static cf_tensor *det_linear_ce(cf_ctx *ctx, cf_tensor **in, void *user) {
+    return cf_linear_cross_entropy(ctx, in[0], in[1], user, 0.1, -100, NULL);
+}
 static cf_tensor *det_dropout(cf_ctx *ctx, cf_tensor **in, void *user) {
     (void)user;
     return cf_dropout(ctx, in[0], 0.1);
@@ -470,10 +610,29 @@ TEST(ops_b_bit_identical_across_threads) {
     cf_rng rng = cf_rng_init(5, CF_RNG_STREAM_TEST);
     for (int i = 0; i < 4096; i++) ids[i] = (int32_t)cf_rng_below(&rng, i % 3 ? 1000 : 10);
     check_thread_invariant("embedding", det_embedding, &w, 1, ids);
+    {
+        cf_tensor *pt = test_param_uniform("pt", 2, (int64_t[]){80, 64}, -1, 1, 10);
+        check_thread_invariant("embed_input", det_embed_input, (cf_tensor *[]){w, pt}, 2, ids);
+        cf_param_free(pt);
+    }
     free(ids);
     cf_param_free(w);
 
     check_thread_invariant("dropout", det_dropout, &x, 1, NULL);
+    check_thread_invariant("relu_dropout", det_relu_dropout, &x, 1, NULL);
+    {
+        cf_tensor *xs = test_param_uniform("xs", 2, (int64_t[]){1100, 64}, -1, 1, 8);
+        cf_tensor *ws = test_param_uniform("ws", 2, (int64_t[]){4096, 64}, -1, 1, 9);
+        int32_t *ys = cf_xmalloc(1100 * sizeof *ys);
+        for (int i = 0; i < 1100; i++) ys[i] = i % 9 == 0 ? -100 : (i * 37) % 4096;
+        check_thread_invariant("linear_cross_entropy", det_linear_ce, (cf_tensor *[]){xs, ws}, 2, ys);
+        free(ys);
+        cf_param_free(xs);
+        cf_param_free(ws);
+    }
+    cf_tensor *x2 = test_param_uniform("x2", 3, btc, -2, 2, 7);
+    check_thread_invariant("dropout_add", det_dropout_add, (cf_tensor *[]){x, x2}, 2, NULL);
+    cf_param_free(x2);
     cf_tensor *x4 = test_param_uniform("x4", 4, (int64_t[]){8, 16, 16, 64}, -1, 1, 6);
     const int perms[][4] = {{0, 2, 1, 3}, {0, 1, 3, 2}, {3, 1, 2, 0}};
     for (int k = 0; k < 3; k++) check_thread_invariant("permute", det_permute, &x4, 1, (void *)perms[k]);

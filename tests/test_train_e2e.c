@@ -106,22 +106,7 @@ static const char *root_dir(void) {
 }
 
 /* BUILD/cformer next to this binary, BUILD/tests/unit, so that `make asan` runs the asan CLI. */
-static const char *cformer(void) {
-    static char path[4096];
-    if (path[0]) return path;
-    char exe[4000];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0) {
-        exe[n] = 0;
-        for (int up = 0; up < 2; up++) {
-            char *slash = strrchr(exe, '/');
-            if (slash) *slash = 0;
-        }
-        snprintf(path, sizeof path, "%s/cformer", exe);
-    }
-    if (n <= 0 || access(path, X_OK) != 0) snprintf(path, sizeof path, "%s/build/cformer", CF_SOURCE_DIR);
-    return path;
-}
+static const char *cformer(void) { return test_cformer_path(); }
 
 /* ---- running a command ---- */
 

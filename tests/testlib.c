@@ -25,6 +25,23 @@ const char *test_tmpdir(const char *tag) {
     return buf;
 }
 
+const char *test_cformer_path(void) {
+    static char path[4096];
+    if (path[0]) return path;
+    char exe[4000];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = 0;
+        for (int up = 0; up < 2; up++) {
+            char *slash = strrchr(exe, '/');
+            if (slash) *slash = 0;
+        }
+        snprintf(path, sizeof path, "%s/cformer", exe);
+    }
+    if (n <= 0 || access(path, X_OK) != 0) snprintf(path, sizeof path, "%s/build/cformer", CF_SOURCE_DIR);
+    return path;
+}
+
 void test_fill_uniform(cf_real *x, int64_t n, double lo, double hi, uint64_t seed) {
     cf_rng r = cf_rng_init(seed, CF_RNG_STREAM_TEST);
     for (int64_t i = 0; i < n; i++) x[i] = (cf_real)(lo + (hi - lo) * cf_rng_uniform_f64(&r));

@@ -12,6 +12,9 @@ const char *test_fixture_path(const char *name);
 const char *test_tmpdir(const char *tag);
 /* The whole file, NUL-terminated (malloc'ed; *n its size when n is not NULL), or NULL. */
 char *test_read_file(const char *path, size_t *n);
+/* BUILD/cformer next to the running test binary (BUILD/tests/unit), so that `make asan` runs the
+ * asan CLI; build/cformer of the source tree if there is none (static buffer). */
+const char *test_cformer_path(void);
 /* Uniform values in [lo, hi) from a seeded generator. */
 void test_fill_uniform(cf_real *x, int64_t n, double lo, double hi, uint64_t seed);
 /* A parameter (persistent tensor) filled with uniform values. */

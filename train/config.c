@@ -348,12 +348,17 @@ static int validate(cf_config *c, const char *origin, const cf_config_opts *opts
     if (cf_model_config_check(&c->model) != 0) return prefix_error(origin, "");
     CF_REQUIRE(!c->model.share_embeddings || c->data.shared_vocab,
             "%s: model.share_embeddings: true needs data.shared_vocab true (one vocabulary for both sides)", origin);
-    CF_REQUIRE(c->data.max_len <= c->model.max_len, "%s: data.max_len: %lld exceeds model.max_len %lld", origin,
+    CF_REQUIRE(c->data.max_len <= c->model.max_len || c->data.task == CF_TASK_COPY,
+            "%s: data.max_len: %lld exceeds model.max_len %lld", origin,
             (long long)c->data.max_len, (long long)c->model.max_len);
 
     const cf_data_config *d = &c->data;
-    if (check_split(origin, "train", d->train_src, d->train_tgt, d->train_tsv, !opts->no_data) != 0) return -1;
-    if (check_split(origin, "valid", d->valid_src, d->valid_tgt, d->valid_tsv, !opts->no_data) != 0) return -1;
+    const bool need_files = !opts->no_data && d->task == CF_TASK_TRANSLATION; /* the copy task makes its data */
+    if (check_split(origin, "train", d->train_src, d->train_tgt, d->train_tsv, need_files) != 0) return -1;
+    if (check_split(origin, "valid", d->valid_src, d->valid_tgt, d->valid_tsv, need_files) != 0) return -1;
+    CF_REQUIRE(d->task != CF_TASK_COPY || d->copy_len + 1 <= c->model.max_len,
+            "%s: data.copy_len: %lld symbols and <eos> need model.max_len >= %lld (got %lld)", origin,
+            (long long)d->copy_len, (long long)(d->copy_len + 1), (long long)c->model.max_len);
     if (check_split(origin, "test", d->test_src, d->test_tgt, d->test_tsv, false) != 0) return -1;
 
     /* The optimizer's own check runs only when it is built, after the data is loaded: repeat the

@@ -13,14 +13,16 @@
 /* Every enum field is read and written through an int. */
 _Static_assert(sizeof(cf_attn_kind) == sizeof(int) && sizeof(cf_ffn_kind) == sizeof(int) &&
                    sizeof(cf_norm_kind) == sizeof(int) && sizeof(cf_pos_kind) == sizeof(int) &&
-                   sizeof(cf_optim_kind) == sizeof(int) && sizeof(cf_schedule_kind) == sizeof(int),
+                   sizeof(cf_optim_kind) == sizeof(int) && sizeof(cf_schedule_kind) == sizeof(int) &&
+                   sizeof(cf_data_task) == sizeof(int),
                "enum fields must be int-sized");
 
 void cf_config_defaults(cf_config *c) {
     memset(c, 0, sizeof *c);
     c->name = NULL; /* parsing takes it from the file name */
     c->seed = 1;
-    c->data = (cf_data_config){.vocab_size = 8000, .shared_vocab = true, .max_len = 128};
+    c->data = (cf_data_config){.task = CF_TASK_TRANSLATION, .vocab_size = 8000, .shared_vocab = true, .max_len = 128,
+                               .copy_vocab = 11, .copy_len = 10, .copy_train = 3000, .copy_valid = 200};
     c->model = cf_model_config_default();
     /* Transformer practice (Vaswani et al.) rather than PyTorch's generic betas and eps. */
     c->optim = cf_optim_config_default(CF_OPTIM_ADAMW);
@@ -32,7 +34,7 @@ void cf_config_defaults(cf_config *c) {
     c->train = (cf_train_config){
         .max_steps = 10000, .batch_tokens = 4096, .grad_accum = 1, .label_smoothing = 0.1, .clip = 1.0,
         .eval_every = 1000, .save_every = 1000, .log_every = 50, .keep_last = 3, .threads = 0,
-        .adapt_threads = true,
+        .adapt_threads = true, .bucket_mb = 16,
         .patience = 0, .max_bad_steps = 10, .eval_max_sentences = 0, .exempt_embeddings = true,
     };
     c->decode = (cf_decode_config){.beam = 4, .length_penalty = 0.6, .max_len_a = 1.2, .max_len_b = 10,
@@ -47,6 +49,9 @@ static const char *norm_name(int v) { return cf_norm_kind_name((cf_norm_kind)v);
 static const char *pos_name(int v) { return cf_pos_kind_name((cf_pos_kind)v); }
 static const char *optim_name(int v) { return cf_optim_kind_name((cf_optim_kind)v); }
 static const char *sched_name(int v) { return cf_schedule_kind_name((cf_schedule_kind)v); }
+static const char *task_name(int v) { return cf_data_task_name((cf_data_task)v); }
+
+const char *cf_data_task_name(cf_data_task t) { return t == CF_TASK_COPY ? "copy" : "translation"; }
 
 /* data.tokenizer's kinds (data/tokenizer.h, cf_tok_kind_name), the default first. */
 static const char *const tokenizer_kinds[] = {"bpe", "wordpiece", "unigram", NULL};
@@ -89,6 +94,7 @@ static const cf_config_key keys[] = {
     {.path = "seed", .type = CF_CONFIG_U64, .offset = OFF(seed), .lo = 0, .hi = 9007199254740992.0,
      .doc = "seeds initialisation, dropout and data order"},
 
+    {K_ENUM("data.task", data.task, task_name, 2, "translation: the corpora below; copy: the course's synthetic copy task (data.copy_*, docs/course.md)"), SHAPES},
     {K_PATH("data.train_src", data.train_src, "training source sentences, one a line (plain or .gz)")},
     {K_PATH("data.train_tgt", data.train_tgt, "training target sentences, line-aligned with data.train_src")},
     {K_PATH("data.train_tsv", data.train_tsv, "instead of train_src/train_tgt: one file of `source<TAB>target` lines")},
@@ -104,6 +110,10 @@ static const cf_config_key keys[] = {
     {K_INT("data.vocab_size", data.vocab_size, 260, 1000000, "tokenizer vocabulary size (4 specials + 256 bytes + learned tokens)"), SHAPES},
     {K_BOOL("data.shared_vocab", data.shared_vocab, "one tokenizer for both languages (needed by model.share_embeddings); false: one per side, tokenizer.json and tokenizer.tgt.json"), SHAPES},
     {K_INT("data.max_len", data.max_len, 1, MAX_POSITIONS, "training pairs with more tokens on either side are dropped")},
+    {K_INT("data.copy_vocab", data.copy_vocab, 4, 1000000, "copy: vocabulary (<pad> 0, <bos> 1, <eos> copy_vocab - 1, symbols between)"), SHAPES},
+    {K_INT("data.copy_len", data.copy_len, 1, 1000, "copy: symbols per sequence")},
+    {K_INT("data.copy_train", data.copy_train, 1, 16777215, "copy: sequences per training epoch, drawn anew every epoch")},
+    {K_INT("data.copy_valid", data.copy_valid, 1, 16777215, "copy: validation sequences (exact greedy copies are counted)")},
 
     {K_INT("model.d_model", model.d_model, 1, MAX_WIDTH, "width of embeddings and residual stream"), SHAPES},
     {K_INT("model.n_heads", model.n_heads, 1, MAX_HEADS, "attention (query) heads"), SHAPES},
@@ -122,8 +132,16 @@ static const cf_config_key keys[] = {
     {K_ENUM("model.norm", model.norm, norm_name, 2, "normalisation layer"), SHAPES},
     {K_BOOL("model.pre_norm", model.pre_norm, "pre-LN (with a final norm on each stack); false: post-LN"), SHAPES},
     {K_GT("model.norm_eps", model.norm_eps, 0, "epsilon of the normalisation layers")},
-    {K_ENUM("model.pos_encoding", model.pos_encoding, pos_name, 4, "positional encoding"), SHAPES},
+    {K_ENUM("model.pos_encoding", model.pos_encoding, pos_name, 5, "positional encoding; relative: Shaw et al.'s learned relative keys in self-attention"), SHAPES},
     {K_GT("model.rope_base", model.rope_base, 1, "RoPE frequency base")},
+    {K_INT("model.rel_clip", model.rel_clip, 0, 4096, "relative: clip distance R; the table has 2R+1 entries"), SHAPES},
+    {K_BOOL("model.rel_per_head", model.rel_per_head, "relative: one table per head; false: one table shared by all heads"), SHAPES},
+    {K_BOOL("model.qk_norm", model.qk_norm, "RMSNorm of each head's queries and keys before RoPE (Qwen3's QK-norm; mha/gqa/mqa)"), SHAPES},
+    {K_INT("model.num_experts", model.num_experts, 0, 4096, "mixture of experts: routed experts in every FFN; 0: dense FFNs"), SHAPES},
+    {K_INT("model.num_experts_per_token", model.num_experts_per_token, 1, 4096, "moe: experts each token is routed to (top-k)")},
+    {K_INT("model.n_shared_experts", model.n_shared_experts, 0, 4096, "moe: always-on shared experts (one FFN of n_shared_experts x moe_d_ff)"), SHAPES},
+    {K_INT("model.moe_d_ff", model.moe_d_ff, 0, MAX_FF, "moe: hidden width of one expert; 0: model.d_ff"), SHAPES},
+    {K_GE("model.moe_aux_weight", model.moe_aux_weight, 0, "moe: weight of the load-balancing loss (Switch Transformer's E * sum_e f_e P_e)")},
     {K_INT("model.max_len", model.max_len, 1, MAX_POSITIONS, "positions available (must cover data.max_len and decoding)"), SHAPES},
     {K_INT("model.window", model.window, 0, MAX_POSITIONS, "sliding-window self-attention width; 0: full attention")},
     {K_UNIT("model.dropout", model.dropout, "dropout on embeddings, residual branches and feed-forward")},
@@ -151,7 +169,7 @@ static const cf_config_key keys[] = {
 
     {K_INT("train.max_steps", train.max_steps, 1, NO_LIMIT, "optimizer updates to run")},
     {K_INT("train.batch_tokens", train.batch_tokens, 1, MAX_BATCH_TOKENS, "token budget per micro-batch (padded source or target, whichever larger)")},
-    {K_INT("train.grad_accum", train.grad_accum, 1, MAX_COUNT, "micro-batches per update")},
+    {K_INT("train.grad_accum", train.grad_accum, 1, MAX_COUNT, "micro-batches per update and rank; K MPI ranks make the global accumulation K times this, which is what config.json and checkpoints record (docs/distributed.md)")},
     {K_UNIT("train.label_smoothing", train.label_smoothing, "label smoothing of the cross-entropy")},
     {K_GE("train.clip", train.clip, 0, "clip the global gradient norm to this; 0: no clipping")},
     {K_INT("train.eval_every", train.eval_every, 1, NO_LIMIT, "updates between evaluations (valid loss and BLEU)")},
@@ -160,6 +178,7 @@ static const cf_config_key keys[] = {
     {K_INT("train.keep_last", train.keep_last, 1, MAX_COUNT, "checkpoints kept besides the best")},
     {K_INT("train.threads", train.threads, 0, 4096, "threads; 0: every CPU this process may use (affinity, cgroup quota)"), RUN_ONLY},
     {K_BOOL("train.adapt_threads", train.adapt_threads, "between steps, use only the cores other processes leave free (results do not change)"), RUN_ONLY},
+    {K_INT("train.bucket_mb", train.bucket_mb, 1, 1024, "MPI runs: MiB of gradients exchanged per bucket (results do not change)"), RUN_ONLY},
     {K_INT("train.patience", train.patience, 0, NO_LIMIT, "evaluations without a better valid BLEU before stopping; 0: never stop early")},
     {K_INT("train.max_bad_steps", train.max_bad_steps, 1, MAX_COUNT, "consecutive non-finite updates before giving up")},
     {K_INT("train.eval_max_sentences", train.eval_max_sentences, 0, NO_LIMIT, "valid sentences decoded for BLEU at each evaluation; 0: all")},

@@ -19,7 +19,13 @@
 #include "optim/optim.h"
 #include "optim/schedule.h"
 
+/* What a run trains on: translation corpora (files and a tokenizer), or the course's synthetic
+ * copy task (data/copy.h; train/copy_task.h runs it). */
+typedef enum cf_data_task { CF_TASK_TRANSLATION, CF_TASK_COPY } cf_data_task;
+const char *cf_data_task_name(cf_data_task t);
+
 typedef struct cf_data_config {
+    cf_data_task task;
     char *train_src, *train_tgt;    /* line-aligned files (plain or .gz), or ... */
     char *train_tsv;                /* ... one "src<TAB>tgt" file instead */
     char *valid_src, *valid_tgt, *valid_tsv;
@@ -28,6 +34,9 @@ typedef struct cf_data_config {
     int64_t vocab_size;             /* vocabulary when training the tokenizer */
     bool shared_vocab;              /* one tokenizer for both sides (required by model.share_embeddings) */
     int64_t max_len;                /* training pairs with more tokens on either side are dropped (counted) */
+    /* task copy: vocabulary (<pad> 0, <bos> 1, <eos> vocab-1), symbols per sequence, sequences per
+     * training epoch (new ones every epoch), validation sequences */
+    int64_t copy_vocab, copy_len, copy_train, copy_valid;
 } cf_data_config;
 
 typedef struct cf_train_config {
@@ -40,6 +49,7 @@ typedef struct cf_train_config {
     int64_t keep_last;              /* checkpoints kept besides the best */
     int64_t threads;                /* 0: all cores this process may use */
     bool adapt_threads;             /* run on the cores other processes leave free (core/threads.h) */
+    int64_t bucket_mb;              /* gradient bucket size of a data-parallel run (dist/dist.h) */
     int64_t patience;               /* evaluations without a better valid BLEU before stopping; 0: never */
     int64_t max_bad_steps;          /* consecutive non-finite updates before giving up */
     int64_t eval_max_sentences;     /* valid sentences decoded for BLEU at each evaluation; 0: all */

@@ -89,21 +89,29 @@ int cf_metrics_open(cf_metrics *m, const char *run_dir, int64_t resume_step) {
 
 /* One whole line with one write(2) on an O_APPEND descriptor, so a kill leaves at most a torn last
  * line. A line that could not be written is kept in m->unwritten: the trainer stores it in its
- * final checkpoint and the resumed run writes it first (cf_metrics_write_raw), so no line is lost. */
+ * final checkpoint and the resumed run writes it first (cf_metrics_write_raw), so no line is lost.
+ * The line is sized to fit (an MoE model's expert loads make it as long as layers x experts). */
 static int write_line(cf_metrics *m, const char *fmt, ...) {
-    char buf[1024];
-    va_list ap;
+    va_list ap, again;
     va_start(ap, fmt);
-    int n = vsnprintf(buf, sizeof buf, fmt, ap);
+    va_copy(again, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap);
     va_end(ap);
-    CF_ASSERT(n > 0 && (size_t)n < sizeof buf, "metrics line of %d bytes", n);
-    if (!m->unwritten && cf_write_all(m->fd, buf, (size_t)n) == 0) return 0;
+    CF_ASSERT(n > 0, "metrics line of %d bytes", n);
+    char *buf = cf_xmalloc((size_t)n + 1);
+    vsnprintf(buf, (size_t)n + 1, fmt, again);
+    va_end(again);
+    int rc = 0;
+    if (!m->unwritten && cf_write_all(m->fd, buf, (size_t)n) == 0) goto out;
     if (!m->unwritten) cf_error_set("%s: write failed: %s", m->path, strerror(errno));
     else cf_error_set("%s: an earlier line could not be written", m->path);
     size_t old = m->unwritten ? strlen(m->unwritten) : 0;
     m->unwritten = cf_xrealloc(m->unwritten, old + (size_t)n + 1);
     memcpy(m->unwritten + old, buf, (size_t)n + 1);
-    return -1;
+    rc = -1;
+out:
+    free(buf);
+    return rc;
 }
 
 int cf_metrics_write_raw(cf_metrics *m, const char *lines) {
@@ -123,13 +131,33 @@ int cf_metrics_write_raw(cf_metrics *m, const char *lines) {
     return 0;
 }
 
+/* ,"moe_aux":a,"expert_load":[[...],...] into buf (empty without MoE); malloc'ed. */
+static char *moe_fields(const cf_moe_load *l) {
+    size_t cap = 64 + (size_t)(l ? l->n_layers * (l->n_experts + 1) : 0) * 12, n = 0;
+    char *buf = cf_xmalloc(cap);
+    buf[0] = 0;
+    if (!l) return buf;
+    n += (size_t)snprintf(buf + n, cap - n, ",\"moe_aux\":%.6g,\"expert_load\":[", l->aux);
+    for (int i = 0; i < l->n_layers; i++) {
+        n += (size_t)snprintf(buf + n, cap - n, "%s[", i ? "," : "");
+        for (int64_t e = 0; e < l->n_experts; e++)
+            n += (size_t)snprintf(buf + n, cap - n, "%s%.4f", e ? "," : "", l->share[i * l->n_experts + e]);
+        n += (size_t)snprintf(buf + n, cap - n, "]");
+    }
+    snprintf(buf + n, cap - n, "]");
+    return buf;
+}
+
 int cf_metrics_log_train(cf_metrics *m, const cf_train_event *e) {
     series_add(&m->train_loss, (double)e->step, e->loss);
-    return write_line(m,
-                      "{\"event\":\"train\",\"step\":%lld,\"epoch\":%lld,\"loss\":%.6g,\"lr\":%.6g,\"grad_norm\":%.6g,"
-                      "\"tokens_per_s\":%.1f,\"elapsed_s\":%.2f,\"threads\":%d}\n",
-                      (long long)e->step, (long long)e->epoch, e->loss, e->lr, e->grad_norm, e->tokens_per_s,
-                      e->elapsed_s, e->threads);
+    char *moe = moe_fields(e->moe);
+    int rc = write_line(m,
+                        "{\"event\":\"train\",\"step\":%lld,\"epoch\":%lld,\"loss\":%.6g,\"lr\":%.6g,\"grad_norm\":%.6g,"
+                        "\"tokens_per_s\":%.1f,\"elapsed_s\":%.2f,\"threads\":%d%s}\n",
+                        (long long)e->step, (long long)e->epoch, e->loss, e->lr, e->grad_norm, e->tokens_per_s,
+                        e->elapsed_s, e->threads, moe);
+    free(moe);
+    return rc;
 }
 
 int cf_metrics_log_eval(cf_metrics *m, const cf_eval_event *e) {

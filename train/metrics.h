@@ -8,7 +8,8 @@
  *     cf_metrics_write_svg(&m);                                    // redrawn at each evaluation
  *     cf_metrics_close(&m);
  *
- * One JSON object per line: {"event":"train","step":N,"loss":x,"lr":y,"tokens_per_s":z,...} and
+ * One JSON object per line: {"event":"train","step":N,"loss":x,"lr":y,"tokens_per_s":z,...} (MoE
+ * models add "moe_aux":a,"expert_load":[[share of each expert] per MoE layer]) and
  * {"event":"eval","step":N,"valid_loss":x,"bleu":y,...}. On resume from step N, lines after N
  * (written by the interrupted run past its last checkpoint) are dropped, so the file reads as if
  * the run had never stopped. A line whose write fails (a full disk) is kept in m->unwritten for
@@ -21,10 +22,13 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "nn/moe.h"
+
 typedef struct cf_train_event {
     int64_t step, epoch;
     double loss, lr, grad_norm, tokens_per_s, elapsed_s;
     int threads;                    /* threads in use at this step (core/threads.h adapts them) */
+    const cf_moe_load *moe;         /* MoE models: expert shares and load-balancing loss since the last line */
 } cf_train_event;
 
 typedef struct cf_eval_event {

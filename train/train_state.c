@@ -13,7 +13,7 @@
 
 #define MAX_EXACT (9007199254740992.0) /* 2^53 */
 
-cf_train_state cf_train_state_init(void) { return (cf_train_state){.best_bleu = -1}; }
+cf_train_state cf_train_state_init(void) { return (cf_train_state){.best_bleu = -1, .ranks = 1}; }
 
 cJSON *cf_train_state_to_json(const cf_train_state *t, const char *schedule_kind, double next_lr) {
     cJSON *s = cJSON_CreateObject();
@@ -41,6 +41,7 @@ cJSON *cf_train_state_to_json(const cf_train_state *t, const char *schedule_kind
     cJSON_AddItemToObject(win, "tokens", cf_json_number(t->window_tokens));
     cJSON_AddItemToObject(win, "updates", cf_json_number((double)t->window_updates));
     cJSON_AddItemToObject(s, "threads", cf_json_number(t->threads));
+    cJSON_AddItemToObject(s, "ranks", cf_json_number(t->ranks));
     /* only when set, so that files of runs never stopped mid-evaluation keep their old shape */
     if (t->eval_pending) cJSON_AddBoolToObject(s, "eval_pending", true);
     return s;
@@ -136,6 +137,7 @@ int cf_train_state_from_json(cf_train_state *s, const cJSON *obj, const char *wh
         r.rc = -1;
     }
     s->threads = (int)get_int(&r, obj, "threads", 0, 1 << 20, 0);
+    s->ranks = (int)get_int(&r, obj, "ranks", 1, 1 << 20, 1);
     const cJSON *pending = cJSON_GetObjectItemCaseSensitive(obj, "eval_pending");
     if (pending && !cJSON_IsBool(pending)) bad(&r, "eval_pending", "expected true or false");
     s->eval_pending = cJSON_IsTrue(pending);

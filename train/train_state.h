@@ -35,6 +35,7 @@ typedef struct cf_train_state {
     double window_loss_sum, window_tokens;  /* the log window since the last train line */
     int64_t window_updates;
     int threads;                    /* the thread count that wrote it (informational; 0: unknown) */
+    int ranks;                      /* the data-parallel ranks that wrote it (informational; 1 when absent) */
     bool eval_pending;              /* stopped during the evaluation of `step`: a resume redoes it first */
 } cf_train_state;
 

@@ -18,8 +18,10 @@
 #include "core/safetensors.h"
 #include "core/threads.h"
 #include "data/batch.h"
+#include "dist/dist.h"
 #include "optim/clip.h"
 #include "train/checkpoint.h"
+#include "train/dist_setup.h"
 #include "train/evaluate.h"
 #include "train/lock.h"
 #include "train/metrics.h"
@@ -68,13 +70,19 @@ typedef struct trainer {
     bool eval_pending;          /* the evaluation of `step` did not finish: redo it on resume */
     bool pending_best;          /* the evaluation in progress found a new best */
     char *metrics_unwritten;    /* metrics lines of a resumed run's predecessor that a write failure kept */
-    cf_run_lock *lock;
+    cf_run_lock *lock;          /* rank 0's: the one process that writes the run directory holds it */
     bool io_failed;             /* a write into the run directory failed: exit 1, not 2 (bad input) */
+    bool quiet;                 /* --quiet, or not rank 0: only rank 0 prints progress */
+    bool root;                  /* rank 0: the one that writes the run directory */
+    int ranks;                  /* data-parallel processes (1 without mpirun) */
+    bool stopped;               /* a stop signal ended the loop (on some rank: all stopped together) */
+    bool failure_agreed;        /* the loop failed the same way on every rank (non-finite updates) */
+    cf_grad_sync *sync;
 } trainer;
 
 static void say(const trainer *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void say(const trainer *t, const char *fmt, ...) {
-    if (t->args->quiet) return;
+    if (t->quiet) return;
     va_list ap;
     va_start(ap, fmt);
     if (t->tty) fputs("\r\033[K", stdout);
@@ -94,7 +102,7 @@ static cf_tokenizer *train_tokenizer(trainer *t, cf_tok_kind kind, const char *c
     say(t, "%s: %s, %d tokens, trained in %.2f s\n", name, cf_tok_kind_name(kind), cf_tokenizer_vocab_size(tok),
         cf_now_s() - t0);
     char *path = cf_path_join(t->dir, name);
-    int rc = cf_tokenizer_save(tok, path);
+    int rc = t->root ? cf_tokenizer_save(tok, path) : 0;
     free(path);
     if (rc != 0) {
         t->io_failed = true;
@@ -112,7 +120,7 @@ static int setup_tokenizer(trainer *t, bool resume) {
     if (kind < 0) {
         t->src_tok = t->tgt_tok = cf_tokenizer_load(d->tokenizer);
         char *path = cf_path_join(t->dir, "tokenizer.json");
-        int rc = t->src_tok ? cf_tokenizer_save(t->src_tok, path) : -1;
+        int rc = !t->src_tok ? -1 : t->root ? cf_tokenizer_save(t->src_tok, path) : 0;
         if (t->src_tok && rc != 0) t->io_failed = true;
         free(path);
         return rc;
@@ -130,11 +138,11 @@ static int setup_tokenizer(trainer *t, bool resume) {
 
 static int setup_data(trainer *t) {
     const cf_data_config *d = &t->cfg.data;
-    FILE *log = t->args->quiet ? NULL : stdout;
-    if (!t->args->quiet) printf("train: ");
+    FILE *log = t->quiet ? NULL : stdout;
+    if (!t->quiet) printf("train: ");
     t->train = cf_run_load_corpus(&t->cfg, t->src_tok, t->tgt_tok, d->train_src, d->train_tgt, d->train_tsv, true, false, log);
     if (!t->train) return -1;
-    if (!t->args->quiet) printf("valid: ");
+    if (!t->quiet) printf("valid: ");
     t->valid = cf_run_load_corpus(&t->cfg, t->src_tok, t->tgt_tok, d->valid_src, d->valid_tgt, d->valid_tsv, false, true, log);
     if (!t->valid) return -1;
     if (t->train->n == 0) {
@@ -166,7 +174,7 @@ static cJSON *state_to_json(const trainer *t, double elapsed) {
                          .best_step = t->best_step, .evals_since_best = t->evals_since_best,
                          .bad_steps_in_a_row = t->guard.consecutive, .bad_steps_total = t->guard.skipped,
                          .elapsed_s = elapsed, .window_loss_sum = t->w.loss_sum, .window_tokens = t->w.tokens,
-                         .window_updates = t->w.updates, .threads = cf_threads_max(),
+                         .window_updates = t->w.updates, .threads = cf_threads_max(), .ranks = t->ranks,
                          .eval_pending = t->eval_pending};
     cJSON *s = cf_train_state_to_json(&st, cf_schedule_kind_name(t->cfg.schedule.kind),
                                       cf_schedule_lr(&t->cfg.schedule, t->step + 1));
@@ -260,7 +268,7 @@ static int check_resume_config(trainer *t, const char *saved_json, const char *c
                 cf_error_set("cannot resume %s: %s changed from %s to %s (it changes parameter shapes)", t->dir, key,
                              was, is);
                 rc = -1;
-            } else if (!t->args->quiet) {
+            } else if (!t->quiet) {
                 printf("resume: %s changed from %s to %s\n", key, was, is);
             }
             free(was);
@@ -306,6 +314,12 @@ static int resume_from_checkpoint(trainer *t, bool *resumed) {
     if (saved_threads > 0 && saved_threads != cf_threads_max())
         say(t, "resume: the checkpoint was written with %d threads, this run uses %d (results are identical for "
                "any thread count)\n", saved_threads, cf_threads_max());
+    const cJSON *rk = cJSON_GetObjectItemCaseSensitive(state, "ranks"); /* validated too; absent: 1 */
+    int saved_ranks = cJSON_IsNumber(rk) ? (int)rk->valuedouble : 1;
+    if (saved_ranks != t->ranks)
+        say(t, "resume: the checkpoint was written by %d rank%s, this run has %d (identical results for the same "
+               "global train.grad_accum, %lld)\n", saved_ranks, saved_ranks == 1 ? "" : "s", t->ranks,
+            (long long)t->cfg.train.grad_accum);
     *resumed = true;
     rc = 0;
 out:
@@ -320,6 +334,7 @@ out:
 enum { EVAL_NOT_BEST = 0, EVAL_BEST = 1, EVAL_FAILED = -1, EVAL_INTERRUPTED = -2 };
 
 static int save(trainer *t, bool is_best, double elapsed) {
+    if (!t->root) return 0; /* rank 0 alone writes the run directory */
     cJSON *state = state_to_json(t, elapsed);
     int rc = cf_checkpoint_save(t->dir, t->step, &t->model->params, t->opt, state, t->ckpt_config_json, is_best,
                                 (int)t->cfg.train.keep_last);
@@ -347,10 +362,10 @@ static int fail_after_checkpoint(trainer *t, double elapsed) {
     return 1;
 }
 
-/* Validation loss and BLEU of t->step. EVAL_INTERRUPTED leaves t->eval_pending set (the checkpoint
- * written next says so, and a resume redoes this evaluation first); EVAL_FAILED has written what
- * fail_after_checkpoint could. */
-static int evaluate(trainer *t, double elapsed) {
+/* Validation loss and BLEU of t->step, on rank 0. EVAL_INTERRUPTED leaves t->eval_pending set (the
+ * checkpoint written next says so, and a resume redoes this evaluation first); EVAL_FAILED has
+ * written what fail_after_checkpoint could. */
+static int evaluate_here(trainer *t, double elapsed) {
     double t0 = cf_now_s();
     t->eval_pending = true;
     t->pending_best = false;
@@ -386,6 +401,23 @@ static int evaluate(trainer *t, double elapsed) {
     return best ? EVAL_BEST : EVAL_NOT_BEST;
 }
 
+/* Rank 0 evaluates (the others wait); its verdict steers saving, early stopping and a stop during
+ * the evaluation everywhere. EVAL_FAILED on rank 0 (a write error, after fail_after_checkpoint) is
+ * its own: the caller ends the job. */
+static int evaluate(trainer *t, double elapsed) {
+    int r = t->root ? evaluate_here(t, elapsed) : EVAL_NOT_BEST;
+    if (r == EVAL_FAILED || t->ranks == 1) return r;
+    struct { double best_bleu; int64_t best_step, evals_since_best, r; } b = {t->best_bleu, t->best_step,
+                                                                              t->evals_since_best, r};
+    if (cf_dist_bcast(&b, sizeof b, 0, "sharing the evaluation") != 0) return EVAL_FAILED;
+    t->best_bleu = b.best_bleu;
+    t->best_step = b.best_step;
+    t->evals_since_best = b.evals_since_best;
+    t->eval_pending = b.r == EVAL_INTERRUPTED;
+    t->pending_best = b.r == EVAL_BEST;
+    return (int)b.r;
+}
+
 /* ---- the loop ---- */
 
 /* cf_train_step's source of micro-batches: the batcher's next batch, as the model reads it. */
@@ -407,7 +439,7 @@ static step_end eval_and_save(trainer *t, bool eval_due, double elapsed, bool *s
     bool is_best = false;
     *saved = false;
     if (eval_due) {
-        if (t->tty && !t->args->quiet) printf("\n");
+        if (t->tty && !t->quiet) printf("\n");
         int r = evaluate(t, elapsed);
         if (r == EVAL_INTERRUPTED) return STEP_INTERRUPTED;
         if (r == EVAL_FAILED) return STEP_FAILED;
@@ -437,26 +469,37 @@ static int train_loop(trainer *t) {
     const cf_train_config *tc = &t->cfg.train;
     const cf_step_setup setup = {.ctx = t->ctx, .model = t->model, .opt = t->opt, .schedule = &t->cfg.schedule,
                                  .label_smoothing = tc->label_smoothing, .clip = tc->clip,
-                                 .grad_accum = tc->grad_accum, .guard = &t->guard};
+                                 .grad_accum = tc->grad_accum, .guard = &t->guard, .sync = t->sync,
+                                 .stop = cf_interrupt_flag()};
     window w = t->w;
     rate_restart(&w); /* the window's tokens from before a resume took no time in this session */
     bool saved_now = false;
-    if (t->eval_pending && !stop_requested) {
+    /* K ranks stop after the update at which any of them had a signal (the exchange carries the
+     * flags), or together when rank 0's evaluation was interrupted; one process also stops between
+     * an evaluation and the next update. */
+    bool stop = false;
+    /* (K ranks all take this branch: the evaluation is shared, and rank 0's verdict says whether it
+     * was interrupted.) */
+    if (t->eval_pending && (t->ranks > 1 || !stop_requested)) {
         /* The run was stopped during this step's evaluation: do it now, as the run that never
          * stopped did, so that metrics, best link and patience come out the same. */
         say(t, "resume: running the evaluation of step %lld that was interrupted\n", (long long)t->step);
         step_end r = eval_and_save(t, true, t->elapsed_before, &saved_now);
         if (r == STEP_FAILED) return 1;
         if (r == STEP_DONE) return 0;
+        if (r == STEP_INTERRUPTED) stop = true;
         rate_restart(&w);
     }
-    while (t->step < tc->max_steps && !stop_requested) {
+    while (t->step < tc->max_steps && !(stop || (t->ranks == 1 && stop_requested))) {
         cf_step_result res;
         cf_guard_verdict v = cf_train_step(&setup, t->step, next_micro_batch, t, &res);
+        if (res.failed) return 1;
+        stop = res.stop;
         double lr = res.lr, grad_norm = res.grad_norm;
         if (v != CF_GUARD_OK) {
             say(t, "step %lld: %s\n", (long long)(t->step + 1), t->guard.message);
             if (v == CF_GUARD_STOP) {
+                t->failure_agreed = true;
                 cf_error_set("stopping: %d updates in a row had a non-finite loss or gradient", t->guard.consecutive);
                 return 1;
             }
@@ -475,10 +518,16 @@ static int train_loop(trainer *t) {
         const bool eval_due = t->step % tc->eval_every == 0 || t->step == tc->max_steps;
         if (t->step % tc->log_every == 0 || t->step == tc->max_steps) {
             double dt = cf_now_s() - w.t0, tps = dt > 0 ? w.rate_tokens / dt : 0;
+            cf_moe_load moe = {0}; /* MoE: expert shares since the last line */
+            if (t->model->moe) cf_moe_collector_take(t->model->moe, &moe);
             cf_train_event e = {.step = t->step, .epoch = (int64_t)cf_batcher_state(t->batches).epoch,
                                 .loss = w.tokens > 0 ? w.loss_sum / w.tokens : 0, .lr = lr, .grad_norm = grad_norm,
-                                .tokens_per_s = tps, .elapsed_s = elapsed, .threads = cf_threads_count()};
-            bool logged = cf_metrics_log_train(&t->metrics, &e) == 0;
+                                .tokens_per_s = tps, .elapsed_s = elapsed, .threads = cf_threads_count(),
+                                .moe = t->model->moe ? &moe : NULL};
+            bool logged = !t->root || cf_metrics_log_train(&t->metrics, &e) == 0;
+            double moe_max = 0; /* the busiest expert's share, as a multiple of the even share 1/E */
+            for (int i = 0; i < moe.n_layers * moe.n_experts; i++) moe_max = fmax(moe_max, moe.share[i] * moe.n_experts);
+            cf_moe_load_free(&moe);
             double eta = dt / (double)w.rate_updates * (double)(tc->max_steps - t->step);
             w = (window){.t0 = cf_now_s()};
             t->w = w;
@@ -487,11 +536,12 @@ static int train_loop(trainer *t) {
                 t->pending_best = false;
                 return fail_after_checkpoint(t, elapsed);
             }
-            if (!t->args->quiet) {
+            if (!t->quiet) {
                 if (t->tty) printf("\r\033[K");
                 printf("step %6lld/%lld | epoch %lld | loss %.4f | lr %.2e | gnorm %.2f | %.0f tok/s | ETA %02d:%02d",
                        (long long)t->step, (long long)tc->max_steps, (long long)e.epoch, e.loss, lr, grad_norm, tps,
                        (int)(eta / 60), (int)eta % 60);
+                if (t->model->moe) printf(" | moe aux %.3f, busiest expert %.2fx even", e.moe->aux, moe_max);
                 if (cf_threads_count() != cf_threads_max()) /* the machine is busy: say why it is slower */
                     printf(" | %d of %d threads (other processes use %.1f CPUs)", cf_threads_count(),
                            cf_threads_max(), cf_threads_load_others());
@@ -503,11 +553,15 @@ static int train_loop(trainer *t) {
         step_end r = eval_and_save(t, eval_due, elapsed, &saved_now);
         if (r == STEP_FAILED) return 1;
         if (r == STEP_DONE) return 0;
-        if (r == STEP_INTERRUPTED) break;
+        if (r == STEP_INTERRUPTED) {
+            stop = true;
+            break;
+        }
         if (eval_due) rate_restart(&w); /* evaluation time is not training throughput */
     }
-    if (stop_requested && !saved_now) {
-        if (t->tty && !t->args->quiet) printf("\n");
+    t->stopped = stop || (t->ranks == 1 && stop_requested);
+    if (t->stopped && !saved_now) {
+        if (t->tty && !t->quiet) printf("\n");
         say(t, "interrupted (signal %d)%s: writing a checkpoint at step %lld\n", (int)stop_requested,
             t->eval_pending ? " during the evaluation" : "", (long long)t->step);
         if (save(t, false, t->elapsed_before + cf_now_s() - t->t_start) != 0) return 1;
@@ -528,9 +582,9 @@ static int final_test(trainer *t) {
         return -1;
     }
     free(best);
-    if (!t->args->quiet) printf("test: ");
+    if (!t->quiet) printf("test: ");
     t->test = cf_run_load_corpus(&t->cfg, t->src_tok, t->tgt_tok, d->test_src, d->test_tgt, d->test_tsv, false, true,
-                                 t->args->quiet ? NULL : stdout);
+                                 t->quiet ? NULL : stdout);
     if (!t->test) return -1;
     cf_decode_opts o = cf_config_decode_opts(&t->cfg.decode);
     double t0 = cf_now_s();
@@ -573,7 +627,9 @@ static void print_shell_word(const char *s) {
  * overrides (without them the resume would read another config: a changed max_steps, or a
  * refusal if a shape key was overridden). */
 static void print_resume_hint(const trainer *t) {
-    printf("stopped at step %lld; continue with: cformer train ", (long long)t->step);
+    printf("stopped at step %lld; continue with: ", (long long)t->step);
+    if (t->ranks > 1) printf("mpirun -np %d ", t->ranks);
+    fputs("cformer train ", stdout);
     print_shell_word(t->args->config_path);
     fputs(" --out ", stdout);
     print_shell_word(t->dir);
@@ -586,6 +642,7 @@ static void print_resume_hint(const trainer *t) {
 }
 
 static void trainer_free(trainer *t) {
+    cf_grad_sync_free(t->sync);
     cf_metrics_close(&t->metrics);
     cf_batcher_free(t->batches);
     cf_corpus_free(t->train);
@@ -604,16 +661,72 @@ static void trainer_free(trainer *t) {
     cf_run_lock_release(t->lock); /* last: until here this process may still write into the run */
 }
 
+/* What every rank must agree on before the first update (train/dist_setup.h). */
+static cf_fingerprint fingerprint(const trainer *t) {
+    cf_fingerprint fp = {0};
+    cf_fingerprint_add(&fp.config, t->ckpt_config_json, strlen(t->ckpt_config_json));
+    const cf_corpus *cs[2] = {t->train, t->valid};
+    for (int k = 0; k < 2; k++) {
+        const cf_corpus *c = cs[k];
+        cf_fingerprint_add(&fp.data, &c->n, sizeof c->n);
+        cf_fingerprint_add(&fp.data, c->src_off, (size_t)(c->n + 1) * sizeof *c->src_off);
+        cf_fingerprint_add(&fp.data, c->tgt_off, (size_t)(c->n + 1) * sizeof *c->tgt_off);
+        cf_fingerprint_add(&fp.data, c->src_ids, (size_t)c->src_off[c->n] * sizeof *c->src_ids);
+        cf_fingerprint_add(&fp.data, c->tgt_ids, (size_t)c->tgt_off[c->n] * sizeof *c->tgt_ids);
+    }
+    const int vocab[2] = {cf_tokenizer_vocab_size(t->src_tok), cf_tokenizer_vocab_size(t->tgt_tok)};
+    cf_fingerprint_add(&fp.data, vocab, sizeof vocab);
+    const cf_params *ps = &t->model->params;
+    for (int i = 0; i < ps->n; i++)
+        cf_fingerprint_add(&fp.state, ps->items[i]->data, (size_t)ps->items[i]->numel * sizeof(cf_real));
+    cf_batch_state b = cf_batcher_state(t->batches);
+    const int64_t where[4] = {t->step, (int64_t)b.epoch, (int64_t)b.index, (int64_t)b.rng_counter};
+    cf_fingerprint_add(&fp.state, where, sizeof where);
+    return fp;
+}
+
+/* Single process: the exit code. K ranks: a failure every rank shares (the set-up agreement, a
+ * non-finite stop, a stop signal) ends through MPI_Finalize; one this rank has alone (a write
+ * error on rank 0, a peer gone) through MPI_Abort, since the others would wait for it for ever. */
+static int leave(trainer *t, int code, bool agreed) {
+    cf_interrupt_restore(); /* from here a signal has its default action again */
+    trainer_free(t);
+    if (t->ranks > 1 && !agreed) cf_dist_abort(code);
+    cf_dist_finalize();
+    return code;
+}
+
 int cf_train(const cf_train_args *a) {
     trainer t = {0};
-    /* From the start a signal only asks to stop (core/interrupt.h): the set-up finishes, the loop
-     * does not start, and the checkpoint written says where the run is. */
-    cf_interrupt_install();
     t.args = a;
     t.tty = isatty(STDOUT_FILENO);
     t.best_bleu = -1;
-    int code = 2;
+    int code = 1;
+    bool agreed = false; /* past the start-up agreement: a failure now is this rank's alone */
+    if (cf_dist_init() != 0) {
+        fprintf(stderr, "error: %s\n", cf_error_message());
+        return 1;
+    }
+    /* From here a signal only asks to stop (core/interrupt.h): the set-up finishes, the loop does
+     * not start, and the checkpoint written says where the run is. (build/cformer holds the signals
+     * back until now, so MPI's threads, started above, keep them blocked.) */
+    cf_interrupt_install();
+    t.ranks = cf_dist_size();
+    t.root = cf_dist_rank() == 0;
+    t.quiet = a->quiet || !t.root;
+    t.tty = t.tty && t.ranks == 1; /* mpirun gives each rank a pty: rewriting lines would garble its log */
+    /* While a stop signal is pending, an exchange that does not complete within 3 s means the
+     * other ranks are gone (mpirun sends SIGTERM to the survivors when a rank dies). */
+    cf_dist_set_stop_flag(cf_interrupt_flag(), 3.0);
+    if (cf_dist_share_cpus() != 0) {
+        fprintf(stderr, "error: %s\n", cf_error_message());
+        return leave(&t, 1, false);
+    }
+    code = 2;
     if (cf_config_load(&t.cfg, a->config_path, a->n_sets, a->sets) != 0) goto fail;
+    /* The effective config holds the global accumulation: K ranks x grad_accum A write the same
+     * config (and so byte-identical checkpoints) as one process with grad_accum K x A. */
+    t.cfg.train.grad_accum *= t.ranks;
     const bool tokenizer_file = t.cfg.data.tokenizer && cf_tok_kind_parse(t.cfg.data.tokenizer) < 0;
     if (!t.cfg.data.shared_vocab && (tokenizer_file || t.cfg.data.train_tsv)) {
         cf_error_set("%s: data.shared_vocab false trains one tokenizer per side from data.train_src and "
@@ -629,9 +742,10 @@ int cf_train(const cf_train_args *a) {
     code = 1;
     if (cf_threads_init((int)t.cfg.train.threads) != 0) goto fail;
     cf_threads_set_adaptive(t.cfg.train.adapt_threads);
-    if (cf_mkdir_p(t.dir) != 0) goto fail;
-    /* One trainer per run directory (train/lock.h), before anything in it is read or written. */
-    if (!(t.lock = cf_run_lock_acquire(t.dir))) {
+    /* One trainer per run directory (train/lock.h), before anything in it is read or written: rank
+     * 0's, the one process that writes it (a second job's rank 0 is refused, and its ranks with it). */
+    if (t.root && cf_mkdir_p(t.dir) != 0) goto fail;
+    if (t.root && !(t.lock = cf_run_lock_acquire(t.dir))) {
         code = 2;
         goto fail;
     }
@@ -649,6 +763,9 @@ int cf_train(const cf_train_args *a) {
     if (setup_tokenizer(&t, a->resume && has_ckpt) != 0) goto fail;
     if (setup_data(&t) != 0) goto fail;
     if (setup_model(&t) != 0) goto fail;
+    t.sync = cf_grad_sync_new(t.opt->params, t.opt->n, t.cfg.train.grad_accum,
+                              (size_t)t.cfg.train.bucket_mb << 20);
+    if (!t.sync) goto fail;
     code = 1;
     cf_nan_guard_init(&t.guard, (int)t.cfg.train.max_bad_steps); /* before a resume restores its counters */
     bool resumed = false;
@@ -659,48 +776,61 @@ int cf_train(const cf_train_args *a) {
             goto fail;
         }
     }
-    char *cfg_path = cf_path_join(t.dir, "config.json");
-    int rc = cf_write_file_atomic(cfg_path, t.config_json, strlen(t.config_json));
-    free(cfg_path);
-    if (rc != 0) goto fail;
-    if (cf_metrics_open(&t.metrics, t.dir, resumed ? t.step : -1) != 0) goto fail;
-    /* lines the stopped run could not write (a full disk) come first, so the file has no gap */
-    if (t.metrics_unwritten && cf_metrics_write_raw(&t.metrics, t.metrics_unwritten) != 0) goto fail;
-    if (!a->quiet) {
+    cf_fingerprint fp = fingerprint(&t);
+    code = cf_dist_agree_start(0, &fp);
+    agreed = true;
+    if (code != 0) return leave(&t, code, true);
+    code = 1; /* an I/O failure from here on */
+    if (t.root) {
+        char *cfg_path = cf_path_join(t.dir, "config.json");
+        int rc = cf_write_file_atomic(cfg_path, t.config_json, strlen(t.config_json));
+        free(cfg_path);
+        if (rc != 0 || cf_metrics_open(&t.metrics, t.dir, resumed ? t.step : -1) != 0) goto fail;
+        /* lines the stopped run could not write (a full disk) come first, so the file has no gap */
+        if (t.metrics_unwritten && cf_metrics_write_raw(&t.metrics, t.metrics_unwritten) != 0) goto fail;
+    }
+    if (!t.quiet) {
         cf_model_config mc = t.model->cfg;
         printf("model: %s attention, d_model %lld, %lld heads (%lld kv), %lld+%lld layers, d_ff %lld, vocab %lld: "
                "%.2fM parameters\n", cf_attn_kind_name(mc.attention), (long long)mc.d_model, (long long)mc.n_heads,
                (long long)t.model->dec[0].self_attn.n_kv_heads, (long long)mc.enc_layers, (long long)mc.dec_layers,
                (long long)mc.d_ff, (long long)mc.tgt_vocab, (double)cf_transformer_num_params(t.model) / 1e6);
-        printf("run: %s | %d threads | %lld batches per epoch | max_steps %lld\n", t.dir, cf_threads_count(),
-               (long long)cf_batcher_n_batches(t.batches), (long long)t.cfg.train.max_steps);
+        if (t.ranks > 1)
+            printf("run: %s | %d ranks x %d threads | grad_accum %lld (%lld per rank) | %lld batches per epoch | "
+                   "max_steps %lld\n", t.dir, t.ranks, cf_threads_count(), (long long)t.cfg.train.grad_accum,
+                   (long long)(t.cfg.train.grad_accum / t.ranks), (long long)cf_batcher_n_batches(t.batches),
+                   (long long)t.cfg.train.max_steps);
+        else
+            printf("run: %s | %d threads | %lld batches per epoch | max_steps %lld\n", t.dir, cf_threads_count(),
+                   (long long)cf_batcher_n_batches(t.batches), (long long)t.cfg.train.max_steps);
     }
     t.t_start = cf_now_s();
     code = train_loop(&t);
     if (code != 0) goto fail;
-    if (stop_requested) {
-        print_resume_hint(&t);
-        cf_interrupt_restore();
-        trainer_free(&t);
-        return 130;
+    if (t.stopped) {
+        if (t.root) print_resume_hint(&t);
+        return leave(&t, 130, true);
     }
     double total = t.elapsed_before + cf_now_s() - t.t_start;
-    if (!a->quiet)
+    if (!t.quiet)
         printf("done: %lld steps in %.1f s (this session %.1f s); best valid BLEU %.2f at step %lld; "
                "step memory (arena high-water) %.1f MB\n", (long long)t.step, total, cf_now_s() - t.t_start, t.best_bleu,
                (long long)t.best_step, (double)t.ctx->arena.high_water / 1048576.0);
-    int tested = final_test(&t);
-    cf_interrupt_restore();
+    if (t.ranks > 1)
+        say(&t, "gradient exchange: %.2f s of this session on rank 0 (waiting included)\n",
+            cf_grad_sync_comm_seconds(t.sync));
+    int tested = t.root ? final_test(&t) : 0;
     if (tested < 0) {
         code = 1;
         goto fail;
     }
-    trainer_free(&t);
-    return tested == 1 ? 130 : 0;
+    return leave(&t, tested == 1 ? 130 : 0, true);
 fail:
-    cf_interrupt_restore();
     if (t.io_failed) code = 1;
+    /* Before the agreement every rank reaches it, this one with its failure (it prints the error):
+     * the job ends together. */
+    if (!agreed && t.ranks > 1) return leave(&t, cf_dist_agree_start(code, NULL), true);
     fprintf(stderr, "error: %s\n", cf_error_message());
-    trainer_free(&t);
-    return code;
+    /* A non-finite stop is decided identically on every rank; anything else is this rank's own. */
+    return leave(&t, code, !agreed || t.failure_agreed);
 }

@@ -13,7 +13,7 @@ static bool same(const cf_train_state *a, const cf_train_state *b) {
            a->bad_steps_in_a_row == b->bad_steps_in_a_row && a->bad_steps_total == b->bad_steps_total &&
            a->elapsed_s == b->elapsed_s && a->window_loss_sum == b->window_loss_sum &&
            a->window_tokens == b->window_tokens && a->window_updates == b->window_updates &&
-           a->threads == b->threads && a->eval_pending == b->eval_pending;
+           a->threads == b->threads && a->ranks == b->ranks && a->eval_pending == b->eval_pending;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

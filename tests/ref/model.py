@@ -31,7 +31,9 @@ DEFAULTS = {
     "kv_lora_rank": 0, "q_lora_rank": 0, "qk_nope_dim": 0, "qk_rope_dim": 0, "v_head_dim": 0,
     "enc_layers": 3, "dec_layers": 3, "d_ff": 1024,
     "activation": "relu", "norm": "layernorm", "pre_norm": True, "norm_eps": 1e-5,
-    "pos_encoding": "sinusoidal", "rope_base": 10000.0, "max_len": 256, "window": 0,
+    "pos_encoding": "sinusoidal", "rope_base": 10000.0, "rel_clip": 16, "rel_per_head": False, "qk_norm": False,
+    "num_experts": 0, "num_experts_per_token": 2, "n_shared_experts": 0, "moe_d_ff": 0, "moe_aux_weight": 0.01,
+    "max_len": 256, "window": 0,
     "dropout": 0.1, "attn_dropout": 0.0, "bias": True,
     "share_embeddings": True, "tie_output": True, "scale_embedding": True,
 }
@@ -100,19 +102,35 @@ def sinusoid_table(max_len, d):
     return torch.where(torch.arange(d) % 2 == 0, torch.sin(angle), torch.cos(angle))
 
 
-def attend(q, k, v, scale, causal, key_lens, window, attn_dropout, training):
+def relative_scores(q, rel, rel_clip, off):
+    """Shaw et al.'s relative keys: [B, H, T, S], entry q_i . a[clip(j - (i + off), -R, R) + R].
+    rel is [2R+1, D] (shared by the heads) or [Hr, 2R+1, D] (head h reads table h // (H / Hr))."""
+    n_heads, t_len = q.shape[1], q.shape[2]
+    s_len = t_len + off
+    if rel.dim() == 2:
+        rel = rel.unsqueeze(0)
+    rel = rel.repeat_interleave(n_heads // rel.shape[0], dim=0)  # [H, 2R+1, D]
+    dist = torch.arange(s_len).view(1, s_len) - (torch.arange(t_len).view(t_len, 1) + off)
+    a = rel[:, dist.clamp(-rel_clip, rel_clip) + rel_clip]  # [H, T, S, D]
+    return torch.einsum("bhtd,htsd->bhts", q, a)
+
+
+def attend(q, k, v, scale, causal, key_lens, window, attn_dropout, training, rel=None, rel_clip=0):
     """q [B, H, T, Dk], k [B, Hkv, S, Dk], v [B, Hkv, S, Dv] -> [B, H, T, Dv].
 
     Query head h reads KV head h // (H / Hkv). Masks are -inf before the softmax; a row that sees
-    no key at all outputs zeros."""
+    no key at all outputs zeros. rel: relative-position keys added to the scores before scaling."""
     n_heads, t_len, s_len = q.shape[1], q.shape[2], k.shape[2]
     group = n_heads // k.shape[1]
     k = k.repeat_interleave(group, dim=1)
     v = v.repeat_interleave(group, dim=1)
-    scores = (q @ k.transpose(-1, -2)) * scale  # [B, H, T, S]
+    scores = q @ k.transpose(-1, -2)  # [B, H, T, S]
+    off = s_len - t_len  # > 0 when keys include cached positions
+    if rel is not None:
+        scores = scores + relative_scores(q, rel, rel_clip, off)
+    scores = scores * scale
     i = torch.arange(t_len).view(t_len, 1)
     j = torch.arange(s_len).view(1, s_len)
-    off = s_len - t_len  # > 0 when keys include cached positions
     visible = torch.ones(t_len, s_len, dtype=torch.bool).view(1, 1, t_len, s_len)
     if causal:
         visible = visible & (j <= i + off)
@@ -138,6 +156,29 @@ def merge_heads(x):
     return x.transpose(1, 2).reshape(b, t, h * d)
 
 
+class RelTable(nn.Module):
+    """Relative-position keys: weight [2R+1, D] shared by the heads, or [H, 2R+1, D]."""
+
+    def __init__(self, cfg, n_heads, dim):
+        super().__init__()
+        n = 2 * cfg.rel_clip + 1
+        shape = (n_heads, n, dim) if cfg.rel_per_head else (n, dim)
+        self.weight = nn.Parameter(torch.zeros(*shape))
+
+
+def add_options(module, cfg, self_attn, dim):
+    """QK-norm (q_norm, k_norm over each head's D) and, in self-attention, relative positions."""
+    module.qk_norm = cfg.qk_norm and cfg.attention != "mla"
+    if module.qk_norm:
+        module.q_norm = RMSNorm(dim, cfg.norm_eps)
+        module.k_norm = RMSNorm(dim, cfg.norm_eps)
+    module.rel_clip = cfg.rel_clip
+    if self_attn and cfg.pos_encoding == "relative":
+        module.rel_pos = RelTable(cfg, cfg.n_heads, dim)
+    else:
+        module.rel_pos = None
+
+
 class Attention(nn.Module):
     """MHA / GQA / MQA: q_proj [H*D, d], k_proj and v_proj [Hkv*D, d], out_proj [d, H*D]."""
 
@@ -153,15 +194,19 @@ class Attention(nn.Module):
         self.k_proj = nn.Linear(d, self.n_kv_heads * hd, bias=cfg.bias)
         self.v_proj = nn.Linear(d, self.n_kv_heads * hd, bias=cfg.bias)
         self.out_proj = nn.Linear(self.n_heads * hd, d, bias=cfg.bias)
+        add_options(self, cfg, self_attn, hd)
 
     def forward(self, xq, xkv, causal, key_lens):
         q = split_heads(self.q_proj(xq), self.n_heads)
         k = split_heads(self.k_proj(xkv), self.n_kv_heads)
         v = split_heads(self.v_proj(xkv), self.n_kv_heads)
+        if self.qk_norm:  # before RoPE
+            q, k = self.q_norm(q), self.k_norm(k)
         if self.use_rope:
             q, k = rope(q, 0, self.rope_base), rope(k, 0, self.rope_base)
+        rel = self.rel_pos.weight if self.rel_pos is not None else None
         o = attend(q, k, v, 1.0 / math.sqrt(self.head_dim), causal, key_lens, self.window, self.attn_dropout,
-                   self.training)
+                   self.training, rel, self.rel_clip)
         return self.out_proj(merge_heads(o))
 
 
@@ -187,6 +232,7 @@ class MLAttention(nn.Module):
         self.kv_a_norm = RMSNorm(self.r, 1e-6)
         self.kv_b_proj = nn.Linear(self.r, h * (self.dn + self.dv), bias=cfg.bias)
         self.out_proj = nn.Linear(h * self.dv, d, bias=cfg.bias)
+        add_options(self, cfg, self_attn, qk)
 
     def forward(self, xq, xkv, causal, key_lens):
         if self.q_lora_rank > 0:
@@ -202,8 +248,9 @@ class MLAttention(nn.Module):
         kv = split_heads(self.kv_b_proj(c), self.n_heads)  # [B, H, S, dn + dv]
         k_nope, v = kv[..., :self.dn], kv[..., self.dn:]
         k = torch.cat([k_nope, k_rope.expand(-1, self.n_heads, -1, -1)], dim=-1)
+        rel = self.rel_pos.weight if self.rel_pos is not None else None
         o = attend(q, k, v, 1.0 / math.sqrt(self.dn + self.dr), causal, key_lens, self.window, self.attn_dropout,
-                   self.training)
+                   self.training, rel, self.rel_clip)
         return self.out_proj(merge_heads(o))
 
 
@@ -214,10 +261,10 @@ def make_attention(cfg, self_attn):
 class FFN(nn.Module):
     """relu/gelu: fc2(drop(act(fc1(x))));  swiglu: down_proj(drop(silu(gate_proj(x)) * up_proj(x)))."""
 
-    def __init__(self, cfg):
+    def __init__(self, cfg, d_ff=None):
         super().__init__()
         self.kind, self.dropout = cfg.activation, cfg.dropout
-        d, f = cfg.d_model, cfg.d_ff
+        d, f = cfg.d_model, d_ff or cfg.d_ff
         if self.kind == "swiglu":
             self.gate_proj = nn.Linear(d, f, bias=cfg.bias)
             self.up_proj = nn.Linear(d, f, bias=cfg.bias)
@@ -233,6 +280,77 @@ class FFN(nn.Module):
         h = self.fc1(x)
         h = F.relu(h) if self.kind == "relu" else F.gelu(h)  # exact (erf) GELU
         return self.fc2(F.dropout(h, self.dropout, self.training))
+
+
+class StackedLinear(nn.Module):
+    """One Linear per expert: weight [E, out, in], bias [E, out]; expert e maps x to x W[e]^T + b[e]."""
+
+    def __init__(self, n, d_in, d_out, bias):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(n, d_out, d_in))
+        self.bias = nn.Parameter(torch.zeros(n, d_out)) if bias else None
+
+    def forward(self, x, e):
+        y = x @ self.weight[e].t()
+        return y + self.bias[e] if self.bias is not None else y
+
+
+class Experts(nn.Module):
+    """The routed experts, FFNs of the model's activation and width F, stacked."""
+
+    def __init__(self, cfg, n, f):
+        super().__init__()
+        self.kind, self.dropout = cfg.activation, cfg.dropout
+        d = cfg.d_model
+        if self.kind == "swiglu":
+            self.gate_proj = StackedLinear(n, d, f, cfg.bias)
+            self.up_proj = StackedLinear(n, d, f, cfg.bias)
+            self.down_proj = StackedLinear(n, f, d, cfg.bias)
+        else:
+            self.fc1 = StackedLinear(n, d, f, cfg.bias)
+            self.fc2 = StackedLinear(n, f, d, cfg.bias)
+
+    def forward(self, x, e):
+        if self.kind == "swiglu":
+            h = F.silu(self.gate_proj(x, e)) * self.up_proj(x, e)
+            return self.down_proj(F.dropout(h, self.dropout, self.training), e)
+        h = self.fc1(x, e)
+        h = F.relu(h) if self.kind == "relu" else F.gelu(h)
+        return self.fc2(F.dropout(h, self.dropout, self.training), e)
+
+
+class MoE(nn.Module):
+    """docs/model.md "Mixture of experts": router.weight [E, d]; the k experts with the largest logits,
+    gates = softmax over those k logits; y = sum_s gate_s expert_s(x) + shared_experts(x). forward
+    returns (y, aux) with Switch's load-balancing loss aux = E * sum_e f_e P_e over all N rows."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        d, self.n, self.k = cfg.d_model, cfg.num_experts, cfg.num_experts_per_token
+        f = cfg.moe_d_ff or cfg.d_ff
+        self.router = nn.Linear(d, self.n, bias=False)
+        self.experts = Experts(cfg, self.n, f)
+        self.shared_experts = FFN(cfg, cfg.n_shared_experts * f) if cfg.n_shared_experts > 0 else None
+
+    def forward(self, x):
+        xs = x.reshape(-1, x.shape[-1])  # [N, d]
+        logits = self.router(xs)  # [N, E]
+        chosen = torch.topk(logits, self.k, dim=-1).indices  # descending; random logits have no ties
+        gates = torch.softmax(logits.gather(1, chosen), dim=-1)  # [N, k]
+        y = torch.zeros_like(xs)
+        for e in range(self.n):
+            rows, slot = (chosen == e).nonzero(as_tuple=True)
+            if rows.numel():
+                y = y.index_add(0, rows, gates[rows, slot].unsqueeze(1) * self.experts(xs[rows], e))
+        if self.shared_experts is not None:
+            y = y + self.shared_experts(xs)
+        frac = torch.bincount(chosen.reshape(-1), minlength=self.n).to(xs.dtype) / chosen.numel()
+        aux = self.n * (frac * torch.softmax(logits, dim=-1).mean(0)).sum()
+        return y.view_as(x), aux
+
+
+def make_ffn(cfg):
+    return MoE(cfg) if cfg.num_experts > 0 else FFN(cfg)
 
 
 class Sublayer:
@@ -253,12 +371,12 @@ class EncoderLayer(nn.Module):
         self.self_attn = make_attention(cfg, self_attn=True)
         self.self_attn.window = 0  # the sliding window is for the causal decoder only
         self.ffn_norm = make_norm(cfg, cfg.d_model)
-        self.ffn = FFN(cfg)
+        self.ffn = make_ffn(cfg)
 
-    def forward(self, x, src_lens):
+    def forward(self, x, src_lens, aux):
         x = Sublayer.apply(self.cfg, self.training, self.self_attn_norm,
                            lambda h: self.self_attn(h, h, causal=False, key_lens=src_lens), x)
-        return Sublayer.apply(self.cfg, self.training, self.ffn_norm, self.ffn, x)
+        return Sublayer.apply(self.cfg, self.training, self.ffn_norm, ffn_call(self.ffn, aux), x)
 
 
 class DecoderLayer(nn.Module):
@@ -270,15 +388,27 @@ class DecoderLayer(nn.Module):
         self.cross_attn_norm = make_norm(cfg, cfg.d_model)
         self.cross_attn = make_attention(cfg, self_attn=False)
         self.ffn_norm = make_norm(cfg, cfg.d_model)
-        self.ffn = FFN(cfg)
+        self.ffn = make_ffn(cfg)
 
-    def forward(self, x, memory, src_lens):
+    def forward(self, x, memory, src_lens, aux):
         x = Sublayer.apply(self.cfg, self.training, self.self_attn_norm,
                            lambda h: self.self_attn(h, h, causal=True, key_lens=None), x)
         # memory is the encoder output as is: the cross-attention norm applies to the queries only
         x = Sublayer.apply(self.cfg, self.training, self.cross_attn_norm,
                            lambda h: self.cross_attn(h, memory, causal=False, key_lens=src_lens), x)
-        return Sublayer.apply(self.cfg, self.training, self.ffn_norm, self.ffn, x)
+        return Sublayer.apply(self.cfg, self.training, self.ffn_norm, ffn_call(self.ffn, aux), x)
+
+
+def ffn_call(ffn, aux):
+    """The FFN as a function of its input; an MoE layer appends its load-balancing loss to aux."""
+    if not isinstance(ffn, MoE):
+        return ffn
+
+    def call(h):
+        y, a = ffn(h)
+        aux.append(a)
+        return y
+    return call
 
 
 class Stack(nn.Module):
@@ -325,23 +455,31 @@ class Transformer(nn.Module):
     def tgt_table(self):
         return (self.encoder if self.cfg.share_embeddings else self.decoder).embed_tokens.weight
 
-    def encode(self, src, src_lens):
+    def encode(self, src, src_lens, aux=None):
+        aux = [] if aux is None else aux
         x = self.encoder.embed(self.encoder.embed_tokens.weight, src)
         for layer in self.encoder.layers:
-            x = layer(x, src_lens)
+            x = layer(x, src_lens, aux)
         return self.encoder.finish(x)
 
-    def decode(self, memory, src_lens, tgt_in):
+    def decode(self, memory, src_lens, tgt_in, aux=None):
+        aux = [] if aux is None else aux
         x = self.decoder.embed(self.tgt_table(), tgt_in)
         for layer in self.decoder.layers:
-            x = layer(x, memory, src_lens)
+            x = layer(x, memory, src_lens, aux)
         x = self.decoder.finish(x)
         w = self.tgt_table() if self.cfg.tie_output else self.output_proj.weight
         return x @ w.t()  # [B, T, V], no bias
 
-    def loss(self, src, src_lens, tgt_in, tgt_out, label_smoothing, pad_id):
-        logits = self.decode(self.encode(src, src_lens), src_lens, tgt_in)
-        return smoothed_cross_entropy(logits, tgt_out, label_smoothing, pad_id)
+    def loss(self, src, src_lens, tgt_in, tgt_out, label_smoothing, pad_id, training_losses=True):
+        """The label-smoothed cross-entropy; with training_losses (what cformer's training mode adds)
+        plus moe_aux_weight times the mean load-balancing loss of the MoE layers."""
+        aux = []
+        logits = self.decode(self.encode(src, src_lens, aux), src_lens, tgt_in, aux)
+        loss = smoothed_cross_entropy(logits, tgt_out, label_smoothing, pad_id)
+        if training_losses and aux and self.cfg.moe_aux_weight > 0:
+            loss = loss + self.cfg.moe_aux_weight * torch.stack(aux).mean()
+        return loss
 
 
 def smoothed_cross_entropy(logits, targets, ls, pad_id):
@@ -382,6 +520,14 @@ CASES = {
     "gelu_window": dict(attention="mqa", n_kv_heads=1, activation="gelu", window=2),
     "untied": dict(attention="mqa", n_kv_heads=1, tgt_vocab=17, share_embeddings=False, tie_output=False, scale_embedding=False),
     "unshared_tied": dict(attention="gqa", n_kv_heads=2, tgt_vocab=17, share_embeddings=False, tie_output=True),
+    # issue 15: the course's remaining techniques
+    "relative": dict(pos_encoding="relative", rel_clip=2),
+    "relative_per_head": dict(pos_encoding="relative", rel_clip=3, rel_per_head=True, attention="gqa", n_kv_heads=2),
+    "qk_norm": dict(qk_norm=True, pos_encoding="rope", attention="gqa", n_kv_heads=2, bias=False),
+    "moe": dict(num_experts=4, num_experts_per_token=2, moe_d_ff=8, moe_aux_weight=0.1, attention="mqa",
+                n_kv_heads=1),
+    "moe_swiglu_shared": dict(num_experts=3, num_experts_per_token=1, n_shared_experts=1, moe_d_ff=6,
+                              activation="swiglu", bias=False, moe_aux_weight=0.2, attention="mqa", n_kv_heads=1),
 }
 
 # B 3, source length 7 (lengths 7, 5, 3; pad 0), target length 6 (<bos> = 2, <eos> = 3, pad 0).
@@ -402,11 +548,12 @@ PAD_ID = 0
 
 def randomize(model, seed):
     """Deterministic random weights (not cformer's init), rounded to float32: matrices and tables
-    N(0, 1/fan_in) (embeddings N(0, 0.09)), norm gains 1 + N(0, 0.1^2), biases N(0, 0.1^2)."""
+    N(0, 1/fan_in) (embeddings N(0, 0.09); stacked expert matrices [E, out, in] per expert), norm
+    gains 1 + N(0, 0.1^2), biases (expert biases [E, out] too) N(0, 0.1^2)."""
     gen = torch.Generator().manual_seed(seed)
     for name, p in model.named_parameters():
-        if p.dim() == 2:
-            std = 0.3 if "embed" in name else 1.0 / math.sqrt(p.shape[1])
+        if p.dim() >= 2 and not name.endswith("bias"):
+            std = 0.3 if "embed" in name else 1.0 / math.sqrt(p.shape[-1])
             value = torch.randn(p.shape, generator=gen) * std
         elif "norm" in name and name.endswith("weight"):
             value = 1 + 0.1 * torch.randn(p.shape, generator=gen)
@@ -429,10 +576,12 @@ def make_fixture(name, overrides, seed, out_dir):
     loss.backward()
 
     # Our loss equals PyTorch's own label-smoothed cross-entropy (a check of the formula).
-    logits = model.decode(model.encode(src.long(), src_lens.long()), src_lens.long(), tgt_in.long())
-    torch_loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt_out.reshape(-1).long(),
-                                 ignore_index=PAD_ID, label_smoothing=LABEL_SMOOTHING)
-    assert abs(torch_loss.item() - loss.item()) < 1e-12, (torch_loss.item(), loss.item())
+    with torch.no_grad():
+        logits = model.decode(model.encode(src.long(), src_lens.long()), src_lens.long(), tgt_in.long())
+        torch_loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt_out.reshape(-1).long(),
+                                     ignore_index=PAD_ID, label_smoothing=LABEL_SMOOTHING)
+        ce = model.loss(src.long(), src_lens.long(), tgt_in.long(), tgt_out, LABEL_SMOOTHING, PAD_ID, False)
+    assert abs(torch_loss.item() - ce.item()) < 1e-12, (torch_loss.item(), ce.item())
 
     tensors = {}
     params = dict(model.named_parameters())

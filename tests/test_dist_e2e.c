@@ -1,0 +1,364 @@
+/* tests/test_dist_e2e.c - data-parallel training across processes: `mpirun --oversubscribe -np K`
+ * over loopback against one process with grad_accum K (byte-identical model.safetensors and
+ * optim.safetensors for K = 2 and 3), a resume with another rank count, a killed rank, Ctrl-C to
+ * mpirun, and ranks that disagree on the config.
+ *
+ * Only in a `make MPI=1` build with mpirun on the PATH; otherwise each test says so and passes.
+ * Runs are configs/tiny.json shrunk to 8 updates with dropout on (the masks are keyed by the
+ * global micro-batch number) and an evaluation every 4 (rank 0 evaluates, the others wait for its
+ * verdict). Timing never decides a result: waits have generous limits and poll for files.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dist/dist.h"
+#include "tests/test.h"
+#include "tests/testlib.h"
+
+#define STEPS 8
+#define TIMEOUT_S 600.0 /* a run takes seconds; the machine is shared */
+
+static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
+static char *fmt(const char *f, ...) {
+    va_list ap;
+    va_start(ap, f);
+    char *s = NULL;
+    if (vasprintf(&s, f, ap) < 0) abort();
+    va_end(ap);
+    return s;
+}
+
+static void nap(double s) {
+    struct timespec t = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+    while (nanosleep(&t, &t) != 0 && errno == EINTR) {}
+}
+
+/* MPI=1 build and mpirun present; also lets Open MPI run as root (CI runs as root). */
+static bool mpi_ready(const char *test) {
+    if (!cf_dist_compiled() || system("command -v mpirun >/dev/null 2>&1") != 0) {
+        printf("  (%s: skipped: not a `make MPI=1` build or no mpirun)\n", test);
+        return false;
+    }
+    setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
+    setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
+    return true;
+}
+
+static char root[256];
+static void remove_root(void) {
+    if (root[0]) {
+        char *cmd = fmt("rm -rf '%s'", root);
+        if (system(cmd) != 0) {}
+        free(cmd);
+    }
+}
+
+/* The shared directory with the 40-line valid file every run uses. */
+static const char *root_dir(void) {
+    if (root[0]) return root;
+    snprintf(root, sizeof root, "%s", test_tmpdir("dist"));
+    atexit(remove_root);
+    char *cmd = fmt("head -40 '%s/data/toy/valid.de' > '%s/v.de' && head -40 '%s/data/toy/valid.en' > '%s/v.en'",
+                    CF_SOURCE_DIR, root, CF_SOURCE_DIR, root);
+    CHECK(system(cmd) == 0);
+    free(cmd);
+    return root;
+}
+
+/* BUILD/cformer beside BUILD/tests/unit. */
+static const char *cformer(void) {
+    static char path[4096];
+    if (path[0]) return path;
+    char exe[4000];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = 0;
+        for (int up = 0; up < 2; up++) *strrchr(exe, '/') = 0;
+        snprintf(path, sizeof path, "%s/cformer", exe);
+    }
+    if (n <= 0 || access(path, X_OK) != 0) snprintf(path, sizeof path, "%s/build/cformer", CF_SOURCE_DIR);
+    return path;
+}
+
+/* `[mpirun --oversubscribe -np K] cformer train tiny.json --out DIR <shared sets> EXTRA` as a shell
+ * command (K = 0: no mpirun). */
+static char *train_cmd(int ranks, const char *dir, const char *extra) {
+    const char *r = root_dir();
+    char *launcher = ranks > 0 ? fmt("mpirun --oversubscribe -np %d ", ranks) : strdup("");
+    char *cmd = fmt("%s'%s' train '%s/configs/tiny.json' --out '%s' --set train.max_steps=%d "
+                    "--set schedule.total_steps=%d --set schedule.warmup_steps=2 --set train.eval_every=4 "
+                    "--set train.save_every=4 --set train.log_every=2 --set train.eval_max_sentences=20 "
+                    "--set model.dropout=0.1 --set data.valid_src=%s/v.de --set data.valid_tgt=%s/v.en "
+                    "--set data.test_src=null --set data.test_tgt=null %s",
+                    launcher, cformer(), CF_SOURCE_DIR, dir, STEPS, STEPS, r, r, extra ? extra : "");
+    free(launcher);
+    return cmd;
+}
+
+typedef struct job {
+    pid_t pid;
+    char *log;
+    int code; /* exit code, 128 + signal, -1 on timeout */
+} job;
+
+/* Starts /bin/sh -c cmd in a process group of its own, stdout and stderr into a log file. */
+static job start(const char *cmd) {
+    static int counter;
+    job j = {.code = -1, .log = fmt("%s/cmd-%03d.log", root_dir(), counter++)};
+    fflush(stdout);
+    j.pid = fork();
+    if (j.pid == 0) {
+        setpgid(0, 0);
+        int fd = open(j.log, O_WRONLY | O_CREAT | O_TRUNC, 0644), in = open("/dev/null", O_RDONLY);
+        if (fd < 0 || in < 0) _exit(126);
+        dup2(in, 0);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    CHECK(j.pid > 0);
+    return j;
+}
+
+static bool wait_job(job *j, double timeout_s) {
+    double end = cf_now_s() + timeout_s;
+    for (;;) {
+        int st;
+        pid_t r = waitpid(j->pid, &st, WNOHANG);
+        if (r == j->pid) {
+            j->code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+            return true;
+        }
+        if (r < 0 || cf_now_s() > end) return false;
+        nap(0.01);
+    }
+}
+
+/* Runs to completion; returns the exit code and (if out) the log. */
+static int run(const char *cmd, char **out) {
+    job j = start(cmd);
+    if (!wait_job(&j, TIMEOUT_S)) {
+        kill(-j.pid, SIGKILL);
+        wait_job(&j, 10);
+        test_fail(__FILE__, __LINE__, "timed out: %s", cmd);
+        j.code = -1;
+    }
+    if (out) {
+        *out = test_read_file(j.log, NULL);
+        if (!*out) *out = strdup("");
+    }
+    free(j.log);
+    return j.code;
+}
+
+static bool same_file(const char *a, const char *b) {
+    size_t na, nb;
+    char *x = test_read_file(a, &na), *y = test_read_file(b, &nb);
+    bool same = x && y && na == nb && memcmp(x, y, na) == 0;
+    free(x);
+    free(y);
+    return same;
+}
+
+/* model.safetensors and optim.safetensors of step STEPS are byte-identical in runs a and b. */
+static void check_same_checkpoint(const char *a, const char *b, const char *what) {
+    const char *names[] = {"model.safetensors", "optim.safetensors"};
+    for (int i = 0; i < 2; i++) {
+        char *x = fmt("%s/checkpoints/step-%08d/%s", a, STEPS, names[i]);
+        char *y = fmt("%s/checkpoints/step-%08d/%s", b, STEPS, names[i]);
+        CHECK_MSG(same_file(x, y), "%s: %s and %s differ", what, x, y);
+        free(x);
+        free(y);
+    }
+}
+
+/* The "loss" fields of metrics.jsonl, in order. */
+static char *losses(const char *dir) {
+    char *path = fmt("%s/metrics.jsonl", dir), *text = test_read_file(path, NULL), *out = strdup("");
+    for (char *p = text ? strstr(text, "\"loss\":") : NULL; p; p = strstr(p + 1, "\"loss\":")) {
+        char *more = fmt("%s%.*s\n", out, (int)strcspn(p, ","), p);
+        free(out);
+        out = more;
+    }
+    free(text);
+    free(path);
+    return out;
+}
+
+/* One process with grad_accum k, run once per k and shared by the tests. */
+static const char *reference(int k) {
+    static char *dirs[4];
+    if (dirs[k]) return dirs[k];
+    dirs[k] = fmt("%s/one-accum%d", root_dir(), k);
+    char *extra = fmt("--set train.grad_accum=%d --set train.threads=1", k);
+    char *cmd = train_cmd(0, dirs[k], extra), *out = NULL;
+    int code = run(cmd, &out);
+    CHECK_MSG(code == 0, "reference run (grad_accum %d) failed (%d):\n%s", k, code, out);
+    free(out);
+    free(cmd);
+    free(extra);
+    return dirs[k];
+}
+
+TEST(dist_e2e_k_ranks_equal_grad_accum_k) {
+    if (!mpi_ready(__func__)) return;
+    for (int k = 2; k <= 3; k++) {
+        const char *ref = reference(k);
+        char *dir = fmt("%s/ranks%d", root_dir(), k), *cmd = train_cmd(k, dir, NULL), *out = NULL;
+        int code = run(cmd, &out);
+        CHECK_MSG(code == 0, "%d ranks: exit %d:\n%s", k, code, out);
+        char *banner = fmt("| %d ranks x ", k);
+        CHECK_MSG(strstr(out, banner) && strstr(out, "per rank"), "not a %d-rank run:\n%s", k, out);
+        char *what = fmt("%d ranks vs grad_accum %d", k, k);
+        check_same_checkpoint(ref, dir, what);
+        char *la = losses(ref), *lb = losses(dir);
+        CHECK_MSG(strcmp(la, lb) == 0 && la[0], "%s: logged losses differ:\n%s---\n%s", what, lb, la);
+        free(la), free(lb), free(what), free(banner), free(out), free(cmd), free(dir);
+    }
+}
+
+/* 2 ranks to update 4, then one process with grad_accum 2 to 8; and the other way round. */
+TEST(dist_e2e_resume_with_another_rank_count) {
+    if (!mpi_ready(__func__)) return;
+    const char *ref = reference(2);
+    char *dirs[2] = {fmt("%s/two-then-one", root_dir()), fmt("%s/one-then-two", root_dir())};
+    for (int order = 0; order < 2; order++) {
+        for (int part = 0; part < 2; part++) {
+            bool mpi = (order == 0) == (part == 0);
+            char *extra = fmt("%s%s", part == 0 ? "--set train.max_steps=4" : "--resume",
+                              mpi ? "" : " --set train.grad_accum=2 --set train.threads=1");
+            char *cmd = train_cmd(mpi ? 2 : 0, dirs[order], extra), *out = NULL;
+            int code = run(cmd, &out);
+            CHECK_MSG(code == 0, "exit %d:\n%s", code, out);
+            if (part == 1) CHECK_MSG(strstr(out, "(step 4)"), "did not resume at step 4:\n%s", out);
+            free(out), free(cmd), free(extra);
+        }
+        check_same_checkpoint(ref, dirs[order], order == 0 ? "2 ranks resumed as 1 process" : "1 process resumed on 2 ranks");
+        free(dirs[order]);
+    }
+}
+
+/* The process ids of the ranks of the run into dir: argv[0] ends in cformer (mpirun's does not;
+ * comm says "exe" after cformer's re-exec of /proc/self/exe). */
+static int rank_pids(const char *dir, pid_t *pids, int max) {
+    int n = 0;
+    DIR *d = opendir("/proc");
+    for (struct dirent *e; d && n < max && (e = readdir(d));) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+        char *cmd_path = fmt("/proc/%s/cmdline", e->d_name), cmd_buf[8192];
+        int fd = open(cmd_path, O_RDONLY); /* /proc files have no size: read, not stat */
+        ssize_t got = fd >= 0 ? read(fd, cmd_buf, sizeof cmd_buf - 1) : -1;
+        if (fd >= 0) close(fd);
+        size_t len = got > 0 ? (size_t)got : 0;
+        cmd_buf[len] = 0;
+        char *cmd = len ? cmd_buf : NULL;
+        size_t arg0 = cmd ? strlen(cmd) : 0;
+        bool hit = false;
+        if (cmd && arg0 >= 7 && strcmp(cmd + arg0 - 7, "cformer") == 0)
+            for (size_t i = 0; i < len; i += strlen(cmd + i) + 1) hit |= strcmp(cmd + i, dir) == 0;
+        if (hit) pids[n++] = (pid_t)atoi(e->d_name);
+        free(cmd_path);
+    }
+    if (d) closedir(d);
+    return n;
+}
+
+static bool exists(const char *dir, const char *name) {
+    char *p = fmt("%s/%s", dir, name);
+    bool ok = access(p, F_OK) == 0;
+    free(p);
+    return ok;
+}
+
+/* A long run (so that it is still training when we act) that has written its first checkpoint. */
+static job start_long(const char *dir, const char *env) {
+    char *base = train_cmd(2, dir, "--set train.max_steps=100000 --set schedule.total_steps=100000 "
+                                   "--set train.eval_every=100000 --set train.save_every=20");
+    char *cmd = fmt("%s exec %s", env, base);
+    job j = start(cmd);
+    double end = cf_now_s() + TIMEOUT_S;
+    while (!exists(dir, "checkpoints/latest") && cf_now_s() < end && !wait_job(&j, 0)) nap(0.05);
+    CHECK_MSG(exists(dir, "checkpoints/latest"), "no checkpoint appeared: %s", cmd);
+    free(cmd);
+    free(base);
+    return j;
+}
+
+/* SIGKILL one rank: mpirun ends the job with an error (it names the rank and the signal) instead of
+ * hanging, and the newest complete checkpoint resumes, as one process with grad_accum 2. */
+TEST(dist_e2e_killed_rank_ends_the_job) {
+    if (!mpi_ready(__func__)) return;
+    char *dir = fmt("%s/killed", root_dir());
+    job j = start_long(dir, "");
+    pid_t pids[8];
+    int n = rank_pids(dir, pids, 8);
+    CHECK_MSG(n == 2, "found %d rank processes", n);
+    if (n >= 2) kill(pids[1], SIGKILL);
+    bool ended = wait_job(&j, 120); /* seconds in practice: mpirun notices at once */
+    if (!ended) kill(-j.pid, SIGKILL), wait_job(&j, 10);
+    CHECK_MSG(ended, "the job did not end within 120 s of a rank's death");
+    char *out = test_read_file(j.log, NULL);
+    CHECK_MSG(j.code != 0 && out && (strstr(out, "signal 9") || strstr(out, "Killed")),
+              "exit %d, no word of the killed rank:\n%s", j.code, out ? out : "");
+    free(out);
+    char link[64] = "", *latest = fmt("%s/checkpoints/latest", dir);
+    long long step = 0;
+    ssize_t len = readlink(latest, link, sizeof link - 1);
+    CHECK_MSG(len > 0 && sscanf(link, "step-%lld", &step) == 1, "%s names no checkpoint", latest);
+    free(latest);
+    char *extra = fmt("--resume --set train.grad_accum=2 --set train.threads=1 --set train.max_steps=%lld "
+                      "--set schedule.total_steps=100000 --set train.eval_every=100000 --set train.save_every=20",
+                      step + 2);
+    char *cmd = train_cmd(0, dir, extra);
+    free(extra);
+    int code = run(cmd, &out);
+    CHECK_MSG(code == 0 && strstr(out, "continuing from"), "resume after the kill: exit %d:\n%s", code, out);
+    free(out), free(cmd), free(j.log), free(dir);
+}
+
+/* Ctrl-C to mpirun: after odls_base_sigkill_timeout seconds it sends SIGTERM to every rank and
+ * after as long again SIGKILL. The ranks agree on the update to stop after, rank 0 writes one
+ * checkpoint of it and prints how to continue. The delay is raised from 1 s to 5 s so that the
+ * checkpoint never races the SIGKILL on a loaded machine. */
+TEST(dist_e2e_ctrl_c_writes_one_checkpoint) {
+    if (!mpi_ready(__func__)) return;
+    char *dir = fmt("%s/ctrl-c", root_dir());
+    job j = start_long(dir, "OMPI_MCA_odls_base_sigkill_timeout=5");
+    kill(j.pid, SIGINT); /* sh exec'ed mpirun: same pid */
+    bool ended = wait_job(&j, TIMEOUT_S);
+    if (!ended) kill(-j.pid, SIGKILL), wait_job(&j, 10);
+    CHECK(ended);
+    char *out = test_read_file(j.log, NULL);
+    long long step = -1;
+    const char *s = out ? strstr(out, "stopped at step ") : NULL;
+    CHECK_MSG(s && sscanf(s, "stopped at step %lld", &step) == 1, "no stop message:\n%s", out ? out : "");
+    CHECK_MSG(out && strstr(out, "continue with: mpirun -np 2 cformer train "), "no resume hint:\n%s", out ? out : "");
+    char link[64] = "";
+    char *latest = fmt("%s/checkpoints/latest", dir);
+    ssize_t n = readlink(latest, link, sizeof link - 1);
+    char *want = fmt("step-%08lld", step);
+    CHECK_MSG(n > 0 && strcmp(link, want) == 0, "latest is %s, want %s", n > 0 ? link : "(none)", want);
+    free(want), free(latest), free(out), free(j.log), free(dir);
+}
+
+/* Ranks that would train different things (here: another dropout) refuse to start. */
+TEST(dist_e2e_ranks_must_agree) {
+    if (!mpi_ready(__func__)) return;
+    char *dir = fmt("%s/disagree", root_dir());
+    char *a = train_cmd(0, dir, NULL), *b = train_cmd(0, dir, "--set model.dropout=0.2");
+    char *cmd = fmt("mpirun --oversubscribe -np 1 %s : -np 1 %s", a, b), *out = NULL;
+    int code = run(cmd, &out);
+    CHECK_MSG(code != 0 && strstr(out, "rank 1's config differs from rank 0's"), "exit %d:\n%s", code, out);
+    CHECK_MSG(!exists(dir, "checkpoints/latest") && !exists(dir, "metrics.jsonl"), "a refused job wrote %s", dir);
+    free(out), free(cmd), free(a), free(b), free(dir);
+}
