@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,8 @@ static struct {
     long long fail_at;          /* the point that fails (1-based); 0: none */
     bool sticky;                /* "N+": every point from fail_at on fails */
     int trace_fd;               /* CF_FAULT_TRACE, or -1 */
+    long long signal_at;        /* CF_FAULT_SIGNAL: the point that raises signal_no first; 0: none */
+    int signal_no;
     long long count;
 } fault = {.trace_fd = -1};
 
@@ -30,7 +33,14 @@ static void fault_init(void) {
         fault.sticky = *end == '+';
     }
     if (trace && *trace) fault.trace_fd = open(trace, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    fault.state = fault.fail_at > 0 || fault.trace_fd >= 0 ? 2 : 1;
+    const char *sig = getenv("CF_FAULT_SIGNAL");
+    if (sig && *sig) {
+        char *end;
+        long long at = strtoll(sig, &end, 10);
+        long no = *end == ':' ? strtol(end + 1, &end, 10) : 0;
+        if (at > 0 && no > 0 && no < 65 && !*end) fault.signal_at = at, fault.signal_no = (int)no;
+    }
+    fault.state = fault.fail_at > 0 || fault.trace_fd >= 0 || fault.signal_at > 0 ? 2 : 1;
 }
 
 /* True (errno = ENOSPC) when this I/O point must fail. path may be NULL (then fd names it). */
@@ -56,6 +66,7 @@ static bool fault_hit(const char *op, const char *path, int fd) {
             /* a trace is best effort */
         }
     }
+    if (n == fault.signal_at) raise(fault.signal_no);
     if (fault.fail_at > 0 && (n == fault.fail_at || (fault.sticky && n > fault.fail_at))) {
         errno = ENOSPC;
         return true;
@@ -69,7 +80,7 @@ long long cf_io_fault_set(long long n, int sticky) {
     fault.count = 0;
     fault.fail_at = n > 0 ? n : 0;
     fault.sticky = sticky != 0;
-    fault.state = fault.fail_at > 0 || fault.trace_fd >= 0 ? 2 : 1;
+    fault.state = fault.fail_at > 0 || fault.trace_fd >= 0 || fault.signal_at > 0 ? 2 : 1;
     return passed;
 }
 

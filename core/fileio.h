@@ -15,7 +15,10 @@
  * numbered "I/O point". With CF_FAULT_INJECT=N in the environment the N-th point fails with ENOSPC
  * as a full disk would; with N+ that point and every later one fail (the disk stays full). With
  * CF_FAULT_TRACE=FILE each point appends "N op path" to FILE, so a test can list them and fail
- * each in turn (tests/test_faults.c). Unset, the points cost one predictable branch.
+ * each in turn (tests/test_faults.c). With CF_FAULT_SIGNAL=N:SIG the N-th point first raises
+ * signal SIG in the calling thread, then proceeds: a stop request at an exact moment of a run
+ * (the write just before an evaluation) instead of at a moment a test can only hope to hit.
+ * Unset, the points cost one predictable branch.
  */
 #ifndef CF_FILEIO_H
 #define CF_FILEIO_H
