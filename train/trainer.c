@@ -689,7 +689,9 @@ static cf_fingerprint fingerprint(const trainer *t) {
  * non-finite stop, a stop signal) ends through MPI_Finalize; one this rank has alone (a write
  * error on rank 0, a peer gone) through MPI_Abort, since the others would wait for it for ever. */
 static int leave(trainer *t, int code, bool agreed) {
-    cf_interrupt_restore(); /* from here a signal has its default action again */
+    /* The stop handler stays until the process exits: a signal that comes now, with the work done
+     * (or, on K ranks, while MPI_Finalize waits for rank 0's final test), only sets the flag, so
+     * the exit code is the run's and never a kill in the middle of the clean-up. */
     trainer_free(t);
     if (t->ranks > 1 && !agreed) cf_dist_abort(code);
     cf_dist_finalize();
