@@ -416,3 +416,32 @@ TEST(bounds_metrics_keep_the_lines_a_failed_write_could_not_add) {
     rm_rf(dir);
     free(dir);
 }
+
+/* A train line is as long as its MoE loads make it (layers x experts shares): 6 layers of 64
+ * experts are ~3 KB, past the 1 KiB buffer that once held a line (found in the merge with the MoE
+ * work: an assertion, i.e. an abort, at the first log step of such a model). */
+TEST(bounds_metrics_lines_of_many_experts_are_written_whole) {
+    const char *tmp = test_tmpdir("mlong");
+    char *dir = cf_xstrdup(tmp);
+    cf_metrics m;
+    CHECK(cf_metrics_open(&m, dir, -1) == 0);
+    enum { L = 6, E = 64 };
+    double share[L * E];
+    for (int i = 0; i < L * E; i++) share[i] = 1.0 / E;
+    cf_moe_load load = {.n_layers = L, .n_experts = E, .share = share, .aux = 1.0};
+    CHECK(cf_metrics_log_train(&m, &(cf_train_event){.step = 1, .loss = 3, .moe = &load}) == 0);
+    cf_metrics_close(&m);
+    char *path = fmt_path(dir, "metrics.jsonl");
+    size_t n;
+    char *text = test_read_file(path, &n);
+    CHECK(text && n > 2048 && text[n - 1] == '\n' && memchr(text, '\n', n) == text + n - 1);
+    cJSON *j = text ? cJSON_ParseWithLength(text, n) : NULL;
+    const cJSON *loads = cJSON_GetObjectItemCaseSensitive(j, "expert_load");
+    CHECK_MSG(cJSON_GetArraySize(loads) == L && cJSON_GetArraySize(cJSON_GetArrayItem(loads, L - 1)) == E,
+              "the line does not hold every load: %.200s...", text ? text : "");
+    cJSON_Delete(j);
+    free(text);
+    free(path);
+    rm_rf(dir);
+    free(dir);
+}
