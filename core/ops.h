@@ -152,6 +152,23 @@ typedef struct cf_attn_opts {
 } cf_attn_opts;
 cf_tensor *cf_attention(cf_ctx *ctx, cf_tensor *q, cf_tensor *k, cf_tensor *v, const cf_attn_opts *opts);
 
+/* The same attention on operands read through strides, out written [B, T, H*Dv] (heads_first
+ * false: what an output projection reads) or [B, H, T, Dv] (true). Element d of head h, row s of
+ * batch b of a view is t->data[offset + b*batch + h*head + s*row + d]; its gradient lands at the
+ * same index of t's gradient. q, k and v may be views of one tensor (a fused [B, T, (H + 2 Hkv) D]
+ * projection), k and v of a KV cache [B, Hkv, cap, D] (no gradient there). */
+typedef struct cf_attn_view {
+    cf_tensor *t;
+    int64_t offset, batch, head, row; /* element strides */
+} cf_attn_view;
+typedef struct cf_attn_shape {
+    int64_t B, H, Hkv, T, S, Dk, Dv;
+} cf_attn_shape;
+cf_attn_view cf_attn_view_heads(cf_tensor *t);                         /* t [B, heads, rows, D] */
+cf_attn_view cf_attn_view_cols(cf_tensor *t, int64_t col, int64_t d); /* t [B, rows, W]; head h at col + h*d */
+cf_tensor *cf_attention_views(cf_ctx *ctx, const cf_attn_shape *sh, cf_attn_view q, cf_attn_view k, cf_attn_view v,
+                              const cf_attn_opts *opts, bool heads_first);
+
 /* ---- mixture of experts (nn/moe.h builds the layer from these) ----
  * cf_moe_route: logits [N, E] of a router; each token t keeps the k experts with the largest logits
  * (ties: the lower index), slot 0 the largest, and gets gates [N, k] = softmax over the kept

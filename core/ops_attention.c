@@ -3,6 +3,10 @@
  * Legend: B batch, H query heads, Hkv KV heads, G = H / Hkv query heads per KV head, T query rows,
  * S keys, Dk query/key dim, Dv value dim, RB query rows per block.
  *   q [B,H,T,Dk], k [B,Hkv,S,Dk], v [B,Hkv,S,Dv] -> out [B,H,T,Dv]
+ * Each operand is read through strides (cf_attn_view: batch, head and row strides), so the
+ * kernel takes Q/K/V straight from a fused projection's [B, T, (H + 2 Hkv) D] output or from a KV
+ * cache [B, Hkv, cap, D], and writes out as [B, T, H*Dv] for the output projection: no head
+ * split or merge copies exist, forward or backward (gradients land at the same strides).
  *
  * Forward, one task per (b, h), query rows in blocks of RB:
  *   scores = q_blk k_vis^T * scale   (only the keys some row of the block can see)
@@ -51,8 +55,15 @@
  * block (fewer, larger GEMMs). Never derived from the thread count. */
 enum { ATTN_RB = 16 };
 
+/* Element (b, h, s, 0) of an operand is at off + b*sb + h*sh + s*ss; its D elements are contiguous. */
+typedef struct attn_layout {
+    int64_t off, sb, sh, ss;
+} attn_layout;
+
 typedef struct attn_cfg {
     int64_t B, H, Hkv, G, T, S, Dk, Dv;
+    attn_layout lq, lk, lv, lo; /* q, k, v, out (their gradients share the layouts) */
+    int in_q, in_k, in_v;       /* index of each operand's tensor among the node's inputs */
     int64_t off;                /* S - T: causal offset of query row 0 */
     int64_t rb;                 /* query rows per block */
     double scale;
@@ -77,7 +88,8 @@ static inline const cf_real *attn_rel_table(const attn_cfg *c, int64_t h) {
 static void attn_rel_forward(const attn_cfg *c, int64_t i0, int64_t i1, int64_t lo, int64_t hi, const cf_real *q_h,
                              const cf_real *rel_h, cf_real *qa, cf_real *p_h) {
     int64_t n = c->rel_n, R = c->rel_clip, S = c->S, Dk = c->Dk;
-    cf_gemm_serial(false, true, i1 - i0, n, Dk, (cf_real)c->scale, q_h + i0 * Dk, Dk, rel_h, Dk, 0, qa, n);
+    cf_gemm_serial(false, true, i1 - i0, n, Dk, (cf_real)c->scale, q_h + i0 * c->lq.ss, c->lq.ss, rel_h, Dk, 0, qa,
+                   n);
     for (int64_t i = i0; i < i1; i++) {
         const cf_real *a = qa + (i - i0) * n;
         cf_real *row = p_h + i * S;
@@ -105,10 +117,9 @@ static void attn_rel_backward(const attn_cfg *c, int64_t i0, int64_t i1, int64_t
         for (; j < m1; j++) g[j - pos + R] += d[j];
         for (; j < hi; j++) g[2 * R] += d[j];
     }
-    if (dq_h)
-        cf_gemm_serial(false, false, nr, Dk, n, (cf_real)c->scale, dqa, n, rel_h, Dk, 1, dq_h + i0 * Dk, Dk);
-    if (drel_h)
-        cf_gemm_serial(true, false, n, Dk, nr, (cf_real)c->scale, dqa, n, q_h + i0 * Dk, Dk, 1, drel_h, Dk);
+    int64_t ld = c->lq.ss;
+    if (dq_h) cf_gemm_serial(false, false, nr, Dk, n, (cf_real)c->scale, dqa, n, rel_h, Dk, 1, dq_h + i0 * ld, ld);
+    if (drel_h) cf_gemm_serial(true, false, n, Dk, nr, (cf_real)c->scale, dqa, n, q_h + i0 * ld, ld, 1, drel_h, Dk);
 }
 
 /* Keys [*lo, *hi) visible from query row i of batch b; empty when *hi <= *lo. */
@@ -178,22 +189,24 @@ static void attn_softmax_row(cf_real *p, int64_t S, int64_t lo, int64_t hi) {
     memset(p + hi, 0, (size_t)(S - hi) * sizeof *p);
 }
 
-/* One (b, h): out_h [T,Dv] from q_h [T,Dk], k_h [S,Dk], v_h [S,Dv]. p_h [T,S] receives the
- * probabilities; pd [RB,S] is scratch for the dropped weights, qa [RB, 2R+1] for relative positions. */
+/* One (b, h): out_h [T,Dv] from q_h [T,Dk], k_h [S,Dk], v_h [S,Dv] (rows at their layouts' row
+ * strides). p_h [T,S] receives the probabilities; pd [RB,S] is scratch for the dropped weights,
+ * qa [RB, 2R+1] for relative positions. */
 static void attn_forward_head(const attn_cfg *c, int64_t b, int64_t h, const cf_real *q_h, const cf_real *k_h,
                               const cf_real *v_h, cf_real *out_h, cf_real *p_h, cf_real *pd, cf_real *qa) {
     int64_t T = c->T, S = c->S, Dk = c->Dk, Dv = c->Dv;
+    int64_t ldq = c->lq.ss, ldk = c->lk.ss, ldv = c->lv.ss, ldo = c->lo.ss;
     bool drop = c->dropout > 0;
     for (int64_t i0 = 0; i0 < T; i0 += c->rb) {
         int64_t i1 = i0 + c->rb < T ? i0 + c->rb : T, nr = i1 - i0, lo, hi;
         if (!attn_block_range(c, b, i0, i1, &lo, &hi)) {
             memset(p_h + i0 * S, 0, (size_t)(nr * S) * sizeof(cf_real));
-            memset(out_h + i0 * Dv, 0, (size_t)(nr * Dv) * sizeof(cf_real));
+            for (int64_t i = i0; i < i1; i++) memset(out_h + i * ldo, 0, (size_t)Dv * sizeof(cf_real));
             continue;
         }
         int64_t nk = hi - lo;
         /* scores [nr, nk] = q_blk @ k_vis^T * scale, written into P's rows */
-        cf_gemm_serial(false, true, nr, nk, Dk, (cf_real)c->scale, q_h + i0 * Dk, Dk, k_h + lo * Dk, Dk, 0,
+        cf_gemm_serial(false, true, nr, nk, Dk, (cf_real)c->scale, q_h + i0 * ldq, ldq, k_h + lo * ldk, ldk, 0,
                        p_h + i0 * S + lo, S);
         if (c->rel) attn_rel_forward(c, i0, i1, lo, hi, q_h, attn_rel_table(c, h), qa, p_h);
         for (int64_t i = i0; i < i1; i++) {
@@ -211,7 +224,7 @@ static void attn_forward_head(const attn_cfg *c, int64_t b, int64_t h, const cf_
         }
         /* out_blk [nr, Dv] = Pd[:, lo:hi] @ v[lo:hi] */
         const cf_real *w = drop ? pd + lo : p_h + i0 * S + lo;
-        cf_gemm_serial(false, false, nr, Dv, nk, 1, w, S, v_h + lo * Dv, Dv, 0, out_h + i0 * Dv, Dv);
+        cf_gemm_serial(false, false, nr, Dv, nk, 1, w, S, v_h + lo * ldv, ldv, 0, out_h + i0 * ldo, ldo);
     }
 }
 
@@ -226,13 +239,15 @@ static cf_real *attn_thread_scratch(cf_ctx *ctx, int64_t per, int64_t *stride) {
 
 static void attn_backward(cf_ctx *ctx, cf_node *node) {
     const attn_cfg *c = node->saved;
-    cf_tensor *q = node->in[0], *k = node->in[1], *v = node->in[2];
+    cf_tensor *q = node->in[c->in_q], *k = node->in[c->in_k], *v = node->in[c->in_v];
     int64_t B = c->B, H = c->H, Hkv = c->Hkv, G = c->G, T = c->T, S = c->S, Dk = c->Dk, Dv = c->Dv;
+    const attn_layout lq = c->lq, lk = c->lk, lv = c->lv, lo_ = c->lo;
     const cf_real *dout = node->out->grad;
+    /* q, k and v may be one tensor (a fused projection): one zeroed buffer, disjoint columns */
     cf_real *dq = q->requires_grad ? cf_grad(ctx, q) : NULL;
     cf_real *dk = k->requires_grad ? cf_grad(ctx, k) : NULL;
     cf_real *dv = v->requires_grad ? cf_grad(ctx, v) : NULL;
-    cf_tensor *rel = c->rel ? node->in[3] : NULL;
+    cf_tensor *rel = c->rel ? node->in[node->n_in - 1] : NULL;
     bool drop = c->dropout > 0;
     cf_real keep_scale = drop ? (cf_real)(1.0 / (1.0 - c->dropout)) : 1;
     /* per thread: ds [RB, S] (dP, then dS in place), pd [RB, S] (dropped weights), dqa [RB, 2R+1] */
@@ -250,23 +265,28 @@ static void attn_backward(cf_ctx *ctx, cf_node *node) {
     int64_t work = B * H * T * S * (Dk + Dv);
 #pragma omp parallel for schedule(static) if (work > CF_PAR_MIN_WORK)
     for (int64_t bh = 0; bh < B * H; bh++) {
-        int64_t b = bh / H, kv = b * Hkv + (bh % H) / G;
+        int64_t b = bh / H, h = bh % H, g = h / G;
         cf_real *ds = scratch + omp_get_thread_num() * stride, *pd = ds + c->rb * S, *dqa = pd + c->rb * S;
         cf_real *drel_h = drel_part ? drel_part + bh * rel_size : NULL;
         if (drel_h) memset(drel_h, 0, (size_t)rel_size * sizeof(cf_real));
-        const cf_real *k_h = k->data + kv * S * Dk, *v_h = v->data + kv * S * Dv;
-        cf_real *dk_h = !dk ? NULL : G > 1 ? dk_part + bh * S * Dk : dk + kv * S * Dk;
-        cf_real *dv_h = !dv ? NULL : G > 1 ? dv_part + bh * S * Dv : dv + kv * S * Dv;
+        int64_t at_q = lq.off + b * lq.sb + h * lq.sh, at_k = lk.off + b * lk.sb + g * lk.sh;
+        int64_t at_v = lv.off + b * lv.sb + g * lv.sh, at_o = lo_.off + b * lo_.sb + h * lo_.sh;
+        const cf_real *k_h = k->data + at_k, *v_h = v->data + at_v;
+        /* G > 1: this head's own contiguous partial [S, D]; G = 1: straight into the gradient */
+        cf_real *dk_h = !dk ? NULL : G > 1 ? dk_part + bh * S * Dk : dk + at_k;
+        cf_real *dv_h = !dv ? NULL : G > 1 ? dv_part + bh * S * Dv : dv + at_v;
+        int64_t lddk = G > 1 ? Dk : lk.ss, lddv = G > 1 ? Dv : lv.ss, ldq = lq.ss, ldk = lk.ss, ldv = lv.ss;
+        int64_t ldo = lo_.ss;
         if (G > 1 && dk_h) memset(dk_h, 0, (size_t)(S * Dk) * sizeof(cf_real));
         if (G > 1 && dv_h) memset(dv_h, 0, (size_t)(S * Dv) * sizeof(cf_real));
-        const cf_real *p_h = c->p + bh * T * S, *q_h = q->data + bh * T * Dk, *do_h = dout + bh * T * Dv;
-        cf_real *dq_h = dq ? dq + bh * T * Dk : NULL;
+        const cf_real *p_h = c->p + bh * T * S, *q_h = q->data + at_q, *do_h = dout + at_o;
+        cf_real *dq_h = dq ? dq + at_q : NULL;
         for (int64_t i0 = 0; i0 < T; i0 += c->rb) {
             int64_t i1 = i0 + c->rb < T ? i0 + c->rb : T, nr = i1 - i0, lo, hi;
             if (!attn_block_range(c, b, i0, i1, &lo, &hi)) continue;
             int64_t nk = hi - lo;
             /* ds [nr, nk] = dO_blk @ v_vis^T: the gradient of the (dropped) weights */
-            cf_gemm_serial(false, true, nr, nk, Dv, 1, do_h + i0 * Dv, Dv, v_h + lo * Dv, Dv, 0, ds, nk);
+            cf_gemm_serial(false, true, nr, nk, Dv, 1, do_h + i0 * ldo, ldo, v_h + lo * ldv, ldv, 0, ds, nk);
             for (int64_t i = i0; i < i1; i++) {
                 const cf_real *p = p_h + i * S + lo;
                 cf_real *d = ds + (i - i0) * nk, *w = pd + (i - i0) * nk;
@@ -299,17 +319,17 @@ static void attn_backward(cf_ctx *ctx, cf_node *node) {
                 }
             }
             if (c->rel)
-                attn_rel_backward(c, i0, i1, lo, nk, ds, q_h, attn_rel_table(c, bh % H), dqa, dq_h, drel_h);
+                attn_rel_backward(c, i0, i1, lo, nk, ds, q_h, attn_rel_table(c, h), dqa, dq_h, drel_h);
             if (dq_h) /* dq_blk [nr, Dk] += dS @ k_vis * scale */
-                cf_gemm_serial(false, false, nr, Dk, nk, (cf_real)c->scale, ds, nk, k_h + lo * Dk, Dk, 1,
-                               dq_h + i0 * Dk, Dk);
+                cf_gemm_serial(false, false, nr, Dk, nk, (cf_real)c->scale, ds, nk, k_h + lo * ldk, ldk, 1,
+                               dq_h + i0 * ldq, ldq);
             if (dk_h) /* dk_vis [nk, Dk] += dS^T @ q_blk * scale */
-                cf_gemm_serial(true, false, nk, Dk, nr, (cf_real)c->scale, ds, nk, q_h + i0 * Dk, Dk, 1,
-                               dk_h + lo * Dk, Dk);
+                cf_gemm_serial(true, false, nk, Dk, nr, (cf_real)c->scale, ds, nk, q_h + i0 * ldq, ldq, 1,
+                               dk_h + lo * lddk, lddk);
             if (dv_h) { /* dv_vis [nk, Dv] += Pd^T @ dO_blk */
                 const cf_real *wp = drop ? pd : p_h + i0 * S + lo;
-                cf_gemm_serial(true, false, nk, Dv, nr, 1, wp, drop ? nk : S, do_h + i0 * Dv, Dv, 1,
-                               dv_h + lo * Dv, Dv);
+                cf_gemm_serial(true, false, nk, Dv, nr, 1, wp, drop ? nk : S, do_h + i0 * ldo, ldo, 1,
+                               dv_h + lo * lddv, lddv);
             }
         }
     }
@@ -332,57 +352,102 @@ static void attn_backward(cf_ctx *ctx, cf_node *node) {
 #pragma omp parallel for schedule(static) if (work > CF_PAR_MIN_WORK)
     for (int64_t row = 0; row < B * Hkv * S; row++) {
         int64_t kv = row / S, s = row % S, b = kv / Hkv, h0 = b * H + (kv % Hkv) * G;
+        cf_real *dk_row = dk ? dk + lk.off + b * lk.sb + (kv % Hkv) * lk.sh + s * lk.ss : NULL;
+        cf_real *dv_row = dv ? dv + lv.off + b * lv.sb + (kv % Hkv) * lv.sh + s * lv.ss : NULL;
         for (int64_t g = 0; g < G; g++) {
-            if (dk)
-                for (int64_t j = 0; j < Dk; j++) dk[row * Dk + j] += dk_part[((h0 + g) * S + s) * Dk + j];
-            if (dv)
-                for (int64_t j = 0; j < Dv; j++) dv[row * Dv + j] += dv_part[((h0 + g) * S + s) * Dv + j];
+            if (dk_row)
+                for (int64_t j = 0; j < Dk; j++) dk_row[j] += dk_part[((h0 + g) * S + s) * Dk + j];
+            if (dv_row)
+                for (int64_t j = 0; j < Dv; j++) dv_row[j] += dv_part[((h0 + g) * S + s) * Dv + j];
         }
     }
 }
 
-cf_tensor *cf_attention(cf_ctx *ctx, cf_tensor *q, cf_tensor *k, cf_tensor *v, const cf_attn_opts *opts) {
-    char sq[64], sk[64], sv[64];
+cf_attn_view cf_attn_view_heads(cf_tensor *t) {
+    int64_t S = t->shape[2], D = t->shape[3];
+    return (cf_attn_view){.t = t, .offset = 0, .batch = t->shape[1] * S * D, .head = S * D, .row = D};
+}
+
+cf_attn_view cf_attn_view_cols(cf_tensor *t, int64_t col, int64_t d) {
+    int64_t S = t->shape[1], W = t->shape[2];
+    return (cf_attn_view){.t = t, .offset = col, .batch = S * W, .head = d, .row = W};
+}
+
+/* The view's elements lie inside its tensor, and its heads' and rows' D values do not overlap. */
+static void check_view(const char *what, const cf_attn_view *v, int64_t B, int64_t heads, int64_t rows, int64_t d) {
+    CF_ASSERT(v->t && v->offset >= 0 && v->batch >= 0 && v->head >= (heads > 1 ? d : 0) && v->row >= (rows > 1 ? d : 0),
+              "attention: %s view (offset %lld, strides %lld/%lld/%lld) for D %lld", what, (long long)v->offset,
+              (long long)v->batch, (long long)v->head, (long long)v->row, (long long)d);
+    int64_t last = v->offset + (B - 1) * v->batch + (heads - 1) * v->head + (rows - 1) * v->row + d;
+    CF_ASSERT(B == 0 || heads == 0 || rows == 0 || last <= v->t->numel,
+              "attention: %s view reaches element %lld of a tensor of %lld", what, (long long)last,
+              (long long)v->t->numel);
+}
+
+static attn_layout layout_of(const cf_attn_view *v) {
+    return (attn_layout){.off = v->offset, .sb = v->batch, .sh = v->head, .ss = v->row};
+}
+
+cf_tensor *cf_attention_views(cf_ctx *ctx, const cf_attn_shape *sh, cf_attn_view q, cf_attn_view k, cf_attn_view v,
+                              const cf_attn_opts *opts, bool heads_first) {
+    char sk[64];
     CF_ASSERT(opts, "attention: opts is NULL");
-    CF_ASSERT(q->ndim == 4 && k->ndim == 4 && v->ndim == 4 && k->shape[0] == q->shape[0] &&
-                  v->shape[0] == q->shape[0] && v->shape[1] == k->shape[1] && k->shape[3] == q->shape[3] &&
-                  v->shape[2] == k->shape[2] && k->shape[1] > 0 && q->shape[1] % k->shape[1] == 0 &&
-                  q->shape[3] > 0 && v->shape[3] > 0,
-              "attention: q %s, k %s, v %s (want [B,H,T,Dk], [B,Hkv,S,Dk], [B,Hkv,S,Dv], H %% Hkv == 0)",
-              cf_shape_str(q, sq, 64), cf_shape_str(k, sk, 64), cf_shape_str(v, sv, 64));
+    int64_t B = sh->B, H = sh->H, Hkv = sh->Hkv, T = sh->T, S = sh->S, Dk = sh->Dk, Dv = sh->Dv;
+    CF_ASSERT(B >= 0 && T >= 0 && S >= 0 && Hkv > 0 && H % Hkv == 0 && Dk > 0 && Dv > 0,
+              "attention: B %lld, H %lld, Hkv %lld, T %lld, S %lld, Dk %lld, Dv %lld (want H %% Hkv == 0)",
+              (long long)B, (long long)H, (long long)Hkv, (long long)T, (long long)S, (long long)Dk, (long long)Dv);
+    check_view("q", &q, B, H, T, Dk);
+    check_view("k", &k, B, Hkv, S, Dk);
+    check_view("v", &v, B, Hkv, S, Dv);
     CF_ASSERT(opts->dropout >= 0 && opts->dropout < 1, "attention: dropout %g not in [0, 1)", opts->dropout);
-    const cf_tensor *rel = opts->rel;
+    cf_tensor *rel = opts->rel;
     if (rel) {
         int64_t hr = rel->ndim == 3 ? rel->shape[0] : 1, n = rel->shape[rel->ndim - 2];
         CF_ASSERT((rel->ndim == 2 || rel->ndim == 3) && opts->rel_clip >= 0 && n == 2 * opts->rel_clip + 1 &&
-                      rel->shape[rel->ndim - 1] == q->shape[3] && hr > 0 && q->shape[1] % hr == 0,
-                  "attention: relative table %s for clip %lld and q %s (want [2R+1, Dk] or [Hr, 2R+1, Dk], H %% Hr == 0)",
-                  cf_shape_str(rel, sk, 64), (long long)opts->rel_clip, cf_shape_str(q, sq, 64));
+                      rel->shape[rel->ndim - 1] == Dk && hr > 0 && H % hr == 0,
+                  "attention: relative table %s for clip %lld and %lld heads of %lld (want [2R+1, Dk] or [Hr, 2R+1, Dk], "
+                  "H %% Hr == 0)",
+                  cf_shape_str(rel, sk, 64), (long long)opts->rel_clip, (long long)H, (long long)Dk);
     }
     attn_cfg cfg = {
-        .B = q->shape[0], .H = q->shape[1], .Hkv = k->shape[1], .T = q->shape[2], .S = k->shape[2],
-        .Dk = q->shape[3], .Dv = v->shape[3], .scale = opts->scale, .causal = opts->causal,
-        .window = opts->window, .key_lens = opts->key_lens,
+        .B = B, .H = H, .Hkv = Hkv, .T = T, .S = S, .Dk = Dk, .Dv = Dv,
+        .lq = layout_of(&q), .lk = layout_of(&k), .lv = layout_of(&v),
+        .scale = opts->scale, .causal = opts->causal, .window = opts->window, .key_lens = opts->key_lens,
     };
+    cfg.lo = heads_first ? (attn_layout){.off = 0, .sb = H * T * Dv, .sh = T * Dv, .ss = Dv}
+                         : (attn_layout){.off = 0, .sb = T * H * Dv, .sh = Dv, .ss = H * Dv};
+    /* the node's inputs: each distinct tensor once (a fused projection gives q, k and v one tensor) */
+    cf_tensor *in[4];
+    int n_in = 0;
+    cf_tensor *ops[3] = {q.t, k.t, v.t};
+    int *idx[3] = {&cfg.in_q, &cfg.in_k, &cfg.in_v};
+    for (int o = 0; o < 3; o++) {
+        int j = 0;
+        while (j < n_in && in[j] != ops[o]) j++;
+        if (j == n_in) in[n_in++] = ops[o];
+        *idx[o] = j;
+    }
     if (rel) {
         cfg.rel = rel->data;
         cfg.rel_heads = rel->ndim == 3 ? rel->shape[0] : 1;
         cfg.rel_clip = opts->rel_clip;
         cfg.rel_n = 2 * opts->rel_clip + 1;
+        in[n_in++] = rel;
     }
-    cfg.G = cfg.H / cfg.Hkv;
-    cfg.off = cfg.S - cfg.T;
-    cfg.rb = opts->causal || opts->window > 0 ? ATTN_RB : cfg.T > 0 ? cfg.T : 1;
-    int64_t B = cfg.B, H = cfg.H, T = cfg.T, S = cfg.S, Dk = cfg.Dk, Dv = cfg.Dv;
+    cfg.G = H / Hkv;
+    cfg.off = S - T;
+    cfg.rb = opts->causal || opts->window > 0 ? ATTN_RB : T > 0 ? T : 1;
     if (ctx->training && opts->dropout > 0) {
         cfg.dropout = opts->dropout;
         cfg.rng_seed = ctx->seed;
         cfg.rng_step = ctx->step;
         cfg.rng_id = ctx->dropout_calls++;
     }
-    cf_tensor *out = cf_tensor_new(ctx, 4, (int64_t[]){B, H, T, Dv});
-    bool save = ctx->grad_enabled && (q->requires_grad || k->requires_grad || v->requires_grad ||
-                                      (rel && rel->requires_grad));
+    cf_tensor *out = heads_first ? cf_tensor_new(ctx, 4, (int64_t[]){B, H, T, Dv})
+                                 : cf_tensor_new(ctx, 3, (int64_t[]){B, T, H * Dv});
+    bool save = false;
+    for (int j = 0; j < n_in; j++) save |= in[j]->requires_grad;
+    save &= ctx->grad_enabled;
     if (save) {
         cfg.p = cf_scratch(ctx, (size_t)(B * H * T * S) * sizeof(cf_real));
         if (opts->key_lens) { /* the caller's buffer may change before backward */
@@ -395,20 +460,36 @@ cf_tensor *cf_attention(cf_ctx *ctx, cf_tensor *q, cf_tensor *k, cf_tensor *v, c
     int64_t stride;
     cf_real *scratch = attn_thread_scratch(ctx, (save ? 0 : T * S) + cfg.rb * S + cfg.rb * cfg.rel_n, &stride);
     int64_t work = B * H * T * S * (Dk + Dv);
+    const attn_layout lq = cfg.lq, lk = cfg.lk, lv = cfg.lv, lo = cfg.lo;
 #pragma omp parallel for schedule(static) if (work > CF_PAR_MIN_WORK)
     for (int64_t bh = 0; bh < B * H; bh++) {
-        int64_t b = bh / H, h = bh % H, kv = b * cfg.Hkv + h / cfg.G;
+        int64_t b = bh / H, h = bh % H, g = h / cfg.G;
         cf_real *mine = scratch + omp_get_thread_num() * stride;
         cf_real *p_h = save ? cfg.p + bh * T * S : mine, *pd = save ? mine : mine + T * S;
-        attn_forward_head(&cfg, b, h, q->data + bh * T * Dk, k->data + kv * S * Dk, v->data + kv * S * Dv,
-                          out->data + bh * T * Dv, p_h, pd, pd + cfg.rb * S);
+        attn_forward_head(&cfg, b, h, q.t->data + lq.off + b * lq.sb + h * lq.sh,
+                          k.t->data + lk.off + b * lk.sb + g * lk.sh, v.t->data + lv.off + b * lv.sb + g * lv.sh,
+                          out->data + lo.off + b * lo.sb + h * lo.sh, p_h, pd, pd + cfg.rb * S);
     }
-    cf_node *node = cf_tape_record(ctx, "attention", attn_backward, out, rel ? 4 : 3,
-                                   (cf_tensor *[]){q, k, v, opts->rel});
+    cf_node *node = cf_tape_record(ctx, "attention", attn_backward, out, n_in, in);
     if (node) {
         attn_cfg *saved = cf_scratch(ctx, sizeof *saved);
         *saved = cfg;
         node->saved = saved;
     }
     return out;
+}
+
+cf_tensor *cf_attention(cf_ctx *ctx, cf_tensor *q, cf_tensor *k, cf_tensor *v, const cf_attn_opts *opts) {
+    char sq[64], sk[64], sv[64];
+    CF_ASSERT(opts, "attention: opts is NULL");
+    CF_ASSERT(q->ndim == 4 && k->ndim == 4 && v->ndim == 4 && k->shape[0] == q->shape[0] &&
+                  v->shape[0] == q->shape[0] && v->shape[1] == k->shape[1] && k->shape[3] == q->shape[3] &&
+                  v->shape[2] == k->shape[2] && k->shape[1] > 0 && q->shape[1] % k->shape[1] == 0 &&
+                  q->shape[3] > 0 && v->shape[3] > 0,
+              "attention: q %s, k %s, v %s (want [B,H,T,Dk], [B,Hkv,S,Dk], [B,Hkv,S,Dv], H %% Hkv == 0)",
+              cf_shape_str(q, sq, 64), cf_shape_str(k, sk, 64), cf_shape_str(v, sv, 64));
+    cf_attn_shape sh = {.B = q->shape[0], .H = q->shape[1], .Hkv = k->shape[1], .T = q->shape[2], .S = k->shape[2],
+                        .Dk = q->shape[3], .Dv = v->shape[3]};
+    return cf_attention_views(ctx, &sh, cf_attn_view_heads(q), cf_attn_view_heads(k), cf_attn_view_heads(v), opts,
+                              true);
 }

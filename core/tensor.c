@@ -44,11 +44,31 @@ cf_tensor *cf_param_new(const char *name, int ndim, const int64_t *shape) {
     return p;
 }
 
+cf_tensor *cf_param_borrow(const char *name, cf_tensor *owner, int64_t offset, int ndim, const int64_t *shape) {
+    CF_ASSERT(owner && owner->is_param && !owner->borrowed, "borrowed parameter: the owner is not a parameter");
+    cf_tensor *p = cf_xmalloc(sizeof *p);
+    *p = cf_tensor_header(ndim, shape);
+    CF_ASSERT(offset >= 0 && offset <= owner->numel && p->numel <= owner->numel - offset,
+              "borrowed parameter of %lld elements at %lld, owner has %lld", (long long)p->numel, (long long)offset,
+              (long long)owner->numel);
+    p->data = owner->data + offset;
+    p->grad = owner->grad + offset;
+    p->requires_grad = true;
+    p->is_param = p->borrowed = true;
+    if (name) {
+        p->name = cf_xmalloc(strlen(name) + 1);
+        strcpy(p->name, name);
+    }
+    return p;
+}
+
 void cf_param_free(cf_tensor *p) {
     if (!p) return;
     CF_ASSERT(p->is_param);
-    free(p->data);
-    free(p->grad);
+    if (!p->borrowed) {
+        free(p->data);
+        free(p->grad);
+    }
     free(p->name);
     free(p);
 }

@@ -26,13 +26,18 @@ typedef struct cf_tensor {
     int ndim;
     int64_t numel;
     bool requires_grad;         /* a gradient is wanted for it or for something it depends on */
-    bool is_param;              /* owns data and grad (cf_param_new) */
+    bool is_param;              /* owns data and grad (cf_param_new), or borrows them (cf_param_borrow) */
+    bool borrowed;              /* a parameter whose data and grad lie inside another one's */
     char *name;                 /* parameters: PyTorch-style name; NULL otherwise */
 } cf_tensor;
 
 /* Parameters (and any tensor that must outlive a step, e.g. gradcheck inputs), owned by the
  * caller: a model registers its parameters with nn/params.h's cf_params_add instead. */
 cf_tensor *cf_param_new(const char *name, int ndim, const int64_t *shape);
+/* A parameter stored inside owner (another parameter) from element offset on: data and grad are
+ * owner's, so parameters laid back to back in one owner can also be read as one matrix (a fused
+ * Q/K/V projection). owner must outlive it; cf_param_free frees only its header and name. */
+cf_tensor *cf_param_borrow(const char *name, cf_tensor *owner, int64_t offset, int ndim, const int64_t *shape);
 void cf_param_free(cf_tensor *p);
 void cf_param_zero_grad(cf_tensor *p);
 

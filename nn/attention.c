@@ -80,9 +80,20 @@ void cf_nn_attention_init(cf_nn_attention *a, cf_params *ps, cf_rng *r, const cf
     a->n_kv_heads = a->kind == CF_ATTN_MQA ? 1 : a->kind == CF_ATTN_GQA ? cfg->n_kv_heads : h;
     a->qk_dim = a->v_dim = hd;
     a->rope = self_attn && cfg->pos_encoding == CF_POS_ROPE;
-    linear_at(&a->q_proj, ps, r, d, h * hd, bias, prefix, "q_proj");
-    linear_at(&a->k_proj, ps, r, d, a->n_kv_heads * hd, bias, prefix, "k_proj");
-    linear_at(&a->v_proj, ps, r, d, a->n_kv_heads * hd, bias, prefix, "v_proj");
+    /* q, k, v back to back (same names, shapes, order and initial values as three separate layers) */
+    int64_t nq = h * hd, nkv = a->n_kv_heads * hd, rows[3] = {nq, nkv, nkv};
+    const char *names[3] = {"q_proj", "k_proj", "v_proj"};
+    cf_nn_linear *lins[3] = {&a->q_proj, &a->k_proj, &a->v_proj};
+    cf_tensor *wb = cf_params_block(ps, (nq + 2 * nkv) * d), *bb = bias ? cf_params_block(ps, nq + 2 * nkv) : NULL;
+    for (int j = 0, row = 0; j < 3; row += rows[j++]) {
+        lins[j]->weight = cf_params_add_in(ps, wb, row * d, 2, (int64_t[]){rows[j], d}, "%s.%s.weight", prefix, names[j]);
+        cf_init_xavier_uniform(lins[j]->weight, r);
+        lins[j]->bias = bb ? cf_params_add_in(ps, bb, row, 1, (int64_t[]){rows[j]}, "%s.%s.bias", prefix, names[j]) : NULL;
+    }
+    a->qkv_weight = cf_params_block_view(ps, wb, 0, 2, (int64_t[]){nq + 2 * nkv, d});
+    a->kv_weight = cf_params_block_view(ps, wb, nq * d, 2, (int64_t[]){2 * nkv, d});
+    a->qkv_bias = bb ? cf_params_block_view(ps, bb, 0, 1, (int64_t[]){nq + 2 * nkv}) : NULL;
+    a->kv_bias = bb ? cf_params_block_view(ps, bb, nq, 1, (int64_t[]){2 * nkv}) : NULL;
     linear_at(&a->out_proj, ps, r, h * hd, d, bias, prefix, "out_proj");
     attention_options_init(a, ps, r, cfg, prefix, self_attn);
 }
@@ -91,12 +102,6 @@ void cf_nn_attention_init(cf_nn_attention *a, cf_params *ps, cf_rng *r, const cf
 static cf_tensor *split_heads(cf_ctx *ctx, cf_tensor *x, int64_t heads, int64_t dim) {
     cf_tensor *r = cf_reshape(ctx, x, 4, (int64_t[]){x->shape[0], x->shape[1], heads, dim});
     return cf_permute(ctx, r, (int[]){0, 2, 1, 3});
-}
-
-/* [B, H, T, D] -> [B, T, H*D] */
-static cf_tensor *merge_heads(cf_ctx *ctx, cf_tensor *x) {
-    cf_tensor *p = cf_permute(ctx, x, (int[]){0, 2, 1, 3});
-    return cf_reshape(ctx, p, 3, (int64_t[]){p->shape[0], p->shape[1], p->shape[2] * p->shape[3]});
 }
 
 /* Queries [B, H, T, qk_dim], rotated where this variant uses RoPE. */
@@ -180,11 +185,20 @@ int64_t cf_kv_cache_bytes_per_token(const cf_nn_attention *a) {
     return a->n_kv_heads * (a->qk_dim + a->v_dim) * 4;
 }
 
-/* block [B, G, cap, W] <- t [B, G, n, W] at positions pos.. */
-static void cache_write(cf_real *block, int64_t groups, int64_t cap, int64_t width, int64_t pos, const cf_tensor *t) {
-    int64_t batch = t->shape[0], n = t->shape[2];
-    for (int64_t bg = 0; bg < batch * groups; bg++)
-        memcpy(block + (bg * cap + pos) * width, t->data + bg * n * width, (size_t)(n * width) * sizeof(cf_real));
+/* block [B, G, cap, W] <- n rows of each of the G heads of src (any strides) at positions pos.. */
+static void cache_write(cf_real *block, int64_t batch, int64_t groups, int64_t cap, int64_t width, int64_t pos,
+                        int64_t n, cf_attn_view src) {
+    for (int64_t b = 0; b < batch; b++)
+        for (int64_t g = 0; g < groups; g++)
+            for (int64_t s = 0; s < n; s++)
+                memcpy(block + ((b * groups + g) * cap + pos + s) * width,
+                       src.t->data + src.offset + b * src.batch + g * src.head + s * src.row,
+                       (size_t)width * sizeof(cf_real));
+}
+
+/* The filled part of a block [B, G, cap, W], read in place by the attention kernel. */
+static cf_attn_view cache_view(cf_ctx *ctx, cf_real *block, int64_t batch, int64_t groups, int64_t cap, int64_t width) {
+    return cf_attn_view_heads(cf_tensor_view(ctx, block, 4, (int64_t[]){batch, groups, cap, width}));
 }
 
 /* [B, G, len, W] copy of the filled part of a block (what the attention kernel reads). */
@@ -230,13 +244,74 @@ void cf_kv_cache_reorder(cf_kv_cache *c, const int32_t *order, int64_t n, cf_rea
 
 /* ---- forward ---- */
 
+/* Q/K/V come from one projection and are read in place (cf_attention_views): mha/gqa/mqa without
+ * RoPE or QK-norm, which transform per-head copies (the general path). */
+static bool projects_in_place(const cf_nn_attention *a) { return a->kind != CF_ATTN_MLA && !a->rope && !a->qk_norm; }
+
+/* Append n positions of keys k and values v (views) to the cache. */
+static void cache_append(cf_kv_cache *cache, int64_t batch, int64_t n, cf_attn_view k, cf_attn_view v) {
+    CF_ASSERT(cache->len + n <= cache->cap, "KV cache full: %lld + %lld > %lld", (long long)cache->len, (long long)n,
+              (long long)cache->cap);
+    CF_ASSERT(batch == cache->batch, "KV cache batch %lld, input %lld", (long long)cache->batch, (long long)batch);
+    cache_write(cache->a, batch, cache->groups_a, cache->cap, cache->width_a, cache->len, n, k);
+    if (v.t) cache_write(cache->b, batch, cache->groups_b, cache->cap, cache->width_b, cache->len, n, v);
+    cache->len += n;
+}
+
+static cf_tensor *attend(cf_ctx *ctx, const cf_nn_attention *a, int64_t batch, int64_t t, int64_t s, cf_attn_view q,
+                         cf_attn_view k, cf_attn_view v, const cf_attn_opts *opts) {
+    cf_attn_shape sh = {.B = batch, .H = a->n_heads, .Hkv = a->kind == CF_ATTN_MLA ? a->n_heads : a->n_kv_heads,
+                        .T = t, .S = s, .Dk = a->qk_dim, .Dv = a->v_dim};
+    cf_tensor *o = cf_attention_views(ctx, &sh, q, k, v, opts, false); /* [B, T, H*Dv] */
+    return cf_nn_linear_forward(ctx, &a->out_proj, o);
+}
+
+static cf_tensor *forward_in_place(cf_ctx *ctx, const cf_nn_attention *a, cf_tensor *xq, cf_tensor *xkv,
+                                   cf_kv_cache *cache, const cf_attn_opts *opts) {
+    int64_t batch = xq->shape[0], t = xq->shape[1], hq = a->n_heads * a->qk_dim, hkv = a->n_kv_heads * a->qk_dim;
+    int64_t s = xkv ? xkv->shape[1] : 0;
+    cf_attn_view q, k = {0}, v = {0};
+    if (xkv == xq) { /* self-attention: [B, T, (H + 2 Hkv) D] in one GEMM */
+        cf_tensor *qkv = cf_linear(ctx, xq, a->qkv_weight, a->qkv_bias);
+        q = cf_attn_view_cols(qkv, 0, a->qk_dim);
+        k = cf_attn_view_cols(qkv, hq, a->qk_dim);
+        v = cf_attn_view_cols(qkv, hq + hkv, a->v_dim);
+    } else {
+        q = cf_attn_view_cols(cf_nn_linear_forward(ctx, &a->q_proj, xq), 0, a->qk_dim);
+        if (xkv) { /* cross-attention: keys and values [B, S, 2 Hkv D] in one GEMM */
+            cf_tensor *kv = cf_linear(ctx, xkv, a->kv_weight, a->kv_bias);
+            k = cf_attn_view_cols(kv, 0, a->qk_dim);
+            v = cf_attn_view_cols(kv, hkv, a->v_dim);
+        }
+    }
+    if (cache) {
+        if (xkv) cache_append(cache, batch, s, k, v);
+        CF_ASSERT(batch <= cache->batch, "KV cache batch %lld, input %lld", (long long)cache->batch, (long long)batch);
+        k = cache_view(ctx, cache->a, cache->batch, cache->groups_a, cache->cap, cache->width_a);
+        v = cache_view(ctx, cache->b, cache->batch, cache->groups_b, cache->cap, cache->width_b);
+        s = cache->len;
+    }
+    return attend(ctx, a, batch, t, s, q, k, v, opts);
+}
+
 cf_tensor *cf_nn_attention_forward(cf_ctx *ctx, const cf_nn_attention *a, cf_tensor *xq, cf_tensor *xkv,
                                    const cf_nn_attn_mask *mask, cf_kv_cache *cache, int64_t q_offset) {
-    int64_t batch = xq->shape[0];
+    int64_t batch = xq->shape[0], t = xq->shape[1];
     int64_t kv_offset = cache ? cache->len : 0;
     CF_ASSERT(xkv || (cache && cache->len > 0), "attention: no keys (xkv NULL and cache empty)");
+    cf_attn_opts opts = {
+        .scale = 1.0 / sqrt((double)a->qk_dim),
+        .causal = mask && mask->causal,
+        .key_lens = mask ? mask->key_lens : NULL,
+        .window = a->window,
+        .dropout = ctx->training ? a->attn_dropout : 0.0,
+        .rel = a->rel_pos,
+        .rel_clip = a->rel_clip,
+    };
+    if (projects_in_place(a)) return forward_in_place(ctx, a, xq, xkv, cache, &opts);
+
     cf_tensor *q = project_q(ctx, a, xq, q_offset);
-    cf_tensor *k = NULL, *v = NULL, *blk_a = NULL, *blk_b = NULL;
+    cf_tensor *blk_a = NULL, *blk_b = NULL;
     if (a->kind != CF_ATTN_MLA) {
         if (xkv) {
             blk_a = split_heads(ctx, cf_nn_linear_forward(ctx, &a->k_proj, xkv), a->n_kv_heads, a->qk_dim);
@@ -250,38 +325,25 @@ cf_tensor *cf_nn_attention_forward(cf_ctx *ctx, const cf_nn_attention *a, cf_ten
         blk_a = cf_reshape(ctx, c, 4, (int64_t[]){batch, 1, c->shape[1], a->kv_lora_rank});
         blk_b = kr;
     }
-    if (cache) {
-        if (xkv) {
-            int64_t n = blk_a->shape[2];
-            CF_ASSERT(cache->len + n <= cache->cap, "KV cache full: %lld + %lld > %lld", (long long)cache->len,
-                      (long long)n, (long long)cache->cap);
-            CF_ASSERT(blk_a->shape[0] == cache->batch, "KV cache batch %lld, input %lld", (long long)cache->batch,
-                      (long long)blk_a->shape[0]);
-            cache_write(cache->a, cache->groups_a, cache->cap, cache->width_a, cache->len, blk_a);
-            if (blk_b) cache_write(cache->b, cache->groups_b, cache->cap, cache->width_b, cache->len, blk_b);
-            cache->len += n;
-        }
+    if (cache && xkv)
+        cache_append(cache, batch, blk_a->shape[2], cf_attn_view_heads(blk_a),
+                     blk_b ? cf_attn_view_heads(blk_b) : (cf_attn_view){0});
+    if (a->kind != CF_ATTN_MLA) { /* keys and values: the new ones, or the whole cache in place */
+        cf_attn_view k = cache ? cache_view(ctx, cache->a, cache->batch, cache->groups_a, cache->cap, cache->width_a)
+                               : cf_attn_view_heads(blk_a);
+        cf_attn_view v = cache ? cache_view(ctx, cache->b, cache->batch, cache->groups_b, cache->cap, cache->width_b)
+                               : cf_attn_view_heads(blk_b);
+        return attend(ctx, a, batch, t, cache ? cache->len : blk_a->shape[2], cf_attn_view_heads(q), k, v, &opts);
+    }
+    if (cache) { /* MLA expands the cached latent per head: a [B, 1, len, W] copy of the filled part */
         blk_a = cache_read(ctx, cache->a, batch, cache->groups_a, cache->cap, cache->width_a, cache->len);
         blk_b = cache->width_b
                     ? cache_read(ctx, cache->b, batch, cache->groups_b, cache->cap, cache->width_b, cache->len)
                     : NULL;
     }
-    if (a->kind != CF_ATTN_MLA) {
-        k = blk_a;
-        v = blk_b;
-    } else {
-        cf_tensor *c = cf_reshape(ctx, blk_a, 3, (int64_t[]){batch, blk_a->shape[2], a->kv_lora_rank});
-        mla_expand(ctx, a, c, blk_b, &k, &v);
-    }
-    cf_attn_opts opts = {
-        .scale = 1.0 / sqrt((double)a->qk_dim),
-        .causal = mask && mask->causal,
-        .key_lens = mask ? mask->key_lens : NULL,
-        .window = a->window,
-        .dropout = ctx->training ? a->attn_dropout : 0.0,
-        .rel = a->rel_pos,
-        .rel_clip = a->rel_clip,
-    };
-    cf_tensor *o = cf_attention(ctx, q, k, v, &opts); /* [B, H, T, dv] */
-    return cf_nn_linear_forward(ctx, &a->out_proj, merge_heads(ctx, o));
+    cf_tensor *k, *v;
+    cf_tensor *c = cf_reshape(ctx, blk_a, 3, (int64_t[]){batch, blk_a->shape[2], a->kv_lora_rank});
+    mla_expand(ctx, a, c, blk_b, &k, &v);
+    return attend(ctx, a, batch, t, k->shape[2], cf_attn_view_heads(q), cf_attn_view_heads(k), cf_attn_view_heads(v),
+                  &opts);
 }

@@ -35,6 +35,10 @@ typedef struct cf_nn_attention {
     double rope_base, attn_dropout;
     int64_t window;                     /* sliding window (self-attention), 0 = full */
     cf_nn_linear q_proj, k_proj, v_proj, out_proj;
+    /* mha/gqa/mqa: q_proj, k_proj and v_proj's weights (and biases) lie back to back in one block,
+     * read as one projection: qkv [(H + 2 Hkv) D, d] for self-attention, kv [2 Hkv D, d] (its
+     * last rows) for cross-attention's keys and values (nn/params.h's blocks) */
+    cf_tensor *qkv_weight, *qkv_bias, *kv_weight, *kv_bias;
     /* MLA */
     int64_t kv_lora_rank, q_lora_rank, qk_nope_dim, qk_rope_dim;
     cf_nn_linear q_a_proj, q_b_proj, kv_a_proj, kv_b_proj;

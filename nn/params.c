@@ -24,6 +24,47 @@ cf_tensor *cf_params_add(cf_params *ps, int ndim, const int64_t *shape, const ch
     return p;
 }
 
+static void keep_block(cf_params *ps, cf_tensor *t) {
+    if (ps->n_blocks == ps->cap_blocks) {
+        ps->cap_blocks = ps->cap_blocks ? 2 * ps->cap_blocks : 16;
+        ps->blocks = realloc(ps->blocks, (size_t)ps->cap_blocks * sizeof *ps->blocks);
+        CF_ASSERT(ps->blocks != NULL);
+    }
+    ps->blocks[ps->n_blocks++] = t;
+}
+
+cf_tensor *cf_params_block(cf_params *ps, int64_t numel) {
+    cf_tensor *b = cf_param_new(NULL, 1, (int64_t[]){numel});
+    memset(b->data, 0, (size_t)numel * sizeof(cf_real));
+    memset(b->grad, 0, (size_t)numel * sizeof(cf_real));
+    keep_block(ps, b);
+    return b;
+}
+
+cf_tensor *cf_params_add_in(cf_params *ps, cf_tensor *block, int64_t offset, int ndim, const int64_t *shape,
+                            const char *fmt, ...) {
+    char name[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    CF_ASSERT(!cf_params_find(ps, name), "parameter '%s' registered twice", name);
+    if (ps->n == ps->cap) {
+        ps->cap = ps->cap ? 2 * ps->cap : 64;
+        ps->items = realloc(ps->items, (size_t)ps->cap * sizeof *ps->items);
+        CF_ASSERT(ps->items != NULL);
+    }
+    cf_tensor *p = cf_param_borrow(name, block, offset, ndim, shape);
+    ps->items[ps->n++] = p;
+    return p;
+}
+
+cf_tensor *cf_params_block_view(cf_params *ps, cf_tensor *block, int64_t offset, int ndim, const int64_t *shape) {
+    cf_tensor *v = cf_param_borrow(NULL, block, offset, ndim, shape);
+    keep_block(ps, v);
+    return v;
+}
+
 cf_tensor *cf_params_find(const cf_params *ps, const char *name) {
     for (int i = 0; i < ps->n; i++)
         if (strcmp(ps->items[i]->name, name) == 0) return ps->items[i];
@@ -42,7 +83,9 @@ void cf_params_zero_grad(cf_params *ps) {
 
 void cf_params_free(cf_params *ps) {
     for (int i = 0; i < ps->n; i++) cf_param_free(ps->items[i]);
+    for (int i = ps->n_blocks - 1; i >= 0; i--) cf_param_free(ps->blocks[i]); /* views before their owners */
     free(ps->items);
+    free(ps->blocks);
     memset(ps, 0, sizeof *ps);
 }
 

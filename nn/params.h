@@ -20,11 +20,21 @@
 typedef struct cf_params {
     cf_tensor **items;
     int n, cap;
+    cf_tensor **blocks;         /* unregistered storage that registered parameters borrow (cf_params_block) */
+    int n_blocks, cap_blocks;
 } cf_params;
 
 /* A new zeroed parameter named fmt..., registered in ps (which frees it); a name may be used once. */
 cf_tensor *cf_params_add(cf_params *ps, int ndim, const int64_t *shape, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* Storage of numel reals for parameters laid back to back (owned by ps, not registered: the
+ * optimizer and checkpoints see only what borrows from it); cf_params_add_in registers a parameter
+ * at an element offset of it, cf_params_block_view makes an unregistered [rows, cols] matrix over
+ * a part of it (e.g. q_proj, k_proj and v_proj weights read as one [3d, d] projection). */
+cf_tensor *cf_params_block(cf_params *ps, int64_t numel);
+cf_tensor *cf_params_add_in(cf_params *ps, cf_tensor *block, int64_t offset, int ndim, const int64_t *shape,
+                            const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+cf_tensor *cf_params_block_view(cf_params *ps, cf_tensor *block, int64_t offset, int ndim, const int64_t *shape);
 cf_tensor *cf_params_find(const cf_params *ps, const char *name);
 int64_t cf_params_numel(const cf_params *ps);
 void cf_params_zero_grad(cf_params *ps);

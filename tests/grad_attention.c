@@ -92,3 +92,64 @@ TEST(grad_attention_dropout) {
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) check_case(&cases[i], 80 + 3 * i);
 }
+
+/* ---- strided operands (cf_attention_views): what the fused Q/K/V projection and the KV cache feed ---- */
+
+typedef struct view_case {
+    const char *name;
+    int64_t B, H, Hkv, T, S, D;
+    bool fused;                 /* q, k, v columns of one [B, T, pad + (H + 2 Hkv) D + pad] tensor (T == S) */
+    bool causal;
+    const int32_t *key_lens;
+    double dropout;
+    int64_t rel_clip;           /* > 0: a shared relative table */
+} view_case;
+
+enum { VIEW_PAD = 3 };          /* unused columns before and after the heads: offsets and row strides > H*D */
+
+static cf_tensor *f_attention_views(cf_ctx *ctx, cf_tensor **in, void *user) {
+    const view_case *c = user;
+    cf_attn_opts o = {1 / sqrt((double)c->D), c->causal, c->key_lens, 0, c->dropout,
+                      c->rel_clip ? in[c->fused ? 1 : 2] : NULL, c->rel_clip};
+    cf_attn_shape sh = {c->B, c->H, c->Hkv, c->T, c->S, c->D, c->D};
+    int64_t hq = c->H * c->D, hkv = c->Hkv * c->D;
+    cf_attn_view q, k, v;
+    if (c->fused) {
+        q = cf_attn_view_cols(in[0], VIEW_PAD, c->D);
+        k = cf_attn_view_cols(in[0], VIEW_PAD + hq, c->D);
+        v = cf_attn_view_cols(in[0], VIEW_PAD + hq + hkv, c->D);
+    } else { /* cross-attention shape: q alone, k and v in one tensor */
+        q = cf_attn_view_cols(in[0], VIEW_PAD, c->D);
+        k = cf_attn_view_cols(in[1], 0, c->D);
+        v = cf_attn_view_cols(in[1], hkv, c->D);
+    }
+    return cf_attention_views(ctx, &sh, q, k, v, &o, false);
+}
+
+static void check_view_case(const view_case *c, uint64_t seed) {
+    int64_t hq = c->H * c->D, hkv = c->Hkv * c->D;
+    cf_tensor *in[3] = {0};
+    int n = 0;
+    if (c->fused) {
+        in[n++] = test_param_uniform("qkv", 3, (int64_t[]){c->B, c->T, 2 * VIEW_PAD + hq + 2 * hkv}, -2, 2, seed);
+    } else {
+        in[n++] = test_param_uniform("q", 3, (int64_t[]){c->B, c->T, 2 * VIEW_PAD + hq}, -2, 2, seed);
+        in[n++] = test_param_uniform("kv", 3, (int64_t[]){c->B, c->S, 2 * hkv}, -2, 2, seed + 1);
+    }
+    if (c->rel_clip) in[n++] = test_param_uniform("rel", 2, (int64_t[]){2 * c->rel_clip + 1, c->D}, -1, 1, seed + 2);
+    gradcheck_opts o = {.training = c->dropout > 0};
+    GRADCHECK_OPTS(c->name, f_attention_views, in, n, (void *)c, &o);
+    for (int i = 0; i < n; i++) cf_param_free(in[i]);
+}
+
+TEST(grad_attention_views) {
+    const view_case cases[] = {
+        {"fused_mha", 2, 2, 2, 4, 4, 3, true, false, NULL, 0, 0},
+        {"fused_gqa_causal", 2, 4, 2, 5, 5, 3, true, true, NULL, 0, 0},
+        {"fused_mqa_pad", 2, 3, 1, 6, 6, 2, true, false, lens2, 0, 0},
+        {"fused_dropout_rel", 2, 2, 1, 5, 5, 4, true, true, lens2, 0.3, 2},
+        {"cross_gqa", 2, 4, 2, 3, 5, 3, false, false, lens2, 0, 0},
+        {"cross_mha_dropout", 2, 2, 2, 4, 6, 3, false, false, NULL, 0.3, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) check_view_case(&cases[i], 200 + 3 * i);
+}

@@ -211,6 +211,127 @@ TEST(attention_matches_naive_reference) {
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) check_against_reference(&cases[i], 100 + 4 * i);
 }
 
+/* ---- strided operands (cf_attention_views) against the same reference ---- */
+
+/* dst[b, h, s, :] (contiguous [B, heads, rows, D]) <-> view positions of a strided tensor. */
+static void view_copy(const cf_attn_view *v, float *base, float *heads_first, int64_t B, int64_t heads, int64_t rows,
+                      int64_t d, bool to_view) {
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t h = 0; h < heads; h++)
+            for (int64_t s = 0; s < rows; s++) {
+                float *at = base + v->offset + b * v->batch + h * v->head + s * v->row;
+                float *hf = heads_first + ((b * heads + h) * rows + s) * d;
+                if (to_view) memcpy(at, hf, (size_t)d * sizeof *at);
+                else memcpy(hf, at, (size_t)d * sizeof *at);
+            }
+}
+
+/* Layouts: "fused" q, k, v as columns of one [B, T, 2 + (H + 2 Hkv) D] tensor (self-attention);
+ * "cache" q columns of [B, T, H D + 3], k and v blocks [B, Hkv, S + 5, D] of a KV cache. Out
+ * [B, T, H*Dv]; values and gradients must match the naive reference like cf_attention's. */
+static void check_views_against_reference(const attn_case *c, bool fused, uint64_t seed) {
+    enum { STEP = 3 };
+    int64_t B = c->B, H = c->H, Hkv = c->Hkv, T = c->T, S = c->S, D = c->Dk, cap = S + 5;
+    cf_tensor *qh = test_param_uniform("q", 4, (int64_t[]){B, H, T, D}, -2, 2, seed);
+    cf_tensor *kh = test_param_uniform("k", 4, (int64_t[]){B, Hkv, S, D}, -2, 2, seed + 1);
+    cf_tensor *vh = test_param_uniform("v", 4, (int64_t[]){B, Hkv, S, D}, -1, 1, seed + 2);
+    cf_tensor *qt, *kt, *vt;
+    cf_attn_view qv, kv, vv;
+    if (fused) {
+        qt = kt = vt = test_param_uniform("qkv", 3, (int64_t[]){B, T, 2 + (H + 2 * Hkv) * D}, -9, 9, seed + 5);
+        qv = cf_attn_view_cols(qt, 1, D);
+        kv = cf_attn_view_cols(qt, 1 + H * D, D);
+        vv = cf_attn_view_cols(qt, 1 + (H + Hkv) * D, D);
+    } else {
+        qt = test_param_uniform("q", 3, (int64_t[]){B, T, H * D + 3}, -9, 9, seed + 5);
+        kt = test_param_uniform("k", 4, (int64_t[]){B, Hkv, cap, D}, -9, 9, seed + 6);
+        vt = test_param_uniform("v", 4, (int64_t[]){B, Hkv, cap, D}, -9, 9, seed + 7);
+        qv = cf_attn_view_cols(qt, 2, D);
+        kv = cf_attn_view_heads(kt);
+        vv = cf_attn_view_heads(vt);
+    }
+    view_copy(&qv, qt->data, qh->data, B, H, T, D, true);
+    view_copy(&kv, kt->data, kh->data, B, Hkv, S, D, true);
+    view_copy(&vv, vt->data, vh->data, B, Hkv, S, D, true);
+    int64_t no = B * H * T * D;
+    cf_real *r = malloc((size_t)no * sizeof *r), *r_bt = malloc((size_t)no * sizeof *r_bt);
+    test_fill_uniform(r, no, -1, 1, seed + 3);
+    for (int64_t b = 0; b < B; b++) /* the upstream gradient in the output's [B, T, H, D] order */
+        for (int64_t h = 0; h < H; h++)
+            for (int64_t t = 0; t < T; t++)
+                memcpy(r_bt + ((b * T + t) * H + h) * D, r + ((b * H + h) * T + t) * D, (size_t)D * sizeof *r);
+    double *out = malloc((size_t)no * sizeof *out), *dq = malloc((size_t)qh->numel * sizeof *dq);
+    double *dk = malloc((size_t)kh->numel * sizeof *dk), *dv = malloc((size_t)vh->numel * sizeof *dv);
+
+    cf_ctx *ctx = cf_ctx_new(42);
+    cf_ctx_begin_step(ctx, STEP);
+    ctx->dropout_calls = 5;
+    cf_param_zero_grad(qt);
+    if (!fused) cf_param_zero_grad(kt), cf_param_zero_grad(vt);
+    cf_attn_opts o = {1 / sqrt((double)D), c->causal, c->key_lens, c->window, c->dropout, NULL, 0};
+    cf_attn_shape sh = {B, H, Hkv, T, S, D, D};
+    cf_tensor *y = cf_attention_views(ctx, &sh, qv, kv, vv, &o, false);
+    CHECK(y->ndim == 3 && y->shape[0] == B && y->shape[1] == T && y->shape[2] == H * D);
+    cf_backward_seeded(ctx, y, r_bt);
+    ref_attention(c, qh->data, kh->data, vh->data, NULL, r, 42, STEP, 5, out, dq, dk, dv, NULL);
+    /* gather ours back into [B, H, T, D] order (q, k, v hold the gathered gradients now) */
+    float *yo = malloc((size_t)no * sizeof *yo);
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t h = 0; h < H; h++)
+            for (int64_t t = 0; t < T; t++)
+                memcpy(yo + ((b * H + h) * T + t) * D, y->data + ((b * T + t) * H + h) * D, (size_t)D * sizeof *yo);
+    view_copy(&qv, qt->grad, qh->data, B, H, T, D, false);
+    view_copy(&kv, kt->grad, kh->data, B, Hkv, S, D, false);
+    view_copy(&vv, vt->grad, vh->data, B, Hkv, S, D, false);
+    const double atol = 5e-6, rtol = 5e-5;
+    const struct { const char *what; const float *a; const double *b; int64_t n; } cmp[] = {
+        {"out", yo, out, no}, {"dq", qh->data, dq, qh->numel}, {"dk", kh->data, dk, kh->numel},
+        {"dv", vh->data, dv, vh->numel},
+    };
+    for (int t = 0; t < 4; t++) {
+        double err, w = violation(cmp[t].a, cmp[t].b, cmp[t].n, atol, rtol, &err);
+        CHECK_MSG(w <= 1, "%s (%s layout): %s differs from the naive reference: max abs error %.3g", c->name,
+                  fused ? "fused" : "cache", cmp[t].what, err);
+    }
+    /* nothing outside the views got a gradient: q's padding columns, cache positions >= S */
+    int64_t W = qt->shape[2], heads_at = fused ? 1 : 2, heads_w = fused ? (H + 2 * Hkv) * D : H * D, stray = 0;
+    for (int64_t i = 0; i < qt->numel; i++)
+        if ((i % W < heads_at || i % W >= heads_at + heads_w) && qt->grad[i] != 0) stray++;
+    if (!fused)
+        for (int64_t i = 0; i < kt->numel; i++)
+            if ((i / D) % cap >= S && (kt->grad[i] != 0 || vt->grad[i] != 0)) stray++;
+    CHECK_MSG(stray == 0, "%s: %lld gradients outside the views", c->name, (long long)stray);
+    cf_ctx_free(ctx);
+    free(r);
+    free(r_bt);
+    free(yo);
+    free(out);
+    free(dq);
+    free(dk);
+    free(dv);
+    cf_param_free(qt);
+    if (!fused) cf_param_free(kt), cf_param_free(vt);
+    cf_param_free(qh);
+    cf_param_free(kh);
+    cf_param_free(vh);
+}
+
+TEST(attention_views_match_naive_reference) {
+    const attn_case self[] = {
+        {"mha", 2, 4, 4, 9, 9, 16, 16, false, 0, lens2, 0, 0, 0},
+        {"gqa_causal", 2, 8, 2, 40, 40, 32, 32, true, 0, NULL, 0, 0, 0},
+        {"mqa_window_dropout", 2, 4, 1, 33, 33, 16, 16, true, 9, lens2, 0.5, 0, 0},
+    };
+    for (size_t i = 0; i < sizeof self / sizeof self[0]; i++) check_views_against_reference(&self[i], true, 300 + 8 * i);
+    const attn_case cached[] = {
+        {"decode", 4, 4, 2, 1, 40, 32, 32, true, 0, lens4, 0, 0, 0},
+        {"mqa_cache", 2, 4, 1, 7, 40, 16, 16, true, 0, lens4, 0, 0, 0},
+        {"cross_dropout", 2, 4, 4, 12, 30, 8, 8, false, 0, lens2, 0.25, 0, 0},
+    };
+    for (size_t i = 0; i < sizeof cached / sizeof cached[0]; i++)
+        check_views_against_reference(&cached[i], false, 400 + 8 * i);
+}
+
 /* ---- PyTorch golden fixtures (tests/ref/attention.py) ---- */
 
 TEST(attention_matches_pytorch) {

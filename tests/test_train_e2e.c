@@ -863,7 +863,7 @@ TEST(e2e_any_thread_count_gives_identical_files) {
         if (threads != 2) rm_tree(dir);
         free(dir);
     }
-    /* 2 threads to update 10, then 1 thread from its checkpoint to 30 */
+    /* 2 threads to update 10, then 1 thread from its checkpoint to 20 */
     char *two = fmt("%s/W2", root_dir()), *resumed = run_path(root_dir(), "W2to1");
     r = train_wide(resumed, false, 2, 10);
     CHECK_CODE(r, 0);
