@@ -5,7 +5,7 @@
 # LLVM's OpenMP runtime with the Archer tool; docs/reliability.md).
 set -e
 arch=$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
-wanted="libopenblas-openmp-dev libcjson-dev zlib1g-dev"
+wanted="libopenblas-openmp-dev libcjson-dev zlib1g-dev gcc make"
 missing=""
 if [ "$1" = "--sanitizers" ]; then
     command -v clang >/dev/null 2>&1 || missing="$missing clang"
@@ -33,6 +33,9 @@ fi
 [ -f /usr/include/cjson/cJSON.h ] || missing="$missing libcjson-dev"
 [ -f /usr/include/zlib.h ] || missing="$missing zlib1g-dev"
 command -v make >/dev/null 2>&1 || missing="$missing make"
+# a fresh Debian image has no compiler (gcc also brings the ASan/UBSan/LSan runtimes)
+command -v gcc >/dev/null 2>&1 || missing="$missing gcc"
+[ -f /usr/include/stdio.h ] || missing="$missing libc6-dev"
 if [ "${MPI:-0}" = 1 ]; then
     wanted="$wanted libopenmpi-dev openmpi-bin"
     command -v mpicc >/dev/null 2>&1 || missing="$missing libopenmpi-dev"
