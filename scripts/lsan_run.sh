@@ -1,6 +1,7 @@
 #!/bin/sh
 # scripts/lsan_run.sh CFORMER - a short training run and every command on it under LeakSanitizer
-# (make lsan; the unit tests have run already). Each must exit as expected with no leak report.
+# (make lsan; the unit tests have run already), then the course's MoE, copy task and tables.
+# Each must exit as expected with no leak report.
 # The last line reads "lsan: N runs, M with leaks or failures".
 set -u
 bin=$1
@@ -46,5 +47,11 @@ STDIN=""
 run 0 config "$bin" config configs/toy.json --no-check-paths
 run 2 config-error "$bin" config configs/toy.json --no-check-paths --set model.d_model=1e9
 run 1 disk-full env CF_FAULT_INJECT=40+ $T --out "$dir/full"
+# the course's features: MoE with relative positions and QK-norm, the copy task, the two tables
+run 0 moe $T --out "$dir/moe" --set train.max_steps=4 --set model.num_experts=4 --set model.n_shared_experts=1 \
+    --set model.pos_encoding=relative --set model.qk_norm=true
+run 0 copy-task "$bin" train configs/copy.json --out "$dir/copy" --quiet --set train.max_steps=20 --set train.threads=2
+run 0 memory "$bin" memory --preset deepseek-v3
+run 0 bench-attention "$bin" bench attention --batch 1 --seq-len 32 --d-model 64 --heads 4 --reps 1 --threads 2
 echo "lsan: $runs runs, $bad with leaks or failures"
 [ "$bad" -eq 0 ]
