@@ -126,6 +126,8 @@ int cf_train_state_from_json(cf_train_state *s, const cJSON *obj, const char *wh
     s->elapsed_s = get_num(&r, obj, "elapsed_s", 0, 1e12, 0);
     const cJSON *win = cJSON_GetObjectItemCaseSensitive(obj, "log_window");
     if (win && !cJSON_IsObject(win)) bad(&r, "log_window", "not an object");
+    char first[1024] = ""; /* an earlier field's message: a bad window must not replace it */
+    if (r.rc != 0) snprintf(first, sizeof first, "%s", cf_error_message());
     reader wr = {.where = where};
     s->window_loss_sum = get_num(&wr, win, "loss_sum", -1e300, 1e300, 0);
     s->window_tokens = get_num(&wr, win, "tokens", 0, MAX_EXACT, 0);
@@ -135,6 +137,8 @@ int cf_train_state_from_json(cf_train_state *s, const cJSON *obj, const char *wh
         snprintf(msg, sizeof msg, "%s", cf_error_message());
         cf_error_set("%s (in \"log_window\")", msg);
         r.rc = -1;
+    } else if (wr.rc != 0) {
+        cf_error_set("%s", first);
     }
     s->threads = (int)get_int(&r, obj, "threads", 0, 1 << 20, 0);
     s->ranks = (int)get_int(&r, obj, "ranks", 1, 1 << 20, 1);
