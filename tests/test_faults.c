@@ -10,6 +10,7 @@
  * tiny.json run (8 steps, checkpoints at 4 and 8); cases run two at a time (2 cores, one thread
  * each).
  */
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -471,6 +472,75 @@ TEST(faults_sigterm_at_random_moments_then_resume) {
         cli_rm_tree(dir);
         free(dir);
     }
+}
+
+/* The value of `key` in the train line of `step` in dir's metrics.jsonl; -1 if none. */
+static double train_field(const char *dir, int step, const char *key) {
+    char *path = cli_fmt("%s/metrics.jsonl", dir), *text = test_read_file(path, NULL);
+    free(path);
+    double v = -1;
+    for (char *s = text, *nl; s && *s; s = nl ? nl + 1 : NULL) {
+        nl = strchr(s, '\n');
+        if (nl) *nl = 0;
+        cJSON *j = cJSON_Parse(s);
+        const cJSON *ev = cJSON_GetObjectItemCaseSensitive(j, "event");
+        if (cJSON_IsString(ev) && strcmp(ev->valuestring, "train") == 0 &&
+            cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(j, "step")) == step) {
+            const cJSON *x = cJSON_GetObjectItemCaseSensitive(j, key);
+            if (cJSON_IsNumber(x)) v = x->valuedouble;
+        }
+        cJSON_Delete(j);
+    }
+    free(text);
+    return v;
+}
+
+/* The first progress line after --resume (issue 10: a run resumed at 1090 showed 9791 tok/s at
+ * 1100, the tokens of the window before the stop over the time since the resume). Stopped at
+ * update 2 with the log window open (lines every 4; SIGTERM raised inside the write of update 2's
+ * state.json, so the stop comes after that checkpoint at an exact moment), the resumed run's line
+ * of update 4 has the loss of updates 1-4 as always, but its rate counts only updates 3 and 4:
+ * rate_tokens, what tokens_per_s divides by the session's time, equals the tokens of updates 3-4
+ * in a run that logs every 2 updates. Token counts, not times: nothing here depends on speed. */
+TEST(faults_first_progress_line_after_resume_counts_this_session) {
+    const char *every4[] = {"train.log_every=4", "train.save_every=2", NULL};
+    const char *every2[] = {"train.log_every=2", "train.save_every=2", NULL};
+    char *a = cli_fmt("%s/rate-a", cli_root()), *b = cli_fmt("%s/rate-b", cli_root());
+    char *c = cli_fmt("%s/rate-c", cli_root()), *trace = cli_fmt("%s/rate.trace", cli_root());
+    char *trace_env = cli_fmt("CF_FAULT_TRACE=%s", trace);
+    cli_result r = train_run(&(cli_opts){.env = {trace_env}}, a, false, every4);
+    CHECK_EXIT(r, 0);
+    cli_result_free(&r);
+    r = train_run(NULL, c, false, every2);
+    CHECK_EXIT(r, 0);
+    cli_result_free(&r);
+    long point = nth_write_in(trace, "state.json", 1); /* the checkpoint of update 2 */
+    CHECK_MSG(point > 0, "no state.json write in %s", trace);
+    char *signal_env = cli_fmt("CF_FAULT_SIGNAL=%ld:%d", point, SIGTERM);
+    r = train_run(&(cli_opts){.env = {signal_env}}, b, false, every4);
+    CHECK_EXIT(r, 130);
+    CHECK_CLEAN(r);
+    cli_result_free(&r);
+    CHECK_MSG(cli_latest_step(b) == 2, "stopped at step %d, want 2", cli_latest_step(b));
+    r = train_run(NULL, b, true, every4);
+    CHECK_EXIT(r, 0);
+    cli_result_free(&r);
+    char *ma = cli_metrics_digest(a), *mb = cli_metrics_digest(b);
+    CHECK_MSG(strcmp(ma, mb) == 0, "the resumed run's metrics differ:\n%s--- uninterrupted:\n%s", mb, ma);
+    free(ma);
+    free(mb);
+    double c2 = train_field(c, 2, "rate_tokens"), c4 = train_field(c, 4, "rate_tokens");
+    double a4 = train_field(a, 4, "rate_tokens"), b4 = train_field(b, 4, "rate_tokens");
+    CHECK_MSG(c2 > 0 && c4 > 0 && a4 == c2 + c4, "uninterrupted: %g tokens at update 4, want %g + %g", a4, c2, c4);
+    CHECK_MSG(b4 == c4, "after the resume at 2 the line of update 4 rates %g tokens, want those of updates 3-4: %g",
+              b4, c4);
+    CHECK(train_field(b, 4, "tokens_per_s") > 0);
+    free(signal_env);
+    free(trace_env);
+    free(trace);
+    free(a);
+    free(b);
+    free(c);
 }
 
 /* ---- 5. a memory limit ---- */

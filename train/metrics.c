@@ -153,9 +153,9 @@ int cf_metrics_log_train(cf_metrics *m, const cf_train_event *e) {
     char *moe = moe_fields(e->moe);
     int rc = write_line(m,
                         "{\"event\":\"train\",\"step\":%lld,\"epoch\":%lld,\"loss\":%.6g,\"lr\":%.6g,\"grad_norm\":%.6g,"
-                        "\"tokens_per_s\":%.1f,\"elapsed_s\":%.2f,\"threads\":%d%s}\n",
+                        "\"tokens_per_s\":%.1f,\"rate_tokens\":%.0f,\"elapsed_s\":%.2f,\"threads\":%d%s}\n",
                         (long long)e->step, (long long)e->epoch, e->loss, e->lr, e->grad_norm, e->tokens_per_s,
-                        e->elapsed_s, e->threads, moe);
+                        e->rate_tokens, e->elapsed_s, e->threads, moe);
     free(moe);
     return rc;
 }

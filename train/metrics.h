@@ -27,6 +27,7 @@
 typedef struct cf_train_event {
     int64_t step, epoch;
     double loss, lr, grad_norm, tokens_per_s, elapsed_s;
+    double rate_tokens;             /* the target tokens tokens_per_s is over: this session's since the last line */
     int threads;                    /* threads in use at this step (core/threads.h adapts them) */
     const cf_moe_load *moe;         /* MoE models: expert shares and load-balancing loss since the last line */
 } cf_train_event;

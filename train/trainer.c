@@ -522,7 +522,8 @@ static int train_loop(trainer *t) {
             if (t->model->moe) cf_moe_collector_take(t->model->moe, &moe);
             cf_train_event e = {.step = t->step, .epoch = (int64_t)cf_batcher_state(t->batches).epoch,
                                 .loss = w.tokens > 0 ? w.loss_sum / w.tokens : 0, .lr = lr, .grad_norm = grad_norm,
-                                .tokens_per_s = tps, .elapsed_s = elapsed, .threads = cf_threads_count(),
+                                .tokens_per_s = tps, .rate_tokens = w.rate_tokens, .elapsed_s = elapsed,
+                                .threads = cf_threads_count(),
                                 .moe = t->model->moe ? &moe : NULL};
             bool logged = !t->root || cf_metrics_log_train(&t->metrics, &e) == 0;
             double moe_max = 0; /* the busiest expert's share, as a multiple of the even share 1/E */
