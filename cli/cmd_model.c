@@ -213,6 +213,11 @@ int cf_cmd_translate(int argc, char **argv) {
                 n_cut++;
                 ids[n].n = limit;
             }
+            if (ids[n].cap > 2 * limit + 64) { /* ... and only room for it: a chunk holds at most
+                                                   TRANSLATE_CHUNK x max_len ids, whatever came */
+                ids[n].data = cf_xrealloc(ids[n].data, (size_t)(limit > 0 ? limit : 1) * sizeof *ids[n].data);
+                ids[n].cap = limit > 0 ? limit : 1;
+            }
             n++;
             total++;
         }
