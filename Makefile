@@ -36,7 +36,7 @@ LIB_DIRS  := core nn optim data score dist translate train
 LIB_SRC   := $(filter-out dist/comm_%.c,$(wildcard $(addsuffix /*.c,$(LIB_DIRS)))) $(DIST_COMM)
 CLI_SRC   := $(wildcard cli/*.c)
 F64_SRC   := $(wildcard core/*.c nn/*.c)
-UNIT_SRC  := $(wildcard tests/test_*.c) tests/runner.c tests/testlib.c
+UNIT_SRC  := $(wildcard tests/test_*.c) tests/runner.c tests/testlib.c tests/clilib.c
 GRAD_SRC  := $(wildcard tests/grad_*.c) tests/runner.c tests/testlib.c tests/gradcheck.c
 BENCH_SRC := $(wildcard bench/*.c)
 
@@ -144,6 +144,9 @@ fixtures:
 	@for f in tests/ref/*.py; do echo "/usr/bin/python3 $$f"; /usr/bin/python3 $$f || exit 1; done
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-lsan build-tsan build-fuzz
+
+# make lsan, make tsan, make fuzz, make fuzz-smoke (docs/reliability.md)
+include tests/reliability.mk
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

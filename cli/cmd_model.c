@@ -1,11 +1,14 @@
 /* cli/cmd_model.c - `cformer eval`, `cformer translate` and `cformer info` on a trained run. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "cli/commands.h"
+#include "core/fileio.h"
 #include "core/threads.h"
+#include "data/lines.h"
 #include "train/evaluate.h"
 #include "train/run.h"
 
@@ -34,7 +37,13 @@ static int parse(int argc, char **argv, const char *usage, bool allow_split, mod
                 return 2;
             }
         } else if (strcmp(arg, "--threads") == 0 && i + 1 < argc) {
-            a->threads = atoi(argv[++i]);
+            char *end;
+            long long v = strtoll(argv[++i], &end, 10);
+            if (*end || end == argv[i] || v < 0 || v > 4096) {
+                fprintf(stderr, "error: --threads needs an integer in [0, 4096] (0: every CPU), got '%s'\n", argv[i]);
+                return 2;
+            }
+            a->threads = (int)v;
         } else if (allow_split && strcmp(arg, "--split") == 0 && i + 1 < argc) {
             a->split = argv[++i];
             if (strcmp(a->split, "valid") != 0 && strcmp(a->split, "test") != 0) {
@@ -95,7 +104,12 @@ int cf_cmd_eval(int argc, char **argv) {
         return 2;
     }
     cf_eval_loss_result l;
-    cf_eval_loss(r.ctx, r.model, c, r.cfg.train.batch_tokens, &l);
+    if (cf_eval_loss(r.ctx, r.model, c, r.cfg.train.batch_tokens, &l) != 0) {
+        fprintf(stderr, "error: %s\n", cf_error_message());
+        cf_corpus_free(c);
+        cf_run_close(&r);
+        return 1;
+    }
     cf_decode_opts o = cf_config_decode_opts(&r.cfg.decode);
     if (a.beam) o.beam = a.beam;
     struct timespec t0, t1;
@@ -112,37 +126,62 @@ int cf_cmd_eval(int argc, char **argv) {
     char line[CF_BLEU_LINE_MAX], *hyp_path = NULL;
     cf_bleu_format(&b, line, sizeof line);
     if (a.hyp_out) {
-        hyp_path = strdup(a.hyp_out);
+        hyp_path = cf_xstrdup(a.hyp_out);
     } else {
         char name[32];
         snprintf(name, sizeof name, "%s.hyp", a.split);
         hyp_path = cf_path_join(r.ckpt_dir, name);
     }
-    FILE *fp = fopen(hyp_path, "w");
-    if (fp) {
-        for (int64_t i = 0; i < c->n; i++) fprintf(fp, "%s\n", hyps[i]);
-        fclose(fp);
-    } else {
-        fprintf(stderr, "warning: cannot write %s\n", hyp_path);
-    }
+    /* Atomic and checked: a hypothesis file is either complete or not there (and then said so). */
+    int written = cf_write_lines_atomic(hyp_path, (const char *const *)hyps, c->n);
+    if (written != 0) fprintf(stderr, "error: %s\n", cf_error_message());
     double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
     printf("checkpoint: %s\n", r.ckpt_dir);
     printf("loss %.4f | perplexity %.2f | %lld sentences, %lld target tokens\n", l.loss, l.ppl,
            (long long)l.n_sentences, (long long)l.n_tokens);
-    printf("beam %lld, length penalty %.2f: %.1f sentences/s; hypotheses in %s\n", (long long)o.beam,
-           o.length_penalty, secs > 0 ? (double)c->n / secs : 0, hyp_path);
+    printf("beam %lld, length penalty %.2f: %.1f sentences/s; %s%s\n", (long long)o.beam, o.length_penalty,
+           secs > 0 ? (double)c->n / secs : 0, written == 0 ? "hypotheses in " : "hypotheses NOT written: ",
+           hyp_path);
     printf("%s\n", line);
     free(hyp_path);
     cf_strings_free(hyps, c->n);
     cf_corpus_free(c);
     cf_run_close(&r);
-    return 0;
+    return written == 0 ? 0 : 1;
 }
 
 static const char *translate_usage =
     "usage: cformer translate RUN_DIR|CKPT_DIR [--beam N] [--threads N] < source.txt > translations.txt\n"
     "\n"
-    "Translates stdin, one sentence per line, to stdout (detokenised, one line per input line).\n";
+    "Translates stdin, one sentence per line, to stdout: exactly one line out per line in, whatever\n"
+    "the bytes (docs/decoding.md, \"Text out\"). Lines are read and translated 4096 at a time; a line\n"
+    "longer than 16 MiB is cut to its first 16 MiB (the model reads at most model.max_len - 1 tokens).\n";
+
+enum { TRANSLATE_CHUNK = 4096 }; /* lines held at once: memory is bounded whatever stdin holds */
+
+/* Translates and prints one chunk of encoded lines; 0 or -1 (message set). */
+static int translate_chunk(cf_run *r, const cf_decode_opts *o, cf_ids *ids, int64_t n) {
+    const int32_t **src = cf_xmalloc((size_t)(n ? n : 1) * sizeof *src);
+    int64_t *lens = cf_xmalloc((size_t)(n ? n : 1) * sizeof *lens);
+    for (int64_t i = 0; i < n; i++) {
+        src[i] = ids[i].data;
+        lens[i] = ids[i].n;
+    }
+    char **out = cf_translate_ids(r->ctx, r->model, r->tgt_tok, src, lens, n, o, r->cfg.decode.batch_size);
+    free(src);
+    free(lens);
+    if (!out) return -1;
+    for (int64_t i = 0; i < n; i++) { /* cf_hyp_line: no newline or NUL inside, so one line each */
+        fputs(out[i], stdout);
+        putchar('\n');
+    }
+    cf_strings_free(out, n);
+    if (fflush(stdout) != 0) {
+        cf_error_set("<stdout>: write failed: %s", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
 
 int cf_cmd_translate(int argc, char **argv) {
     model_args a;
@@ -155,44 +194,53 @@ int cf_cmd_translate(int argc, char **argv) {
     }
     cf_decode_opts o = cf_config_decode_opts(&r.cfg.decode);
     if (a.beam) o.beam = a.beam;
-    /* Read all of stdin first: sentences are decoded in length-sorted batches. */
-    int64_t n = 0, cap = 256;
-    cf_ids *ids = cf_xcalloc((size_t)cap, sizeof *ids);
-    char *line = NULL;
-    size_t line_cap = 0;
-    ssize_t len;
-    while ((len = getline(&line, &line_cap, stdin)) >= 0) {
-        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
-        if (n == cap) {
-            ids = realloc(ids, (size_t)(cap *= 2) * sizeof *ids);
-            memset(ids + n, 0, (size_t)(cap - n) * sizeof *ids);
+    /* In chunks: sentences are decoded in length-sorted batches within a chunk, and a sentence's
+     * translation does not depend on the others in its batch, so chunking changes nothing but
+     * the memory (a chunk's ids, each cut to what the model reads). */
+    cf_lines *in = cf_lines_open("-");
+    cf_ids *ids = cf_xcalloc(TRANSLATE_CHUNK, sizeof *ids);
+    int64_t limit = r.model->cfg.max_len - 1, n = 0, total = 0, n_cut = 0, n_huge = 0;
+    const char *line;
+    size_t len;
+    int got;
+    rc = 0;
+    while (rc == 0 && (got = cf_lines_next(in, &line, &len)) >= 0) {
+        if (got > 0) {
+            n_huge += cf_lines_truncated(in);
+            ids[n].n = 0;
+            cf_tokenizer_encode(r.src_tok, line, len, &ids[n]);
+            if (ids[n].n > limit) { /* only what the model reads is kept */
+                n_cut++;
+                ids[n].n = limit;
+            }
+            if (ids[n].cap > 2 * limit + 64) { /* ... and only room for it: a chunk holds at most
+                                                   TRANSLATE_CHUNK x max_len ids, whatever came */
+                ids[n].data = cf_xrealloc(ids[n].data, (size_t)(limit > 0 ? limit : 1) * sizeof *ids[n].data);
+                ids[n].cap = limit > 0 ? limit : 1;
+            }
+            n++;
+            total++;
         }
-        cf_tokenizer_encode(r.src_tok, line, (size_t)len, &ids[n++]);
+        if (n == TRANSLATE_CHUNK || (got == 0 && n > 0)) {
+            rc = translate_chunk(&r, &o, ids, n);
+            n = 0;
+        }
+        if (got == 0) break;
     }
-    free(line);
-    const int32_t **src = cf_xmalloc((size_t)(n ? n : 1) * sizeof *src);
-    int64_t *lens = cf_xmalloc((size_t)(n ? n : 1) * sizeof *lens);
-    int64_t limit = r.model->cfg.max_len - 1, n_cut = 0; /* the model's positions, less one for <eos> */
-    for (int64_t i = 0; i < n; i++) {
-        src[i] = ids[i].data;
-        lens[i] = ids[i].n;
-        n_cut += lens[i] > limit;
-    }
+    if (rc == 0 && got < 0) rc = -1; /* a read error: message set, names <stdin> and the line */
+    if (rc != 0) fprintf(stderr, "error: %s\n", cf_error_message());
     if (n_cut)
         fprintf(stderr, "warning: %lld of %lld source lines have more than model.max_len - 1 = %lld tokens: only "
-                "their first %lld tokens are translated\n", (long long)n_cut, (long long)n, (long long)limit,
+                "their first %lld tokens are translated\n", (long long)n_cut, (long long)total, (long long)limit,
                 (long long)limit);
-    char **out = cf_translate_ids(r.ctx, r.model, r.tgt_tok, src, lens, n, &o, r.cfg.decode.batch_size);
-    rc = out ? 0 : 1;
-    if (!out) fprintf(stderr, "error: %s\n", cf_error_message());
-    for (int64_t i = 0; out && i < n; i++) printf("%s\n", out[i]);
-    cf_strings_free(out, n);
-    for (int64_t i = 0; i < n; i++) cf_ids_free(&ids[i]);
+    if (n_huge)
+        fprintf(stderr, "warning: %lld source lines are longer than %zu bytes: only their first %zu bytes were read\n",
+                (long long)n_huge, CF_LINES_MAX_BYTES, CF_LINES_MAX_BYTES);
+    for (int64_t i = 0; i < TRANSLATE_CHUNK; i++) cf_ids_free(&ids[i]);
     free(ids);
-    free(src);
-    free(lens);
+    cf_lines_close(in);
     cf_run_close(&r);
-    return rc;
+    return rc == 0 ? 0 : 1;
 }
 
 static const char *info_usage = "usage: cformer info RUN_DIR|CKPT_DIR\n\nConfig, parameter count, step and best metric.\n";

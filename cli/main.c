@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "core/common.h"
+#include "core/interrupt.h"
 #include "core/threads.h"
 #include "dist/dist.h"
 #include "cli/cli.h"
@@ -71,7 +72,12 @@ static void set_wait_policy(char **argv) {
 }
 
 int main(int argc, char **argv) {
+    /* Until the trainer installs its handler a Ctrl-C waits (pending, across the re-exec too),
+     * so that one at start-up also ends in a checkpoint and a clean exit; other commands keep
+     * the default action. */
+    cf_interrupt_block();
     set_wait_policy(argv);
+    if (argc < 2 || strcmp(argv[1], "train") != 0) cf_interrupt_unblock();
     if (argc < 2) {
         cmd_help(0, NULL);
         return 2;

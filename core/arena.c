@@ -20,8 +20,9 @@ static cf_arena_chunk *chunk_new(cf_arena *a, size_t cap) {
     c->next = NULL;
     c->cap = cap;
     c->used = 0;
+    cf_memory_check(cap, __FILE__, __LINE__);
     c->base = aligned_alloc(ARENA_ALIGN, cap);
-    CF_ASSERT(c->base != NULL, "out of memory growing the arena to %zu bytes", cap);
+    if (!c->base) cf_out_of_memory(cap, __FILE__, __LINE__); /* a step's activations: ulimit -v, batch size */
     a->mallocs++;
     return c;
 }

@@ -5,7 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 static _Thread_local char error_message[1024];
 
@@ -31,32 +34,90 @@ void cf_assert_fail(const char *file, int line, const char *cond, const char *fm
     abort();
 }
 
-void *cf_xmalloc_at(size_t n, const char *file, int line) {
-    void *p = malloc(n ? n : 1);
-    if (!p) {
-        fprintf(stderr, "%s:%d: out of memory (%zu bytes)\n", file, line, n);
-        abort();
+static size_t reserve_bytes;
+static size_t as_limit; /* 0: not read yet; SIZE_MAX: unlimited */
+
+static size_t address_space_limit(void) {
+    if (!as_limit) {
+        struct rlimit rl;
+        as_limit = getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < SIZE_MAX
+                       ? (size_t)rl.rlim_cur
+                       : SIZE_MAX;
     }
+    return as_limit;
+}
+
+/* No malloc here (there is no memory): the message is formatted on the stack and written with
+ * write(2). _exit, not exit: another thread may be inside an OpenMP region, and atexit handlers
+ * would run beside it; stdout is flushed first so the progress already printed is kept. */
+void cf_out_of_memory(size_t n, const char *file, int line) {
+    char msg[512], limit[240] = "";
+    if (address_space_limit() != SIZE_MAX)
+        snprintf(limit, sizeof limit, " (this process may use at most %zu MiB: ulimit -v, %zu MiB of it kept for "
+                 "OpenBLAS's buffers; a smaller model, train.batch_tokens or decode.batch_size needs less)",
+                 as_limit >> 20, reserve_bytes >> 20);
+    int k = snprintf(msg, sizeof msg, "error: out of memory: %zu bytes at %s:%d%s\n", n, file, line, limit);
+    fflush(stdout);
+    if (k > 0) {
+        ssize_t w = write(STDERR_FILENO, msg, (size_t)k < sizeof msg ? (size_t)k : sizeof msg - 1);
+        (void)w;
+    }
+    _exit(1);
+}
+
+void cf_memory_reserve(size_t bytes) { reserve_bytes = bytes; }
+
+size_t cf_memory_vm_bytes(void) {
+    char buf[128];
+    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    ssize_t k = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (k <= 0) return 0;
+    buf[k] = 0;
+    return (size_t)strtoull(buf, NULL, 10) * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+void cf_memory_check(size_t n, const char *file, int line) {
+    if (n < ((size_t)1 << 20) || address_space_limit() == SIZE_MAX) return;
+    size_t vm = cf_memory_vm_bytes();
+    if (vm && (n > as_limit || vm + reserve_bytes > as_limit - n)) cf_out_of_memory(n, file, line);
+}
+
+void *cf_xmalloc_at(size_t n, const char *file, int line) {
+    cf_memory_check(n, file, line);
+    void *p = malloc(n ? n : 1);
+    if (!p) cf_out_of_memory(n, file, line);
     return p;
 }
 
 void *cf_xcalloc_at(size_t n, size_t size, const char *file, int line) {
+    cf_memory_check(size && n > SIZE_MAX / size ? SIZE_MAX : n * size, file, line);
     void *p = calloc(n ? n : 1, size ? size : 1);
-    if (!p) {
-        fprintf(stderr, "%s:%d: out of memory (%zu x %zu bytes)\n", file, line, n, size);
-        abort();
-    }
+    if (!p) cf_out_of_memory(size && n > SIZE_MAX / size ? SIZE_MAX : n * size, file, line);
     return p;
 }
 
-void *cf_xalloc_aligned(size_t n) {
+void *cf_xrealloc_at(void *p, size_t n, const char *file, int line) {
+    cf_memory_check(n, file, line);
+    void *q = realloc(p, n ? n : 1);
+    if (!q) cf_out_of_memory(n, file, line);
+    return q;
+}
+
+char *cf_xstrdup_at(const char *s, const char *file, int line) {
+    size_t n = strlen(s) + 1;
+    char *d = cf_xmalloc_at(n, file, line);
+    memcpy(d, s, n);
+    return d;
+}
+
+void *cf_xalloc_aligned_at(size_t n, const char *file, int line) {
     size_t rounded = (n + 63) / 64 * 64;
     if (rounded == 0) rounded = 64;
-    void *p = aligned_alloc(64, rounded);
-    if (!p) {
-        fprintf(stderr, "out of memory (%zu bytes)\n", n);
-        abort();
-    }
+    cf_memory_check(n, file, line);
+    void *p = rounded >= n ? aligned_alloc(64, rounded) : NULL;
+    if (!p) cf_out_of_memory(n, file, line);
     memset(p, 0, rounded);
     return p;
 }
@@ -64,9 +125,9 @@ void *cf_xalloc_aligned(size_t n) {
 void *cf_grow(void *p, size_t *cap, size_t need, size_t elem) {
     if (need <= *cap) return p;
     size_t c = *cap ? *cap : 1024;
-    while (c < need) c *= 2;
-    p = realloc(p, c * elem);
-    CF_ASSERT(p != NULL, "out of memory growing an array to %zu elements of %zu bytes", c, elem);
+    while (c < need) c = c > SIZE_MAX / 2 ? need : c * 2;
+    if (elem && c > SIZE_MAX / elem) cf_out_of_memory(SIZE_MAX, __FILE__, __LINE__);
+    p = cf_xrealloc(p, c * elem);
     *cap = c;
     return p;
 }

@@ -5,6 +5,7 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,10 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "safetensors I/O assum
 
 /* A header larger than this is refused as corrupt (the reference implementation uses 100 MB). */
 #define ST_MAX_HEADER (100u << 20)
+/* ... and one with more JSON values than this, before it is parsed: each costs cJSON ~64 bytes, so
+ * a 100 MB header of "[0,0,0,..." would otherwise take ~3 GB. A tensor's entry has ~10 values, so
+ * this allows 100000 tensors; cformer's checkpoints have a few hundred. */
+#define ST_MAX_JSON_VALUES (1u << 20)
 
 struct cf_st_file {
     char *path;
@@ -66,6 +71,29 @@ io_error:
     cf_error_set("%s: read error: %s", path, strerror(errno));
     fclose(fp);
     return -1;
+}
+
+/* An upper bound on the JSON values in text (every value but the first follows a ',', ':', '['
+ * or '{' outside a string), counted without parsing. */
+static size_t json_values_bound(const char *text, size_t n) {
+    size_t count = 1;
+    bool in_string = false;
+    for (size_t i = 0; i < n; i++) {
+        char c = text[i];
+        if (in_string) {
+            if (c == '\\') i++;
+            else if (c == '"') in_string = false;
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == ',' || c == ':' || c == '[' || c == '{') {
+            count++;
+        }
+    }
+    return count;
+}
+
+static int by_name(const void *a, const void *b) {
+    return strcmp(((const cf_st_tensor *)a)->name, ((const cf_st_tensor *)b)->name);
 }
 
 static int by_offset(const void *a, const void *b) {
@@ -144,6 +172,12 @@ cf_st_file *cf_st_open(const char *path) {
                      (unsigned long long)hlen, f->size);
         goto fail;
     }
+    size_t values = json_values_bound((const char *)f->buf + 8, (size_t)hlen);
+    if (values > ST_MAX_JSON_VALUES) {
+        cf_error_set("%s: header holds about %zu JSON values, more than the %u a safetensors file of cformer's may "
+                     "have (corrupted or not ours)", path, values, ST_MAX_JSON_VALUES);
+        goto fail;
+    }
     root = cJSON_ParseWithLength((const char *)f->buf + 8, (size_t)hlen);
     if (!cJSON_IsObject(root)) {
         cf_error_set("%s: header is not a JSON object", path);
@@ -161,16 +195,20 @@ cf_st_file *cf_st_open(const char *path) {
             }
             continue;
         }
-        if (cf_st_find(f, item->string)) {
-            cf_error_set("%s: tensor '%s' appears twice", path, item->string);
-            goto fail;
-        }
         if (parse_entry(f, item, data, data_len, &f->tensors[f->n]) != 0) goto fail;
         f->n++;
     }
-    /* Tensors must not overlap. */
+    /* Names are unique (sorted, so that a crafted header of many tensors costs n log n, not n^2)
+     * and tensors must not overlap. */
     cf_st_tensor *sorted = cf_xmalloc((size_t)(f->n ? f->n : 1) * sizeof *sorted);
     memcpy(sorted, f->tensors, (size_t)f->n * sizeof *sorted);
+    qsort(sorted, (size_t)f->n, sizeof *sorted, by_name);
+    for (int i = 1; i < f->n; i++)
+        if (strcmp(sorted[i - 1].name, sorted[i].name) == 0) {
+            cf_error_set("%s: tensor '%s' appears twice", path, sorted[i].name);
+            free(sorted);
+            goto fail;
+        }
     qsort(sorted, (size_t)f->n, sizeof *sorted, by_offset);
     for (int i = 1; i < f->n; i++)
         if ((const unsigned char *)sorted[i - 1].data + sorted[i - 1].nbytes > (const unsigned char *)sorted[i].data) {
@@ -338,9 +376,12 @@ int cf_st_writer_write(cf_st_writer *w, const char *path) {
     }
     char *header = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
+    if (!header) cf_out_of_memory(0, __FILE__, __LINE__);
     /* Pad the header with spaces so the data starts 8-byte aligned (as the reference writer does). */
     size_t hlen = strlen(header), padded = (hlen + 7) / 8 * 8;
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    header = cf_xrealloc(header, padded + 1);
+    memset(header + hlen, ' ', padded - hlen);
+    int fd = cf_io_open(path, O_WRONLY | O_CREAT | O_TRUNC);
     if (fd < 0) {
         cf_error_set("%s: cannot create: %s", path, strerror(errno));
         free(header);
@@ -348,12 +389,11 @@ int cf_st_writer_write(cf_st_writer *w, const char *path) {
     }
     uint64_t len64 = padded;
     int rc = cf_write_all(fd, &len64, 8);
-    if (rc == 0) rc = cf_write_all(fd, header, hlen);
-    for (size_t i = hlen; rc == 0 && i < padded; i++) rc = cf_write_all(fd, " ", 1);
+    if (rc == 0) rc = cf_write_all(fd, header, padded);
     for (int i = 0; rc == 0 && i < w->n; i++) rc = cf_write_all(fd, w->entries[i].data, w->entries[i].nbytes);
-    if (rc == 0) rc = fsync(fd);
+    if (rc == 0) rc = cf_io_fsync(fd);
     if (rc != 0) cf_error_set("%s: write failed: %s", path, strerror(errno));
-    if (close(fd) != 0 && rc == 0) {
+    if (cf_io_close(fd) != 0 && rc == 0) {
         cf_error_set("%s: close failed: %s", path, strerror(errno));
         rc = -1;
     }

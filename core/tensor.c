@@ -1,13 +1,21 @@
 /* core/tensor.c - tensor and parameter construction. */
 #include "core/tensor.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* The bound leaves room for byte sizes: numel * sizeof(double) still fits an int64_t. */
+#define NUMEL_MAX (INT64_MAX / 16)
+
 int64_t cf_shape_numel(int ndim, const int64_t *shape) {
     int64_t n = 1;
-    for (int d = 0; d < ndim; d++) n *= shape[d];
+    for (int d = 0; d < ndim; d++) {
+        if (shape[d] < 0) return -1;
+        if (shape[d] && n > NUMEL_MAX / shape[d]) return -1;
+        n *= shape[d];
+    }
     return n;
 }
 
@@ -17,6 +25,8 @@ cf_tensor cf_tensor_header(int ndim, const int64_t *shape) {
     for (int d = 0; d < CF_MAX_DIMS; d++) t.shape[d] = d < ndim ? shape[d] : 1;
     for (int d = 0; d < ndim; d++) CF_ASSERT(shape[d] >= 0, "negative size %lld", (long long)shape[d]);
     t.numel = cf_shape_numel(ndim, shape);
+    CF_ASSERT(t.numel >= 0, "shape [%lld, %lld, %lld, %lld] overflows int64", (long long)t.shape[0],
+              (long long)t.shape[1], (long long)t.shape[2], (long long)t.shape[3]);
     return t;
 }
 

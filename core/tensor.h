@@ -44,6 +44,8 @@ void cf_param_zero_grad(cf_tensor *p);
 /* A tensor of this shape with no data, no gradient and no name (the shape is checked). */
 cf_tensor cf_tensor_header(int ndim, const int64_t *shape);
 
+/* The product of the sizes, or -1 if a size is negative or the product exceeds INT64_MAX / 16
+ * (so that a byte count of it cannot overflow either). */
 int64_t cf_shape_numel(int ndim, const int64_t *shape);
 bool cf_shape_equal(const cf_tensor *a, const cf_tensor *b);
 /* Size of the last dim, and the product of all the others ("rows"). */

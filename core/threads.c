@@ -6,6 +6,7 @@
 #include <math.h>
 #include <omp.h>
 #include <sched.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include "core/common.h"
+#include "core/gemm.h"
 
 static int max_threads = 1, cur_threads = 1;
 
@@ -71,6 +73,31 @@ static void set_current(int n) {
     omp_set_num_threads(n);
 }
 
+/* Under a finite address-space limit (ulimit -v), OpenBLAS's per-call buffers (128 MiB each) are
+ * the one allocation that cannot fail cleanly: blas_memory_alloc retries a failed allocation
+ * forever, so a thread that needs its first buffer once memory is used up hangs the run (seen:
+ * 2 threads, d_ff 8000, ulimit -v 600000). So let every thread take its buffer now, while there is
+ * room (n products started together), and keep room for those that did not, and for each thread's
+ * malloc arena (cf_memory_reserve: our own allocations then fail first, with a message). Without
+ * a limit none of this runs. */
+static void blas_buffers_warm_up(int n) {
+    size_t before = cf_memory_vm_bytes();
+    enum { W = 256 };
+    cf_real *buf = cf_xcalloc((size_t)(3 * W * W) * (size_t)n, sizeof *buf);
+#pragma omp parallel num_threads(n)
+    {
+        cf_real *a = buf + (size_t)omp_get_thread_num() * 3 * W * W;
+#pragma omp barrier
+        cf_gemm_serial(false, false, W, W, W, 1, a, W, a + W * W, W, 0, a + 2 * W * W, W);
+    }
+    free(buf);
+    size_t grown = cf_memory_vm_bytes() - before, buffer = (size_t)128 << 20;
+    int have = (int)(grown / buffer), missing = n - 1 - have;
+    if (missing < 0) missing = 0;
+    cf_memory_reserve((size_t)missing * (buffer + ((size_t)8 << 20)) + (size_t)(n - 1) * ((size_t)64 << 20) +
+                      ((size_t)16 << 20));
+}
+
 void cf_threads_set_siblings(int n_sharing, const int *pids, int n_pids) {
     share = n_sharing > 1 ? n_sharing : 1;
     n_siblings = 0;
@@ -92,6 +119,8 @@ int cf_threads_init(int n_threads) {
                      "build (see Makefile)", cf_threads_blas_model());
         return -1;
     }
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) blas_buffers_warm_up(n_threads);
     return 0;
 }
 

@@ -78,6 +78,25 @@ static bool all_space(const char *s, size_t n) {
     return true;
 }
 
+/* Offset of the first byte of s[0..n) that is not part of valid UTF-8 text without NUL (no
+ * overlong forms, surrogates or code points past U+10FFFF), or n when it all is. */
+static size_t text_bad_offset(const unsigned char *s, size_t n) {
+    static const uint32_t min_cp[5] = {0, 0, 0x80, 0x800, 0x10000};
+    for (size_t i = 0; i < n;) {
+        unsigned c = s[i];
+        size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+        if (c == 0 || len == 0 || len > n - i) return i;
+        uint32_t cp = len == 1 ? c : len == 2 ? c & 0x1F : len == 3 ? c & 0x0F : c & 0x07;
+        for (size_t k = 1; k < len; k++) {
+            if ((s[i + k] & 0xC0) != 0x80) return i;
+            cp = cp << 6 | (s[i + k] & 0x3F);
+        }
+        if (cp < min_cp[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return i;
+        i += len;
+    }
+    return n;
+}
+
 /* Count the remaining lines of r (for the misalignment message); -1 on a read error. */
 static int64_t count_rest(cf_lines *r) {
     const char *l;
@@ -148,6 +167,11 @@ cf_corpus *cf_corpus_load2(const cf_corpus_opts *o, cf_tokenizer *src_tok, cf_to
             if (ra == 0) break;
         }
         c->stats.n_lines++;
+        /* a line past the reader's bound (data/lines.h) has more tokens than any model takes */
+        if (cf_lines_truncated(rs) || (rt && cf_lines_truncated(rt))) {
+            c->stats.n_too_long++;
+            continue;
+        }
         if (all_space(a, na) || all_space(b, nb)) {
             c->stats.n_empty++;
             continue;
@@ -162,6 +186,19 @@ cf_corpus *cf_corpus_load2(const cf_corpus_opts *o, cf_tokenizer *src_tok, cf_to
         cf_corpus_add(c, xs.data, xs.n, ys.data, ys.n);
         c->line[c->n - 1] = c->stats.n_lines;
         if (o->keep_text) {
+            /* Kept text is scored (BLEU works on characters, and stops at a NUL): it must be text. */
+            const char *sides[2] = {a, b};
+            size_t lens[2] = {na, nb};
+            for (int k = 0; k < 2 && ok; k++) {
+                size_t bad = text_bad_offset((const unsigned char *)sides[k], lens[k]);
+                if (bad == lens[k]) continue;
+                const char *file = tsv ? o->tsv_path : k == 0 ? o->src_path : o->tgt_path;
+                size_t col = bad + (size_t)(tsv && k == 1 ? b - a : 0) + 1;
+                cf_error_set("%s:%lld: byte %zu is %s (evaluation text must be UTF-8: BLEU compares characters)", file,
+                             (long long)cf_lines_lineno(rs), col, sides[k][bad] ? "not valid UTF-8" : "a NUL");
+                ok = false;
+            }
+            if (!ok) break;
             add_text(&c->src_text, &c->cap_src_text, &c->src_text_off[c->n - 1], src_text_n, a, na);
             add_text(&c->tgt_text, &c->cap_tgt_text, &c->tgt_text_off[c->n - 1], tgt_text_n, b, nb);
             src_text_n += (int64_t)na + 1;

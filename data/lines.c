@@ -21,6 +21,9 @@ struct cf_lines {
     size_t cap, start, end;
     bool eof;
     int64_t lineno;
+    size_t max;                 /* longest line returned whole */
+    bool skipping;              /* inside the rest of a line that was cut */
+    bool truncated;             /* the last line returned was cut */
 };
 
 cf_lines *cf_lines_open(const char *path) {
@@ -36,7 +39,8 @@ cf_lines *cf_lines_open(const char *path) {
         return NULL;
     }
     if (r->gz) gzbuffer(r->gz, 1 << 17);
-    r->path = strdup(r->f == stdin ? "<stdin>" : path);
+    r->path = cf_xstrdup(r->f == stdin ? "<stdin>" : path);
+    r->max = CF_LINES_MAX_BYTES;
     r->cap = 1 << 16;
     r->buf = cf_xmalloc(r->cap);
     return r;
@@ -51,8 +55,7 @@ static int fill(cf_lines *r) {
     }
     if (r->end + 1 >= r->cap) {
         r->cap *= 2;
-        r->buf = realloc(r->buf, r->cap);
-        CF_ASSERT(r->buf != NULL, "out of memory");
+        r->buf = cf_xrealloc(r->buf, r->cap);
     }
     size_t want = r->cap - 1 - r->end; /* one byte spare for the terminating NUL */
     if (r->gz) {
@@ -80,13 +83,30 @@ static int fill(cf_lines *r) {
 }
 
 int cf_lines_next(cf_lines *r, const char **line, size_t *len) {
+    r->truncated = false;
     for (;;) {
         char *s = r->buf + r->start;
-        char *nl = memchr(s, '\n', r->end - r->start);
+        size_t avail = r->end - r->start;
+        if (r->skipping) { /* the rest of a cut line: drop it up to its newline */
+            char *nl = memchr(s, '\n', avail);
+            r->start = nl ? (size_t)(nl + 1 - r->buf) : r->end;
+            if (nl) r->skipping = false;
+            else if (r->eof) return 0;
+            else if (fill(r) < 0) return -1;
+            continue;
+        }
+        char *nl = memchr(s, '\n', avail < r->max + 1 ? avail : r->max + 1);
         size_t n;
         if (nl) {
             n = (size_t)(nl - s);
             r->start += n + 1;
+        } else if (avail > r->max) {
+            /* Longer than the maximum: hand out its first max bytes, skip the rest (the byte
+             * after them is not a newline, or memchr would have found it). */
+            n = r->max;
+            r->start += n;
+            r->skipping = true;
+            r->truncated = true; /* the NUL below overwrites the first skipped byte: no newline */
         } else if (r->eof) {
             if (r->start == r->end) return 0;
             n = r->end - r->start; /* the last line has no newline */
@@ -95,7 +115,7 @@ int cf_lines_next(cf_lines *r, const char **line, size_t *len) {
             if (fill(r) < 0) return -1;
             continue;
         }
-        if (n > 0 && s[n - 1] == '\r') n--;
+        if (!r->truncated && n > 0 && s[n - 1] == '\r') n--;
         s[n] = '\0';
         r->lineno++;
         *line = s;
@@ -103,6 +123,10 @@ int cf_lines_next(cf_lines *r, const char **line, size_t *len) {
         return 1;
     }
 }
+
+void cf_lines_set_max(cf_lines *r, size_t max_bytes) { r->max = max_bytes ? max_bytes : 1; }
+
+bool cf_lines_truncated(const cf_lines *r) { return r->truncated; }
 
 int64_t cf_lines_lineno(const cf_lines *r) { return r->lineno; }
 

@@ -21,8 +21,7 @@
 void cf_ids_push(cf_ids *a, int32_t id) {
     if (a->n == a->cap) {
         a->cap = a->cap ? a->cap * 2 : 64;
-        a->data = realloc(a->data, (size_t)a->cap * sizeof *a->data);
-        CF_ASSERT(a->data != NULL, "out of memory");
+        a->data = cf_xrealloc(a->data, (size_t)a->cap * sizeof *a->data); /* out of memory: a message, exit 1 */
     }
     a->data[a->n++] = id;
 }

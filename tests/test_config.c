@@ -148,8 +148,8 @@ TEST(config_error_wrong_type) {
 }
 
 TEST(config_error_out_of_range) {
-    char *e = error_of("\"train\": {\"grad_accum\": 0}", 0, NULL);
-    CHECK_ERROR(e, ORIGIN ": train.grad_accum: 0 is out of range (must be >= 1)");
+    char *e = error_of("\"train\": {\"max_steps\": 0}", 0, NULL);
+    CHECK_ERROR(e, ORIGIN ": train.max_steps: 0 is out of range (must be >= 1)");
     free(e);
     e = error_of("\"model\": {\"dropout\": 1}", 0, NULL);
     CHECK_ERROR(e, ORIGIN ": model.dropout: 1 is out of range (must be in [0, 1))");

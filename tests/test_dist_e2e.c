@@ -1,7 +1,8 @@
 /* tests/test_dist_e2e.c - data-parallel training across processes: `mpirun --oversubscribe -np K`
  * over loopback against one process with grad_accum K (byte-identical model.safetensors and
  * optim.safetensors for K = 2 and 3), a resume with another rank count, a killed rank, Ctrl-C to
- * mpirun, and ranks that disagree on the config.
+ * mpirun, a stop that comes during rank 0's evaluation, a run directory another trainer holds, and
+ * ranks that disagree on the config.
  *
  * Only in a `make MPI=1` build with mpirun on the PATH; otherwise each test says so and passes.
  * Runs are configs/tiny.json shrunk to 8 updates with dropout on (the masks are keyed by the
@@ -23,6 +24,7 @@
 #include "dist/dist.h"
 #include "tests/test.h"
 #include "tests/testlib.h"
+#include "train/lock.h"
 
 #define STEPS 8
 #define TIMEOUT_S 600.0 /* a run takes seconds; the machine is shared */
@@ -361,4 +363,87 @@ TEST(dist_e2e_ranks_must_agree) {
     CHECK_MSG(code != 0 && strstr(out, "rank 1's config differs from rank 0's"), "exit %d:\n%s", code, out);
     CHECK_MSG(!exists(dir, "checkpoints/latest") && !exists(dir, "metrics.jsonl"), "a refused job wrote %s", dir);
     free(out), free(cmd), free(a), free(b), free(dir);
+}
+
+/* The I/O point (core/fileio.h) of the n-th write to metrics.jsonl in a CF_FAULT_TRACE file; -1. */
+static long nth_metrics_write(const char *trace, int nth) {
+    char *text = test_read_file(trace, NULL);
+    long found = -1;
+    for (char *p = text, *nl; p && *p && found < 0; p = nl ? nl + 1 : NULL) {
+        nl = strchr(p, '\n');
+        if (nl) *nl = 0;
+        long n;
+        char op[16], path[512];
+        if (sscanf(p, "%ld %15s %511s", &n, op, path) == 3 && strcmp(op, "write") == 0 &&
+            strstr(path, "metrics.jsonl") && --nth == 0)
+            found = n;
+    }
+    free(text);
+    return found;
+}
+
+/* A stop that reaches rank 0 alone, just before its evaluation of update 4 (CF_FAULT_SIGNAL raises
+ * SIGINT inside the write of that update's train line: an exact moment, not a race). Rank 0's
+ * evaluation stops at its first batch and its verdict tells the other rank: the job stops
+ * together, rank 0 writes the checkpoint of update 4 marked eval_pending, and a 2-rank resume
+ * redoes the evaluation first and ends byte-identical to one process with grad_accum 2. */
+TEST(dist_e2e_stop_during_rank0_evaluation_then_resume) {
+    if (!mpi_ready(__func__)) return;
+    const char *ref = reference(2);
+    char *probe = fmt("%s/eval-stop-probe", root_dir()), *trace = fmt("%s/eval-stop.trace", root_dir());
+    char *base = train_cmd(2, probe, "--set train.max_steps=4"), *cmd = fmt("CF_FAULT_TRACE='%s' %s", trace, base);
+    char *out = NULL;
+    int code = run(cmd, &out);
+    CHECK_MSG(code == 0, "traced run: exit %d:\n%s", code, out);
+    free(out), free(cmd), free(base);
+    long point = nth_metrics_write(trace, 2); /* train lines at updates 2 and 4 */
+    CHECK_MSG(point > 0, "no second metrics write in %s", trace);
+
+    char *dir = fmt("%s/eval-stop", root_dir());
+    base = train_cmd(2, dir, NULL);
+    cmd = fmt("CF_FAULT_SIGNAL=%ld:%d %s", point, SIGINT, base);
+    code = run(cmd, &out);
+    CHECK_MSG(code != 0 && strstr(out, "interrupted (signal 2) during the evaluation: writing a checkpoint at step 4") &&
+                  strstr(out, "continue with: mpirun -np 2 cformer train "),
+              "exit %d, not stopped together in the evaluation:\n%s", code, out);
+    CHECK_MSG(!strstr(out, "did not answer"), "a rank waited for the others in vain:\n%s", out);
+    free(out), free(cmd), free(base);
+    char link[64] = "", *latest = fmt("%s/checkpoints/latest", dir);
+    ssize_t n = readlink(latest, link, sizeof link - 1);
+    CHECK_MSG(n > 0 && strcmp(link, "step-00000004") == 0, "latest is %s, want step-00000004", n > 0 ? link : "(none)");
+    char *state = fmt("%s/checkpoints/step-00000004/state.json", dir), *text = test_read_file(state, NULL);
+    CHECK_MSG(text && strstr(text, "\"eval_pending\":\ttrue"), "%s does not mark the evaluation pending", state);
+    free(text), free(state), free(latest);
+
+    cmd = train_cmd(2, dir, "--resume");
+    code = run(cmd, &out);
+    CHECK_MSG(code == 0 && strstr(out, "running the evaluation of step 4 that was interrupted"), "resume: exit %d:\n%s",
+              code, out);
+    free(out), free(cmd);
+    check_same_checkpoint(ref, dir, "2 ranks stopped in the evaluation, resumed");
+    char *la = losses(ref), *lb = losses(dir);
+    CHECK_MSG(strcmp(la, lb) == 0 && la[0], "logged losses differ:\n%s---\n%s", lb, la);
+    char *mpath = fmt("%s/metrics.jsonl", dir), *metrics = test_read_file(mpath, NULL);
+    int evals = 0;
+    for (const char *p = metrics; p && (p = strstr(p, "\"event\":\"eval\"")); p++) evals++;
+    CHECK_MSG(evals == 2, "%d eval lines in %s, want 2 (steps 4 and 8)", evals, mpath);
+    free(metrics), free(mpath), free(la), free(lb), free(dir), free(trace), free(probe);
+}
+
+/* A run directory that another trainer holds (here: this test process, through train/lock.h):
+ * rank 0 is refused with the holder's PID, and its refusal ends every rank before anything is
+ * written. */
+TEST(dist_e2e_locked_run_directory_refuses_the_job) {
+    if (!mpi_ready(__func__)) return;
+    char *dir = fmt("%s/locked", root_dir());
+    CHECK(mkdir(dir, 0755) == 0);
+    cf_run_lock *lock = cf_run_lock_acquire(dir);
+    CHECK_MSG(lock != NULL, "%s", cf_error_message());
+    char *cmd = train_cmd(2, dir, NULL), *out = NULL, *holder = fmt("(pid %ld holds", (long)getpid());
+    int code = run(cmd, &out);
+    CHECK_MSG(code != 0 && strstr(out, "is in use by another trainer") && strstr(out, holder), "exit %d:\n%s", code,
+              out);
+    CHECK_MSG(!exists(dir, "metrics.jsonl") && !exists(dir, "tokenizer.json"), "a refused job wrote into %s", dir);
+    cf_run_lock_release(lock);
+    free(holder), free(out), free(cmd), free(dir);
 }

@@ -25,7 +25,8 @@ TEST(metrics_resume_drops_lines_past_checkpoint) {
     for (int s = 10; s <= 50; s += 10) cf_metrics_log_train(&m, &(cf_train_event){.step = s, .loss = 5.0 - s / 20.0});
     cf_metrics_log_eval(&m, &(cf_eval_event){.step = 20, .valid_loss = 4, .bleu = 12.5});
     cf_metrics_log_eval(&m, &(cf_eval_event){.step = 40, .valid_loss = 3, .bleu = 20});
-    fputs("{\"event\":\"train\",\"st", m.fp); /* a torn line, as after kill -9 */
+    const char *torn = "{\"event\":\"train\",\"st"; /* a torn line, as after kill -9 */
+    CHECK(write(m.fd, torn, strlen(torn)) == (ssize_t)strlen(torn));
     cf_metrics_close(&m);
     CHECK(count_lines(path) == 7);
     /* Resume from a checkpoint at step 30: steps 40, 50, the eval at 40 and the torn line go. */

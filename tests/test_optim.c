@@ -19,8 +19,9 @@
  * The test binary interposes malloc/calloc/realloc/aligned_alloc/posix_memalign (forwarding to
  * glibc) and counts calls while `alloc_counting` is set: any allocation inside cf_optimizer_step,
  * ours or OpenMP's, is seen, even one freed again before the step returns. Sanitizer builds keep
- * their own allocator, so there the test only runs the steps. */
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+ * their own allocator (make lsan and make tsan define CF_SANITIZER: gcc has no macro for LeakSanitizer, clang none of these), so there the
+ * test only runs the steps. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__) || defined(CF_SANITIZER)
 #define ALLOC_COUNTING 0
 #else
 #define ALLOC_COUNTING 1

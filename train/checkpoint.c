@@ -20,8 +20,12 @@
 #define OPTIM_FILE "optim.safetensors"
 #define STATE_FILE "state.json"
 #define TMP_PREFIX ".tmp-"
-/* state.json is small; anything larger is not ours. */
-#define STATE_MAX_BYTES (16u << 20)
+/* state.json is small (about 1 KB); anything larger is not ours. */
+#define STATE_MAX_BYTES (1u << 20)
+/* The last member of state.json: the CRC32 of every byte before the comma that precedes it. */
+#define STATE_CRC_KEY "state_crc32"
+/* Written before state.json had its checksum: still read, without one. */
+#define CF_CHECKPOINT_FORMAT_1 "cformer-checkpoint-1"
 
 /* ---- small helpers ---- */
 
@@ -290,8 +294,8 @@ static int prune(const char *ckdir, int keep_last) {
         if (steps[i] == keep_a || steps[i] == keep_b) continue;
         char *dir = str_fmt("%s/step-%08lld", ckdir, (long long)steps[i]);
         char *aside = str_fmt("%s/" TMP_PREFIX "prune-step-%08lld-%ld", ckdir, (long long)steps[i], (long)getpid());
-        if (rename(dir, aside) != 0) {
-            cf_error_set("%s: cannot remove old checkpoint: %s", dir, strerror(errno));
+        if (cf_io_rename(dir, aside) != 0) {
+            cf_error_set("%s: cannot remove old checkpoint (moving it to %s): %s", dir, aside, strerror(errno));
             rc = -1;
         }
         free(dir);
@@ -310,10 +314,10 @@ static int update_link(const char *ckdir, const char *link, const char *target) 
     char *path = str_fmt("%s/%s", ckdir, link);
     int rc = 0;
     unlink(tmp);
-    if (symlink(target, tmp) != 0) {
+    if (cf_io_symlink(target, tmp) != 0) {
         cf_error_set("%s: cannot create symlink: %s", tmp, strerror(errno));
         rc = -1;
-    } else if (rename(tmp, path) != 0) {
+    } else if (cf_io_rename(tmp, path) != 0) {
         cf_error_set("%s: cannot replace with a link to %s: %s", path, target, strerror(errno));
         unlink(tmp);
         rc = -1;
@@ -338,6 +342,21 @@ static int add_file_entry(cJSON *files, const char *dir, const char *name) {
     cJSON_AddNumberToObject(e, "bytes", (double)bytes);
     cJSON_AddStringToObject(e, "crc32", hex);
     return 0;
+}
+
+/* cJSON's text of root with the checksum member appended: "...last member,\n\t"state_crc32":
+ * "1a2b3c4d"\n}\n", the CRC32 covering every byte before that comma. */
+static char *state_text(const cJSON *root) {
+    char *body = cJSON_Print(root);
+    if (!body) cf_out_of_memory(0, __FILE__, __LINE__);
+    size_t n = strlen(body);
+    CF_ASSERT(n >= 2 && body[n - 1] == '}', "cJSON_Print of an object");
+    n--;
+    while (n > 0 && (body[n - 1] == '\n' || body[n - 1] == '\t' || body[n - 1] == ' ')) n--;
+    uint32_t crc = (uint32_t)crc32_z(crc32(0L, Z_NULL, 0), (const unsigned char *)body, n);
+    char *text = str_fmt("%.*s,\n\t\"" STATE_CRC_KEY "\":\t\"%08x\"\n}\n", (int)n, body, (unsigned)crc);
+    free(body);
+    return text;
 }
 
 /* Writes the three files into the (new, empty) directory tmp and fsyncs it. */
@@ -373,7 +392,7 @@ static int write_checkpoint_files(const char *tmp, int64_t step, const cf_params
     if (rc == 0 && opt) rc = add_file_entry(files, tmp, OPTIM_FILE);
     cJSON_AddItemToObject(root, "files", files);
     if (rc == 0) {
-        text = cJSON_Print(root);
+        text = state_text(root);
         rc = cf_write_file_synced(state_path, text, strlen(text));
     }
     if (rc == 0) rc = cf_fsync_dir(tmp);
@@ -390,11 +409,11 @@ static int write_checkpoint_files(const char *tmp, int64_t step, const cf_params
  * old copy, now under the tmp name, is removed. */
 static int install_dir(const char *tmp, const char *final) {
     if (!exists_nofollow(final)) {
-        if (rename(tmp, final) == 0) return 0;
+        if (cf_io_rename(tmp, final) == 0) return 0;
         cf_error_set("%s: cannot rename to %s: %s", tmp, final, strerror(errno));
         return -1;
     }
-    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, final, RENAME_EXCHANGE) == 0) {
+    if (cf_io_exchange(tmp, final) == 0) {
         remove_tree(tmp);
         return 0;
     }
@@ -406,10 +425,10 @@ static int install_dir(const char *tmp, const char *final) {
      * which final is missing; a crash there leaves it under a .tmp- name). */
     char *aside = str_fmt("%s-old", tmp);
     int rc = 0;
-    if (rename(final, aside) != 0) {
+    if (cf_io_rename(final, aside) != 0) {
         cf_error_set("%s: cannot move aside: %s", final, strerror(errno));
         rc = -1;
-    } else if (rename(tmp, final) != 0) {
+    } else if (cf_io_rename(tmp, final) != 0) {
         cf_error_set("%s: cannot replace: %s", final, strerror(errno));
         rename(aside, final); /* put the old one back rather than lose it */
         rc = -1;
@@ -436,7 +455,7 @@ int cf_checkpoint_save(const char *run_dir, int64_t step, const cf_params *ps, c
     if (rc == 0 && created) rc = cf_fsync_dir(run_dir);
     if (rc == 0) {
         remove_stale_tmp(ckdir);
-        if (mkdir(tmp, 0755) != 0) {
+        if (cf_io_mkdir(tmp) != 0) {
             cf_error_set("%s: cannot create directory: %s", tmp, strerror(errno));
             rc = -1;
         }
@@ -474,6 +493,20 @@ static char *follow_link(const char *path) {
     return str_fmt("%.*s/%s", (int)(slash - path), path, target);
 }
 
+/* A latest or best link that cformer wrote names a step directory beside it, "step-NNNNNNNN",
+ * and nothing else: a link elsewhere (another directory, "../..", an absolute path) is refused
+ * rather than followed. 0, or -1 with a message. */
+static int check_run_link(const char *link) {
+    char target[4096];
+    ssize_t k = readlink(link, target, sizeof target - 1);
+    if (k < 0) return 0; /* not a symlink: a real directory, judged by its contents */
+    target[k] = '\0';
+    if (step_of_name(target) >= 0) return 0;
+    cf_error_set("%s: points to '%s', not a step-NNNNNNNN directory beside it (cformer writes only those)", link,
+                 target);
+    return -1;
+}
+
 static bool is_step_dir(const char *dir) {
     char *s = str_fmt("%s/" STATE_FILE, dir), *m = str_fmt("%s/" MODEL_FILE, dir);
     bool yes = exists_nofollow(s) || exists_nofollow(m);
@@ -487,6 +520,10 @@ static bool is_step_dir(const char *dir) {
 static char *resolve_ckdir(const char *ckdir, const char *what) {
     char *latest = str_fmt("%s/latest", ckdir);
     if (exists_nofollow(latest)) {
+        if (check_run_link(latest) != 0) {
+            free(latest);
+            return NULL;
+        }
         char *target = follow_link(latest);
         if (!is_dir(target) || !is_step_dir(target)) {
             cf_error_set("%s: points to %s, which is not a checkpoint", latest, target);
@@ -507,6 +544,9 @@ static char *resolve_ckdir(const char *ckdir, const char *what) {
 }
 
 static char *resolve_path(const char *path) {
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    if ((strcmp(base, "latest") == 0 || strcmp(base, "best") == 0) && check_run_link(path) != 0) return NULL;
     struct stat sb;
     if (stat(path, &sb) != 0) {
         cf_error_set("%s: %s", path, strerror(errno));
@@ -539,15 +579,103 @@ char *cf_checkpoint_resolve(const char *path_in) {
     return result;
 }
 
-static cJSON *read_state(const char *path) {
+/* The checksum member that ends a format-2 state.json: 0, -1 with a message naming path. */
+static int check_state_crc(const char *text, size_t n, const cJSON *root, const char *path) {
+    const cJSON *last = root->child;
+    while (last && last->next) last = last->next;
+    if (!last || !last->string || strcmp(last->string, STATE_CRC_KEY) != 0 || !cJSON_IsString(last)) {
+        cf_error_set("%s: no \"" STATE_CRC_KEY "\" at the end (truncated or edited?)", path);
+        return -1;
+    }
+    /* The key's last occurrence in the text is that member (it is the last one); the checksum
+     * covers the bytes before the comma in front of it. */
+    const char *key = "\"" STATE_CRC_KEY "\"";
+    size_t klen = strlen(key), at = n;
+    for (size_t i = n >= klen ? n - klen + 1 : 0; i-- > 0;)
+        if (memcmp(text + i, key, klen) == 0) {
+            at = i;
+            break;
+        }
+    while (at < n && at > 0 && strchr(" \t\r\n", text[at - 1])) at--;
+    if (at == n || at == 0 || text[at - 1] != ',') {
+        cf_error_set("%s: \"" STATE_CRC_KEY "\" is not where cformer writes it (edited?)", path);
+        return -1;
+    }
+    char hex[16];
+    snprintf(hex, sizeof hex, "%08x", (unsigned)crc32_z(crc32(0L, Z_NULL, 0), (const unsigned char *)text, at - 1));
+    if (strcmp(hex, last->valuestring) != 0) {
+        cf_error_set("%s: checksum mismatch (file corrupted): crc32 %s, the file says %s", path, hex, last->valuestring);
+        return -1;
+    }
+    return 0;
+}
+
+/* The step a directory name says ("runs/x/checkpoints/step-00000200/" -> 200), or -1. */
+static int64_t step_of_dir(const char *dir) {
+    size_t len = strlen(dir);
+    while (len > 1 && dir[len - 1] == '/') len--;
+    size_t base = len;
+    while (base > 0 && dir[base - 1] != '/') base--;
+    char name[64];
+    if (len - base >= sizeof name) return -1;
+    memcpy(name, dir + base, len - base);
+    name[len - base] = '\0';
+    return step_of_name(name);
+}
+
+cJSON *cf_checkpoint_state_parse(const char *text, size_t n, const char *path, const char *dir) {
+    if (n > STATE_MAX_BYTES) {
+        cf_error_set("%s: %zu bytes, larger than the %u a state.json may have (corrupted?)", path, n, STATE_MAX_BYTES);
+        return NULL;
+    }
+    cJSON *root = cJSON_ParseWithLength(text, n);
+    if (!cJSON_IsObject(root)) {
+        cf_error_set("%s: not a JSON object (corrupted?)", path);
+        cJSON_Delete(root);
+        return NULL;
+    }
+    const cJSON *format = cJSON_GetObjectItemCaseSensitive(root, "format");
+    const cJSON *version = cJSON_GetObjectItemCaseSensitive(root, "version");
+    const cJSON *step = cJSON_GetObjectItemCaseSensitive(root, "step");
+    const cJSON *files = cJSON_GetObjectItemCaseSensitive(root, "files");
+    const bool v2 = cJSON_IsString(format) && strcmp(format->valuestring, CF_CHECKPOINT_FORMAT) == 0;
+    const bool v1 = cJSON_IsString(format) && strcmp(format->valuestring, CF_CHECKPOINT_FORMAT_1) == 0;
+    int64_t named = dir ? step_of_dir(dir) : -1;
+    int rc = -1;
+    if (!v1 && !v2) {
+        cf_error_set("%s: \"format\" is %s, expected \"%s\"", path,
+                     cJSON_IsString(format) ? format->valuestring : "missing", CF_CHECKPOINT_FORMAT);
+    } else if (v2 && check_state_crc(text, n, root, path) != 0) {
+        /* message set */
+    } else if (check_version(path, "\"version\"", cJSON_IsString(version) ? version->valuestring : NULL) != 0) {
+        /* message set */
+    } else if (!cJSON_IsNumber(step) || !(step->valuedouble >= 0 && step->valuedouble <= 9007199254740992.0) ||
+               step->valuedouble != (double)(int64_t)step->valuedouble) {
+        cf_error_set("%s: \"step\" missing or not a non-negative integer", path);
+    } else if (!cJSON_IsObject(files)) {
+        cf_error_set("%s: \"files\" missing or not an object", path);
+    } else if (named >= 0 && named != (int64_t)step->valuedouble) {
+        cf_error_set("%s: says step %lld but the directory is step-%08lld", path, (long long)step->valuedouble,
+                     (long long)named);
+    } else {
+        rc = 0;
+    }
+    if (rc != 0) {
+        cJSON_Delete(root);
+        return NULL;
+    }
+    return root;
+}
+
+static cJSON *read_state(const char *path, const char *dir) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         cf_error_set("%s: cannot open: %s", path, strerror(errno));
         return NULL;
     }
     struct stat sb;
-    if (fstat(fd, &sb) != 0 || sb.st_size > STATE_MAX_BYTES) {
-        cf_error_set("%s: unreadable or larger than %u bytes (corrupted?)", path, STATE_MAX_BYTES);
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size > STATE_MAX_BYTES) {
+        cf_error_set("%s: not a regular file or larger than %u bytes (corrupted?)", path, STATE_MAX_BYTES);
         close(fd);
         return NULL;
     }
@@ -560,52 +688,11 @@ static cJSON *read_state(const char *path) {
         got += (size_t)k;
     }
     close(fd);
-    cJSON *root = got == n ? cJSON_ParseWithLength(text, n) : NULL;
-    free(text);
+    cJSON *root = NULL;
     if (got != n) cf_error_set("%s: read error", path);
-    else if (!cJSON_IsObject(root)) cf_error_set("%s: not a JSON object (corrupted?)", path);
-    if (!cJSON_IsObject(root)) {
-        cJSON_Delete(root);
-        return NULL;
-    }
+    else root = cf_checkpoint_state_parse(text, n, path, dir);
+    free(text);
     return root;
-}
-
-/* Checks the header fields of state.json; the step must match a step-NNNNNNNN directory name. */
-static int check_state(const cJSON *root, const char *path, const char *dir) {
-    const cJSON *format = cJSON_GetObjectItemCaseSensitive(root, "format");
-    const cJSON *version = cJSON_GetObjectItemCaseSensitive(root, "version");
-    const cJSON *step = cJSON_GetObjectItemCaseSensitive(root, "step");
-    const cJSON *files = cJSON_GetObjectItemCaseSensitive(root, "files");
-    if (!cJSON_IsString(format) || strcmp(format->valuestring, CF_CHECKPOINT_FORMAT) != 0) {
-        cf_error_set("%s: \"format\" is %s, expected \"%s\"", path,
-                     cJSON_IsString(format) ? format->valuestring : "missing", CF_CHECKPOINT_FORMAT);
-        return -1;
-    }
-    if (check_version(path, "\"version\"", cJSON_IsString(version) ? version->valuestring : NULL) != 0) return -1;
-    if (!cJSON_IsNumber(step) || step->valuedouble < 0 || step->valuedouble != (double)(int64_t)step->valuedouble) {
-        cf_error_set("%s: \"step\" missing or not a non-negative integer", path);
-        return -1;
-    }
-    if (!cJSON_IsObject(files)) {
-        cf_error_set("%s: \"files\" missing or not an object", path);
-        return -1;
-    }
-    size_t len = strlen(dir);
-    while (len > 1 && dir[len - 1] == '/') len--;
-    size_t base = len;
-    while (base > 0 && dir[base - 1] != '/') base--;
-    char name[64];
-    if (len - base < sizeof name) {
-        memcpy(name, dir + base, len - base);
-        name[len - base] = '\0';
-        int64_t s = step_of_name(name);
-        if (s >= 0 && s != (int64_t)step->valuedouble) {
-            cf_error_set("%s: says step %lld but the directory is %s", path, (long long)step->valuedouble, name);
-            return -1;
-        }
-    }
-    return 0;
 }
 
 /* Compares dir/name with its size and CRC32 in state.json, before anything parses it. */
@@ -639,8 +726,8 @@ int cf_checkpoint_load(const char *ckpt_dir, cf_params *ps, cf_optimizer *opt, c
     char *state_path = str_fmt("%s/" STATE_FILE, ckpt_dir);
     char *model_path = str_fmt("%s/" MODEL_FILE, ckpt_dir), *optim_path = str_fmt("%s/" OPTIM_FILE, ckpt_dir);
     cf_st_file *model = NULL, *optim = NULL;
-    cJSON *root = read_state(state_path);
-    int rc = root ? check_state(root, state_path, ckpt_dir) : -1;
+    cJSON *root = read_state(state_path, ckpt_dir);
+    int rc = root ? 0 : -1;
     const cJSON *files = cJSON_GetObjectItemCaseSensitive(root, "files");
     if (rc == 0) rc = verify_file(files, ckpt_dir, MODEL_FILE);
     if (rc == 0 && opt && !cJSON_GetObjectItemCaseSensitive(files, OPTIM_FILE)) {

@@ -25,8 +25,10 @@
  * model.safetensors: every parameter as F32 under its PyTorch-style name, in registration order,
  * with __metadata__ {"format": "cformer", "version": CF_VERSION, "config": <run config JSON>}.
  * optim.safetensors: cf_optimizer_state_save's tensors (train/optim_state.h, docs/optim.md).
- * state.json: the caller's fields plus "format": "cformer-checkpoint-1", "version", "step" and
- * "files": {"model.safetensors": {"bytes": n, "crc32": "1a2b3c4d"}, "optim.safetensors": {...}}.
+ * state.json: the caller's fields plus "format": "cformer-checkpoint-2", "version", "step",
+ * "files": {"model.safetensors": {"bytes": n, "crc32": "1a2b3c4d"}, "optim.safetensors": {...}}
+ * and, last, "state_crc32": the CRC32 of the file's bytes before that member's comma (format 1,
+ * written before, had none and is still read).
  *
  * Crash safety: a checkpoint is written and fsync'ed in a .tmp- directory and renamed into place
  * as a whole, and latest/best are repointed only afterwards, so a kill at any instant leaves
@@ -44,7 +46,7 @@
 #include "nn/params.h"
 #include "optim/optim.h"
 
-#define CF_CHECKPOINT_FORMAT "cformer-checkpoint-1"
+#define CF_CHECKPOINT_FORMAT "cformer-checkpoint-2"
 #define CF_WEIGHTS_FORMAT "cformer"
 
 /* Writes every parameter (F32, registration order) to path and fsyncs it; config_json (may be
@@ -75,6 +77,13 @@ char *cf_checkpoint_resolve(const char *path);
  * (may be NULL) the config from the model's metadata (malloc'ed; NULL if none was saved).
  * On failure: -1 with a message naming the file and what is wrong; ps and opt unchanged. */
 int cf_checkpoint_load(const char *ckpt_dir, cf_params *ps, cf_optimizer *opt, cJSON **state, char **config_json);
+
+/* Parses and checks state.json's text (n bytes, at most 1 MiB): a JSON object with our format
+ * (its checksum when format 2), a version of ours, a step that is a non-negative integer (equal
+ * to dir's step-NNNNNNNN name when dir is given; may be NULL) and a "files" object. Returns the
+ * object (cJSON_Delete it), or NULL with a message naming path. The caller's fields are not
+ * checked here: the trainer validates its own (train/train_state.h). */
+cJSON *cf_checkpoint_state_parse(const char *text, size_t n, const char *path, const char *dir);
 
 /* The steps of run_dir/checkpoints/step-* directories, ascending (*steps malloc'ed, NULL if none).
  * A run without checkpoints/ has none. 0, or -1 with a message. */

@@ -17,8 +17,10 @@
 #include <cjson/cJSON.h>
 
 #include "core/common.h"
+#include "core/json.h"
 
 #define MAX_EXACT_INT 9007199254740992.0 /* 2^53: larger JSON numbers are not exact integers */
+#define CF_CONFIG_MAX_BYTES (16 << 20)   /* the bound on a config file read (docs/reliability.md) */
 
 static const char *const group_names[] = {"data", "model", "optim", "schedule", "train", "decode", "bench"};
 enum { N_GROUPS = sizeof group_names / sizeof group_names[0] };
@@ -44,8 +46,7 @@ static bool is_word(const cf_config_key *k, const char *s) {
 static void set_string(cf_config *c, const cf_config_key *k, const char *s) {
     char **p = field(c, k);
     free(*p);
-    *p = s ? strdup(s) : NULL;
-    CF_ASSERT(!s || *p);
+    *p = s ? cf_xstrdup(s) : NULL;
 }
 
 /* ---- suggestions: Levenshtein distance over key paths ---- */
@@ -136,6 +137,10 @@ static int set_value(cf_config *c, const cf_config_key *k, const cJSON *v, const
             return -1;
         }
         double x = v->valuedouble;
+        if (!isfinite(x)) { /* cJSON reads 1e999 as infinity */
+            cf_error_set("%s: %s: expected a finite number, got %g", origin, where, x);
+            return -1;
+        }
         if (integral && (x != floor(x) || fabs(x) > MAX_EXACT_INT)) {
             cf_error_set("%s: %s: expected an integer, got %s", origin, where, show(v));
             return -1;
@@ -413,7 +418,7 @@ int cf_config_parse_opts(cf_config *c, const char *json, const char *origin, int
     if (!opts) opts = &default_opts;
     if (!origin) origin = "config";
     cf_config_defaults(c);
-    c->source_path = strdup(origin);
+    c->source_path = cf_xstrdup(origin);
 
     cJSON *root = cJSON_ParseWithOpts(json, NULL, 1);
     if (!root) {
@@ -431,7 +436,7 @@ int cf_config_parse_opts(cf_config *c, const char *json, const char *origin, int
     for (int i = 0; status == 0 && i < n_overrides; i++) status = apply_override(c, overrides[i], origin);
     if (status == 0 && !c->name) {
         c->name = name_from_origin(origin);
-        if (!c->name) c->name = strdup("run");
+        if (!c->name) c->name = cf_xstrdup("run");
     }
     if (status == 0) status = validate(c, origin, opts);
     if (status != 0) cf_config_free(c);
@@ -449,20 +454,28 @@ int cf_config_load_opts(cf_config *c, const char *path, int n_overrides, char *c
     CF_REQUIRE(f, "%s: cannot read the config: %s", path, strerror(errno));
     char *text = NULL;
     size_t len = 0, cap = 0;
+    bool too_big = false;
     for (;;) {
         if (len + 4096 + 1 > cap) {
             cap = cap ? cap * 2 : 16384;
-            char *grown = realloc(text, cap);
-            CF_ASSERT(grown, "out of memory reading %s", path);
-            text = grown;
+            text = cf_xrealloc(text, cap);
         }
         size_t got = fread(text + len, 1, cap - len - 1, f);
         len += got;
         if (got == 0) break;
+        if (len > CF_CONFIG_MAX_BYTES) { /* a config is a few KB: this is not one (or is /dev/zero) */
+            too_big = true;
+            break;
+        }
     }
     bool failed = ferror(f);
     fclose(f);
     text[len] = 0;
+    if (too_big) {
+        cf_error_set("%s: larger than %d MiB: not a config", path, CF_CONFIG_MAX_BYTES >> 20);
+        free(text);
+        return -1;
+    }
     if (failed || strlen(text) != len) {
         cf_error_set("%s: cannot read the config (%s)", path, failed ? "read error" : "NUL byte in the file");
         free(text);
@@ -482,9 +495,10 @@ int cf_config_load(cf_config *c, const char *path, int n_overrides, char *const 
 static cJSON *value_json(const cf_config *c, const cf_config_key *k) {
     const void *p = cfield(c, k);
     switch (k->type) {
-    case CF_CONFIG_INT: return cJSON_CreateNumber((double)*(const int64_t *)p);
-    case CF_CONFIG_U64: return cJSON_CreateNumber((double)*(const uint64_t *)p);
-    case CF_CONFIG_DOUBLE: return cJSON_CreateNumber(*(const double *)p);
+    /* exact: cJSON's own printing keeps 15 digits (core/json.h) */
+    case CF_CONFIG_INT: return cf_json_number((double)*(const int64_t *)p);
+    case CF_CONFIG_U64: return cf_json_number((double)*(const uint64_t *)p);
+    case CF_CONFIG_DOUBLE: return cf_json_number(*(const double *)p);
     case CF_CONFIG_BOOL: return cJSON_CreateBool(*(const bool *)p);
     case CF_CONFIG_STRING:
     case CF_CONFIG_PATH: {

@@ -71,6 +71,7 @@ char *cf_config_doc_markdown(void) {
     char *text = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&text, &len);
+    if (!f) cf_out_of_memory(0, __FILE__, __LINE__); /* its only failure */
     fprintf(f, "# Run configuration\n\n"
                "<!-- Generated from the key table in train/config_table.c: regenerate with\n"
                "     `build/cformer config --doc > docs/config.md`; tests/test_config.c fails when they differ. -->\n\n"

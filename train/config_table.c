@@ -57,13 +57,26 @@ const char *cf_data_task_name(cf_data_task t) { return t == CF_TASK_COPY ? "copy
 static const char *const tokenizer_kinds[] = {"bpe", "wordpiece", "unigram", NULL};
 
 #define NO_LIMIT INFINITY
+/* Upper bounds on sizes (docs/reliability.md): far above any model this code trains, and low
+ * enough that no product of them overflows: every GEMM dimension stays below 2^21 (BLAS takes
+ * int), every tensor's element count below 2^47 (int64 with room), so an absurd value is an error
+ * naming its key, and a merely too large model ends in a clear out-of-memory message. */
+#define MAX_WIDTH 65536             /* d_model and the per-head/latent widths */
+#define MAX_FF 262144               /* d_ff */
+#define MAX_HEADS 4096
+#define MAX_LAYERS 1024
+#define MAX_POSITIONS 65536         /* model.max_len, data.max_len, windows, output lengths */
+#define MAX_BATCH_TOKENS 1048576    /* tokens of one micro-batch */
+#define MAX_BATCH 65536             /* sentences decoded (or benchmarked) together */
+#define MAX_COUNT 1000000           /* grad_accum, keep_last, max_bad_steps, bench steps */
 #define OFF(field) offsetof(cf_config, field)
 /* Each macro gives a row's fields; a row is {K_...(...)} or {K_...(...), SHAPES}. */
 #define K_INT(p, f, lo_, hi_, d) .path = p, .type = CF_CONFIG_INT, .offset = OFF(f), .lo = lo_, .hi = hi_, .doc = d
-/* [lo, inf), (lo, inf) and [0, 1) doubles: the only shapes of range the keys need */
+/* [lo, inf), (lo, inf), [lo, hi] and [0, 1) doubles: the only shapes of range the keys need */
 #define K_GE(p, f, lo_, d) .path = p, .type = CF_CONFIG_DOUBLE, .offset = OFF(f), .lo = lo_, .hi = NO_LIMIT, .doc = d
 #define K_GT(p, f, lo_, d)                                                                                   \
     .path = p, .type = CF_CONFIG_DOUBLE, .offset = OFF(f), .lo = lo_, .hi = NO_LIMIT, .lo_open = true, .doc = d
+#define K_DBL(p, f, lo_, hi_, d) .path = p, .type = CF_CONFIG_DOUBLE, .offset = OFF(f), .lo = lo_, .hi = hi_, .doc = d
 #define K_UNIT(p, f, d) .path = p, .type = CF_CONFIG_DOUBLE, .offset = OFF(f), .lo = 0, .hi = 1, .hi_open = true, .doc = d
 #define K_BOOL(p, f, d) .path = p, .type = CF_CONFIG_BOOL, .offset = OFF(f), .doc = d
 #define K_PATH(p, f, d) .path = p, .type = CF_CONFIG_PATH, .offset = OFF(f), .doc = d
@@ -96,25 +109,25 @@ static const cf_config_key keys[] = {
             "tokenizer.json (any kind); with data.shared_vocab false a kind only (one tokenizer per side)", SHAPES},
     {K_INT("data.vocab_size", data.vocab_size, 260, 1000000, "tokenizer vocabulary size (4 specials + 256 bytes + learned tokens)"), SHAPES},
     {K_BOOL("data.shared_vocab", data.shared_vocab, "one tokenizer for both languages (needed by model.share_embeddings); false: one per side, tokenizer.json and tokenizer.tgt.json"), SHAPES},
-    {K_INT("data.max_len", data.max_len, 1, NO_LIMIT, "training pairs with more tokens on either side are dropped")},
+    {K_INT("data.max_len", data.max_len, 1, MAX_POSITIONS, "training pairs with more tokens on either side are dropped")},
     {K_INT("data.copy_vocab", data.copy_vocab, 4, 1000000, "copy: vocabulary (<pad> 0, <bos> 1, <eos> copy_vocab - 1, symbols between)"), SHAPES},
     {K_INT("data.copy_len", data.copy_len, 1, 1000, "copy: symbols per sequence")},
     {K_INT("data.copy_train", data.copy_train, 1, 16777215, "copy: sequences per training epoch, drawn anew every epoch")},
     {K_INT("data.copy_valid", data.copy_valid, 1, 16777215, "copy: validation sequences (exact greedy copies are counted)")},
 
-    {K_INT("model.d_model", model.d_model, 1, NO_LIMIT, "width of embeddings and residual stream"), SHAPES},
-    {K_INT("model.n_heads", model.n_heads, 1, NO_LIMIT, "attention (query) heads"), SHAPES},
-    {K_INT("model.n_kv_heads", model.n_kv_heads, 0, NO_LIMIT, "key/value heads: 0 = n_heads (mha) or 1 (mqa); a divisor of n_heads for gqa"), SHAPES},
-    {K_INT("model.head_dim", model.head_dim, 0, NO_LIMIT, "per-head dimension; 0: d_model / n_heads"), SHAPES},
+    {K_INT("model.d_model", model.d_model, 1, MAX_WIDTH, "width of embeddings and residual stream"), SHAPES},
+    {K_INT("model.n_heads", model.n_heads, 1, MAX_HEADS, "attention (query) heads"), SHAPES},
+    {K_INT("model.n_kv_heads", model.n_kv_heads, 0, MAX_HEADS, "key/value heads: 0 = n_heads (mha) or 1 (mqa); a divisor of n_heads for gqa"), SHAPES},
+    {K_INT("model.head_dim", model.head_dim, 0, MAX_WIDTH, "per-head dimension; 0: d_model / n_heads"), SHAPES},
     {K_ENUM("model.attention", model.attention, attn_name, 4, "attention variant: multi-head, grouped-query, multi-query, multi-head latent"), SHAPES},
-    {K_INT("model.kv_lora_rank", model.kv_lora_rank, 0, NO_LIMIT, "mla: key/value latent rank; 0: d_model / 2"), SHAPES},
-    {K_INT("model.q_lora_rank", model.q_lora_rank, 0, NO_LIMIT, "mla: query latent rank; 0: queries projected directly"), SHAPES},
-    {K_INT("model.qk_nope_dim", model.qk_nope_dim, 0, NO_LIMIT, "mla: per-head query/key dims without RoPE; 0: head dim"), SHAPES},
-    {K_INT("model.qk_rope_dim", model.qk_rope_dim, 0, NO_LIMIT, "mla: per-head query/key dims with RoPE (even); 0: head dim / 2"), SHAPES},
-    {K_INT("model.v_head_dim", model.v_head_dim, 0, NO_LIMIT, "mla: per-head value dim; 0: head dim"), SHAPES},
-    {K_INT("model.enc_layers", model.enc_layers, 0, NO_LIMIT, "encoder layers"), SHAPES},
-    {K_INT("model.dec_layers", model.dec_layers, 1, NO_LIMIT, "decoder layers"), SHAPES},
-    {K_INT("model.d_ff", model.d_ff, 1, NO_LIMIT, "hidden width of the feed-forward blocks"), SHAPES},
+    {K_INT("model.kv_lora_rank", model.kv_lora_rank, 0, MAX_WIDTH, "mla: key/value latent rank; 0: d_model / 2"), SHAPES},
+    {K_INT("model.q_lora_rank", model.q_lora_rank, 0, MAX_WIDTH, "mla: query latent rank; 0: queries projected directly"), SHAPES},
+    {K_INT("model.qk_nope_dim", model.qk_nope_dim, 0, MAX_WIDTH, "mla: per-head query/key dims without RoPE; 0: head dim"), SHAPES},
+    {K_INT("model.qk_rope_dim", model.qk_rope_dim, 0, MAX_WIDTH, "mla: per-head query/key dims with RoPE (even); 0: head dim / 2"), SHAPES},
+    {K_INT("model.v_head_dim", model.v_head_dim, 0, MAX_WIDTH, "mla: per-head value dim; 0: head dim"), SHAPES},
+    {K_INT("model.enc_layers", model.enc_layers, 0, MAX_LAYERS, "encoder layers"), SHAPES},
+    {K_INT("model.dec_layers", model.dec_layers, 1, MAX_LAYERS, "decoder layers"), SHAPES},
+    {K_INT("model.d_ff", model.d_ff, 1, MAX_FF, "hidden width of the feed-forward blocks"), SHAPES},
     {K_ENUM("model.activation", model.activation, ffn_name, 3, "feed-forward activation"), SHAPES},
     {K_ENUM("model.norm", model.norm, norm_name, 2, "normalisation layer"), SHAPES},
     {K_BOOL("model.pre_norm", model.pre_norm, "pre-LN (with a final norm on each stack); false: post-LN"), SHAPES},
@@ -127,10 +140,10 @@ static const cf_config_key keys[] = {
     {K_INT("model.num_experts", model.num_experts, 0, 4096, "mixture of experts: routed experts in every FFN; 0: dense FFNs"), SHAPES},
     {K_INT("model.num_experts_per_token", model.num_experts_per_token, 1, 4096, "moe: experts each token is routed to (top-k)")},
     {K_INT("model.n_shared_experts", model.n_shared_experts, 0, 4096, "moe: always-on shared experts (one FFN of n_shared_experts x moe_d_ff)"), SHAPES},
-    {K_INT("model.moe_d_ff", model.moe_d_ff, 0, NO_LIMIT, "moe: hidden width of one expert; 0: model.d_ff"), SHAPES},
+    {K_INT("model.moe_d_ff", model.moe_d_ff, 0, MAX_FF, "moe: hidden width of one expert; 0: model.d_ff"), SHAPES},
     {K_GE("model.moe_aux_weight", model.moe_aux_weight, 0, "moe: weight of the load-balancing loss (Switch Transformer's E * sum_e f_e P_e)")},
-    {K_INT("model.max_len", model.max_len, 1, NO_LIMIT, "positions available (must cover data.max_len and decoding)"), SHAPES},
-    {K_INT("model.window", model.window, 0, NO_LIMIT, "sliding-window self-attention width; 0: full attention")},
+    {K_INT("model.max_len", model.max_len, 1, MAX_POSITIONS, "positions available (must cover data.max_len and decoding)"), SHAPES},
+    {K_INT("model.window", model.window, 0, MAX_POSITIONS, "sliding-window self-attention width; 0: full attention")},
     {K_UNIT("model.dropout", model.dropout, "dropout on embeddings, residual branches and feed-forward")},
     {K_UNIT("model.attn_dropout", model.attn_dropout, "dropout on attention weights")},
     {K_BOOL("model.bias", model.bias, "biases in projections and feed-forward layers"), SHAPES},
@@ -155,34 +168,34 @@ static const cf_config_key keys[] = {
     {K_GT("schedule.noam_factor", schedule.noam_factor, 0, "noam: lr = `factor * d_model^-0.5 * min(t^-0.5, t * warmup^-1.5)`")},
 
     {K_INT("train.max_steps", train.max_steps, 1, NO_LIMIT, "optimizer updates to run")},
-    {K_INT("train.batch_tokens", train.batch_tokens, 1, NO_LIMIT, "token budget per micro-batch (padded source or target, whichever larger)")},
-    {K_INT("train.grad_accum", train.grad_accum, 1, NO_LIMIT, "micro-batches per update and rank; K MPI ranks make the global accumulation K times this, which is what config.json and checkpoints record (docs/distributed.md)")},
+    {K_INT("train.batch_tokens", train.batch_tokens, 1, MAX_BATCH_TOKENS, "token budget per micro-batch (padded source or target, whichever larger)")},
+    {K_INT("train.grad_accum", train.grad_accum, 1, MAX_COUNT, "micro-batches per update and rank; K MPI ranks make the global accumulation K times this, which is what config.json and checkpoints record (docs/distributed.md)")},
     {K_UNIT("train.label_smoothing", train.label_smoothing, "label smoothing of the cross-entropy")},
     {K_GE("train.clip", train.clip, 0, "clip the global gradient norm to this; 0: no clipping")},
     {K_INT("train.eval_every", train.eval_every, 1, NO_LIMIT, "updates between evaluations (valid loss and BLEU)")},
     {K_INT("train.save_every", train.save_every, 1, NO_LIMIT, "updates between checkpoints")},
     {K_INT("train.log_every", train.log_every, 1, NO_LIMIT, "updates between metrics.jsonl train lines")},
-    {K_INT("train.keep_last", train.keep_last, 1, NO_LIMIT, "checkpoints kept besides the best")},
+    {K_INT("train.keep_last", train.keep_last, 1, MAX_COUNT, "checkpoints kept besides the best")},
     {K_INT("train.threads", train.threads, 0, 4096, "threads; 0: every CPU this process may use (affinity, cgroup quota)"), RUN_ONLY},
     {K_BOOL("train.adapt_threads", train.adapt_threads, "between steps, use only the cores other processes leave free (results do not change)"), RUN_ONLY},
     {K_INT("train.bucket_mb", train.bucket_mb, 1, 1024, "MPI runs: MiB of gradients exchanged per bucket (results do not change)"), RUN_ONLY},
     {K_INT("train.patience", train.patience, 0, NO_LIMIT, "evaluations without a better valid BLEU before stopping; 0: never stop early")},
-    {K_INT("train.max_bad_steps", train.max_bad_steps, 1, NO_LIMIT, "consecutive non-finite updates before giving up")},
+    {K_INT("train.max_bad_steps", train.max_bad_steps, 1, MAX_COUNT, "consecutive non-finite updates before giving up")},
     {K_INT("train.eval_max_sentences", train.eval_max_sentences, 0, NO_LIMIT, "valid sentences decoded for BLEU at each evaluation; 0: all")},
     {K_BOOL("train.exempt_embeddings", train.exempt_embeddings, "no weight decay on embedding tables")},
 
     {K_INT("decode.beam", decode.beam, 1, 1024, "beam size; 1: greedy")},
     {K_GE("decode.length_penalty", decode.length_penalty, 0, "GNMT alpha: hypotheses are ranked by `score / ((5 + len) / 6)^alpha`")},
-    {K_GE("decode.max_len_a", decode.max_len_a, 0, "output length limit: floor(a * source length + b) tokens before `<eos>`, the source length counting its `<eos>`; at most model.max_len - 1 (docs/decoding.md)")},
-    {K_INT("decode.max_len_b", decode.max_len_b, 0, NO_LIMIT, "see max_len_a")},
+    {K_DBL("decode.max_len_a", decode.max_len_a, 0, 1000, "output length limit: floor(a * source length + b) tokens before `<eos>`, the source length counting its `<eos>`; at most model.max_len - 1 (docs/decoding.md)")},
+    {K_INT("decode.max_len_b", decode.max_len_b, 0, MAX_POSITIONS, "see max_len_a")},
     {K_INT("decode.eval_beam", decode.eval_beam, 1, 1024, "beam size for validation BLEU during training")},
-    {K_INT("decode.batch_size", decode.batch_size, 1, NO_LIMIT, "sentences decoded together")},
+    {K_INT("decode.batch_size", decode.batch_size, 1, MAX_BATCH, "sentences decoded together")},
 
-    {K_INT("bench.batch_size", bench.batch_size, 1, NO_LIMIT, "sentence pairs per benchmark step")},
-    {K_INT("bench.src_len", bench.src_len, 1, NO_LIMIT, "source tokens per sentence (no padding)")},
-    {K_INT("bench.tgt_len", bench.tgt_len, 1, NO_LIMIT, "target tokens per sentence (no padding)")},
-    {K_INT("bench.steps", bench.steps, 1, NO_LIMIT, "timed training steps; the median is reported")},
-    {K_INT("bench.warmup", bench.warmup, 0, NO_LIMIT, "untimed steps before timing (the arena grows to its size)")},
+    {K_INT("bench.batch_size", bench.batch_size, 1, MAX_BATCH, "sentence pairs per benchmark step")},
+    {K_INT("bench.src_len", bench.src_len, 1, MAX_POSITIONS, "source tokens per sentence (no padding)")},
+    {K_INT("bench.tgt_len", bench.tgt_len, 1, MAX_POSITIONS, "target tokens per sentence (no padding)")},
+    {K_INT("bench.steps", bench.steps, 1, MAX_COUNT, "timed training steps; the median is reported")},
+    {K_INT("bench.warmup", bench.warmup, 0, MAX_COUNT, "untimed steps before timing (the arena grows to its size)")},
 };
 enum { N_KEYS = sizeof keys / sizeof keys[0] };
 

@@ -163,10 +163,11 @@ int cf_copy_train(const cf_config *cfg, const char *run_dir, bool quiet, cf_copy
             double exact = exact_copies(m, ctx, &b, CF_COPY_VALID, d->copy_valid, &copies);
             if (exact < 0) goto done;
             out->valid_exact = exact;
-            fprintf(metrics.fp, "{\"event\":\"eval\",\"step\":%lld,\"exact\":%.2f,\"copies\":%lld,\"sentences\":%lld,"
-                    "\"elapsed_s\":%.2f}\n", (long long)step, exact, (long long)copies, (long long)d->copy_valid,
-                    cf_now_s() - t0);
-            fflush(metrics.fp);
+            char line[256];
+            snprintf(line, sizeof line, "{\"event\":\"eval\",\"step\":%lld,\"exact\":%.2f,\"copies\":%lld,"
+                     "\"sentences\":%lld,\"elapsed_s\":%.2f}\n", (long long)step, exact, (long long)copies,
+                     (long long)d->copy_valid, cf_now_s() - t0);
+            if (cf_metrics_write_raw(&metrics, line) != 0) goto done;
             if (!quiet)
                 printf("step %6lld | epoch %lld | lr %.2e | exact greedy copies %6.2f%% (%lld/%lld) | %.1f s\n",
                        (long long)step, (long long)b.epoch, r.lr, exact, (long long)copies, (long long)d->copy_valid,

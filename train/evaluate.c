@@ -4,6 +4,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "core/interrupt.h"
 #include "core/ops.h"
 #include "core/threads.h"
 #include "data/batch.h"
@@ -16,7 +17,13 @@ int cf_eval_loss(cf_ctx *ctx, const cf_transformer *m, const cf_corpus *c, int64
     bool was_training = ctx->training, had_grad = cf_ctx_set_grad(ctx, false);
     ctx->training = false;
     double nll = 0;
+    int rc = 0;
     for (int64_t i = 0; i < cf_batcher_n_batches(it); i++) {
+        if (cf_interrupted()) { /* between batches: a stop request does not wait for the whole set */
+            cf_error_set("interrupted");
+            rc = -1;
+            break;
+        }
         cf_threads_adapt();
         const cf_batch *b = cf_batcher_get(it, i);
         cf_seq_batch sb = {.batch = b->n, .src_len = b->S, .tgt_len = b->T, .src = b->src, .src_lens = b->src_len,
@@ -33,7 +40,7 @@ int cf_eval_loss(cf_ctx *ctx, const cf_transformer *m, const cf_corpus *c, int64
     cf_batcher_free(it);
     out->loss = out->n_tokens ? nll / (double)out->n_tokens : 0;
     out->ppl = exp(out->loss);
-    return 0;
+    return rc;
 }
 
 cf_bleu_score cf_eval_bleu(const cf_corpus *c, char *const *hyps, int64_t n) {

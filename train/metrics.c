@@ -3,6 +3,7 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -15,8 +16,7 @@
 static void series_add(cf_series *s, double x, double y) {
     if (s->n == s->cap) {
         s->cap = s->cap ? 2 * s->cap : 256;
-        s->p = realloc(s->p, (size_t)s->cap * sizeof *s->p);
-        CF_ASSERT(s->p != NULL);
+        s->p = cf_xrealloc(s->p, (size_t)s->cap * sizeof *s->p);
     }
     s->p[s->n++] = (cf_point){x, y};
 }
@@ -37,65 +37,98 @@ static void remember(cf_metrics *m, const cJSON *line) {
     }
 }
 
-/* Keep the lines with step <= resume_step (rewriting the file atomically) and load them. */
+/* Keep the lines with step <= resume_step (rewriting the file atomically: temp file, fsync,
+ * rename, fsync of the directory) and load them. */
 static int truncate_history(cf_metrics *m, int64_t resume_step) {
     FILE *in = fopen(m->path, "r");
     if (!in) return 0; /* nothing logged yet */
-    size_t n = strlen(m->path) + 8;
-    char *tmp = cf_xmalloc(n);
-    snprintf(tmp, n, "%s.tmp", m->path);
-    FILE *out = fopen(tmp, "w");
-    if (!out) {
-        cf_error_set("%s: cannot create: %s", tmp, strerror(errno));
-        fclose(in);
-        free(tmp);
-        return -1;
-    }
-    char *line = NULL;
-    size_t cap = 0;
+    size_t cap = 0, used = 0;
+    char *kept = NULL, *line = NULL;
+    size_t line_cap = 0;
     ssize_t len;
-    while ((len = getline(&line, &cap, in)) > 0) {
-        cJSON *j = cJSON_Parse(line);
+    while ((len = getline(&line, &line_cap, in)) > 0) {
+        cJSON *j = cJSON_ParseWithLength(line, (size_t)len);
         const cJSON *step = cJSON_GetObjectItemCaseSensitive(j, "step");
         /* A torn last line from a kill is not valid JSON: dropped with everything past the checkpoint. */
         if (cJSON_IsNumber(step) && step->valuedouble <= (double)resume_step) {
-            fputs(line, out);
-            if (line[len - 1] != '\n') fputc('\n', out);
+            kept = cf_grow(kept, &cap, used + (size_t)len + 2, 1);
+            memcpy(kept + used, line, (size_t)len);
+            used += (size_t)len;
+            if (line[len - 1] != '\n') kept[used++] = '\n';
             remember(m, j);
         }
         cJSON_Delete(j);
     }
+    bool failed = ferror(in);
     free(line);
     fclose(in);
-    int rc = fflush(out) == 0 && fsync(fileno(out)) == 0 ? 0 : -1;
-    if (fclose(out) != 0) rc = -1;
-    if (rc == 0 && rename(tmp, m->path) != 0) rc = -1;
-    if (rc != 0) cf_error_set("%s: cannot rewrite: %s", m->path, strerror(errno));
-    free(tmp);
+    int rc = 0;
+    if (failed) {
+        cf_error_set("%s: read error", m->path);
+        rc = -1;
+    } else {
+        rc = cf_write_file_atomic(m->path, kept ? kept : "", used);
+    }
+    free(kept);
     return rc;
 }
 
 int cf_metrics_open(cf_metrics *m, const char *run_dir, int64_t resume_step) {
     memset(m, 0, sizeof *m);
+    m->fd = -1;
     m->path = cf_path_join(run_dir, "metrics.jsonl");
     m->svg_path = cf_path_join(run_dir, "curves.svg");
     if (resume_step >= 0 && truncate_history(m, resume_step) != 0) return -1;
-    m->fp = fopen(m->path, resume_step >= 0 ? "a" : "w");
-    if (!m->fp) {
+    m->fd = cf_io_open(m->path, O_WRONLY | O_CREAT | O_APPEND | (resume_step >= 0 ? 0 : O_TRUNC));
+    if (m->fd < 0) {
         cf_error_set("%s: cannot open for writing: %s", m->path, strerror(errno));
         return -1;
     }
     return 0;
 }
 
+/* One whole line with one write(2) on an O_APPEND descriptor, so a kill leaves at most a torn last
+ * line. A line that could not be written is kept in m->unwritten: the trainer stores it in its
+ * final checkpoint and the resumed run writes it first (cf_metrics_write_raw), so no line is lost.
+ * The line is sized to fit (an MoE model's expert loads make it as long as layers x experts). */
 static int write_line(cf_metrics *m, const char *fmt, ...) {
-    va_list ap;
+    va_list ap, again;
     va_start(ap, fmt);
-    int rc = vfprintf(m->fp, fmt, ap) < 0 ? -1 : 0;
+    va_copy(again, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap);
     va_end(ap);
-    if (fflush(m->fp) != 0) rc = -1;
-    if (rc != 0) cf_error_set("%s: write failed: %s", m->path, strerror(errno));
+    CF_ASSERT(n > 0, "metrics line of %d bytes", n);
+    char *buf = cf_xmalloc((size_t)n + 1);
+    vsnprintf(buf, (size_t)n + 1, fmt, again);
+    va_end(again);
+    int rc = 0;
+    if (!m->unwritten && cf_write_all(m->fd, buf, (size_t)n) == 0) goto out;
+    if (!m->unwritten) cf_error_set("%s: write failed: %s", m->path, strerror(errno));
+    else cf_error_set("%s: an earlier line could not be written", m->path);
+    size_t old = m->unwritten ? strlen(m->unwritten) : 0;
+    m->unwritten = cf_xrealloc(m->unwritten, old + (size_t)n + 1);
+    memcpy(m->unwritten + old, buf, (size_t)n + 1);
+    rc = -1;
+out:
+    free(buf);
     return rc;
+}
+
+int cf_metrics_write_raw(cf_metrics *m, const char *lines) {
+    size_t n = strlen(lines);
+    if (n == 0) return 0;
+    if (cf_write_all(m->fd, lines, n) != 0) {
+        cf_error_set("%s: write failed: %s", m->path, strerror(errno));
+        return -1;
+    }
+    /* the lines count for the curves too */
+    const char *s = lines;
+    for (const char *nl; (nl = strchr(s, '\n')); s = nl + 1) {
+        cJSON *j = cJSON_ParseWithLength(s, (size_t)(nl - s));
+        remember(m, j);
+        cJSON_Delete(j);
+    }
+    return 0;
 }
 
 /* ,"moe_aux":a,"expert_load":[[...],...] into buf (empty without MoE); malloc'ed. */
@@ -120,9 +153,9 @@ int cf_metrics_log_train(cf_metrics *m, const cf_train_event *e) {
     char *moe = moe_fields(e->moe);
     int rc = write_line(m,
                         "{\"event\":\"train\",\"step\":%lld,\"epoch\":%lld,\"loss\":%.6g,\"lr\":%.6g,\"grad_norm\":%.6g,"
-                        "\"tokens_per_s\":%.1f,\"elapsed_s\":%.2f,\"threads\":%d%s}\n",
+                        "\"tokens_per_s\":%.1f,\"rate_tokens\":%.0f,\"elapsed_s\":%.2f,\"threads\":%d%s}\n",
                         (long long)e->step, (long long)e->epoch, e->loss, e->lr, e->grad_norm, e->tokens_per_s,
-                        e->elapsed_s, e->threads, moe);
+                        e->rate_tokens, e->elapsed_s, e->threads, moe);
     free(moe);
     return rc;
 }
@@ -137,13 +170,15 @@ int cf_metrics_log_eval(cf_metrics *m, const cf_eval_event *e) {
 }
 
 void cf_metrics_close(cf_metrics *m) {
-    if (m->fp) fclose(m->fp);
+    if (m->fd >= 0) close(m->fd);
     free(m->path);
     free(m->svg_path);
+    free(m->unwritten);
     free(m->train_loss.p);
     free(m->valid_loss.p);
     free(m->valid_bleu.p);
     memset(m, 0, sizeof *m);
+    m->fd = -1;
 }
 
 /* ---- SVG ---- */

@@ -12,7 +12,9 @@
  * models add "moe_aux":a,"expert_load":[[share of each expert] per MoE layer]) and
  * {"event":"eval","step":N,"valid_loss":x,"bleu":y,...}. On resume from step N, lines after N
  * (written by the interrupted run past its last checkpoint) are dropped, so the file reads as if
- * the run had never stopped.
+ * the run had never stopped. A line whose write fails (a full disk) is kept in m->unwritten for
+ * the caller to save with its final checkpoint; every later line is kept there too, so the file
+ * never has a gap.
  */
 #ifndef CF_TRAIN_METRICS_H
 #define CF_TRAIN_METRICS_H
@@ -25,6 +27,7 @@
 typedef struct cf_train_event {
     int64_t step, epoch;
     double loss, lr, grad_norm, tokens_per_s, elapsed_s;
+    double rate_tokens;             /* the target tokens tokens_per_s is over: this session's since the last line */
     int threads;                    /* threads in use at this step (core/threads.h adapts them) */
     const cf_moe_load *moe;         /* MoE models: expert shares and load-balancing loss since the last line */
 } cf_train_event;
@@ -45,14 +48,17 @@ typedef struct cf_series {
 } cf_series;
 
 typedef struct cf_metrics {
-    FILE *fp;
+    int fd;                         /* metrics.jsonl, O_APPEND */
     char *path, *svg_path;
+    char *unwritten;                /* lines a failed write could not add (NULL: none) */
     cf_series train_loss, valid_loss, valid_bleu;
 } cf_metrics;
 
 int cf_metrics_open(cf_metrics *m, const char *run_dir, int64_t resume_step);
 int cf_metrics_log_train(cf_metrics *m, const cf_train_event *e);
 int cf_metrics_log_eval(cf_metrics *m, const cf_eval_event *e);
+/* Appends whole lines as they are (a failed run's m->unwritten, from its last checkpoint). */
+int cf_metrics_write_raw(cf_metrics *m, const char *lines);
 /* Rewrites curves.svg atomically (temp file + rename). */
 int cf_metrics_write_svg(const cf_metrics *m);
 void cf_metrics_close(cf_metrics *m);

@@ -1,7 +1,6 @@
 /* train/run.c - open a run directory or checkpoint for evaluation and decoding. */
 #include "train/run.h"
 
-#include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -62,12 +61,8 @@ int cf_run_open(cf_run *r, const char *path, cJSON **state) {
     r->ckpt_dir = cf_checkpoint_resolve(path);
     if (!r->ckpt_dir) return -1;
     /* step dir -> checkpoints/ -> run dir */
-    char *copy = strdup(r->ckpt_dir);
-    char *parent = strdup(dirname(copy));
-    free(copy);
-    copy = strdup(parent);
-    r->run_dir = strdup(dirname(copy));
-    free(copy);
+    char *parent = cf_path_dirname(r->ckpt_dir);
+    r->run_dir = cf_path_dirname(parent);
     free(parent);
 
     /* First only the config (weights need a model of the right shape). */
@@ -81,7 +76,7 @@ int cf_run_open(cf_run *r, const char *path, cJSON **state) {
         cf_st_close(f);
         goto fail;
     }
-    config_json = strdup(meta);
+    config_json = cf_xstrdup(meta);
     cf_st_close(f);
     char *origin = cf_path_join(r->ckpt_dir, "model.safetensors");
     int rc = cf_config_parse_opts(&r->cfg, config_json, origin, 0, NULL, &(cf_config_opts){.check_paths = false});

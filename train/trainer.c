@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <math.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +12,8 @@
 #include <unistd.h>
 
 #include "core/fileio.h"
+#include "core/interrupt.h"
+#include "core/json.h"
 #include "core/ops.h"
 #include "core/safetensors.h"
 #include "core/threads.h"
@@ -22,21 +23,24 @@
 #include "train/checkpoint.h"
 #include "train/dist_setup.h"
 #include "train/evaluate.h"
+#include "train/lock.h"
 #include "train/metrics.h"
 #include "train/run.h"
 #include "train/step.h"
+#include "train/train_state.h"
 
-static volatile sig_atomic_t stop_requested;
+/* Ctrl-C and SIGTERM (core/interrupt.h): the first asks to stop at the next safe point, a second
+ * one kills at once (checkpoints are crash-safe anyway). */
+#define stop_requested cf_interrupted()
 
-static void on_signal(int sig) {
-    stop_requested = sig;
-    signal(sig, SIG_DFL); /* a second Ctrl-C kills at once (checkpoints are crash-safe anyway) */
-}
-
-/* Sums since the last log line; kept in checkpoints so a resumed run logs the same losses. */
+/* Sums since the last log line; kept in checkpoints so a resumed run logs the same losses. The
+ * rate (tokens/s, ETA) counts only what this session trained since t0: after a resume the window
+ * holds tokens of the stopped session, which took no time in this one. */
 typedef struct window {
     double loss_sum, tokens, t0;
     int64_t updates;
+    double rate_tokens;
+    int64_t rate_updates;
 } window;
 
 /* Everything a training run holds. */
@@ -63,6 +67,11 @@ typedef struct trainer {
     double t_start;
     window w;
     bool tty;
+    bool eval_pending;          /* the evaluation of `step` did not finish: redo it on resume */
+    bool pending_best;          /* the evaluation in progress found a new best */
+    char *metrics_unwritten;    /* metrics lines of a resumed run's predecessor that a write failure kept */
+    cf_run_lock *lock;          /* rank 0's: the one process that writes the run directory holds it */
+    bool io_failed;             /* a write into the run directory failed: exit 1, not 2 (bad input) */
     bool quiet;                 /* --quiet, or not rank 0: only rank 0 prints progress */
     bool root;                  /* rank 0: the one that writes the run directory */
     int ranks;                  /* data-parallel processes (1 without mpirun) */
@@ -96,6 +105,7 @@ static cf_tokenizer *train_tokenizer(trainer *t, cf_tok_kind kind, const char *c
     int rc = t->root ? cf_tokenizer_save(tok, path) : 0;
     free(path);
     if (rc != 0) {
+        t->io_failed = true;
         cf_tokenizer_free(tok);
         return NULL;
     }
@@ -111,6 +121,7 @@ static int setup_tokenizer(trainer *t, bool resume) {
         t->src_tok = t->tgt_tok = cf_tokenizer_load(d->tokenizer);
         char *path = cf_path_join(t->dir, "tokenizer.json");
         int rc = !t->src_tok ? -1 : t->root ? cf_tokenizer_save(t->src_tok, path) : 0;
+        if (t->src_tok && rc != 0) t->io_failed = true;
         free(path);
         return rc;
     }
@@ -159,81 +170,42 @@ static int setup_model(trainer *t) {
 /* ---- checkpoint state ---- */
 
 static cJSON *state_to_json(const trainer *t, double elapsed) {
-    cJSON *s = cJSON_CreateObject();
-    char buf[32];
-    cJSON_AddNumberToObject(s, "step", (double)t->step);
-    cf_batch_state b = cf_batcher_state(t->batches);
-    cJSON_AddNumberToObject(s, "epoch", (double)b.epoch);
-    cJSON *data = cJSON_AddObjectToObject(s, "data");
-    /* 64-bit integers as strings: JSON numbers are doubles */
-    const struct { const char *k; uint64_t v; } fields[] = {{"epoch", b.epoch}, {"index", b.index},
-        {"rng_seed", b.rng_seed}, {"rng_stream", b.rng_stream}, {"rng_counter", b.rng_counter}};
-    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
-        snprintf(buf, sizeof buf, "%llu", (unsigned long long)fields[i].v);
-        cJSON_AddStringToObject(data, fields[i].k, buf);
-    }
-    cJSON_AddNumberToObject(s, "best_bleu", t->best_bleu);
-    cJSON_AddNumberToObject(s, "best_step", (double)t->best_step);
-    cJSON_AddNumberToObject(s, "evals_since_best", (double)t->evals_since_best);
-    cJSON_AddNumberToObject(s, "bad_steps_in_a_row", t->guard.consecutive);
-    cJSON_AddNumberToObject(s, "bad_steps_total", (double)t->guard.skipped);
-    cJSON *sched = cJSON_AddObjectToObject(s, "schedule");
-    cJSON_AddStringToObject(sched, "kind", cf_schedule_kind_name(t->cfg.schedule.kind));
-    cJSON_AddNumberToObject(sched, "next_lr", cf_schedule_lr(&t->cfg.schedule, t->step + 1));
-    cJSON_AddNumberToObject(s, "elapsed_s", elapsed);
-    cJSON *win = cJSON_AddObjectToObject(s, "log_window");
-    cJSON_AddNumberToObject(win, "loss_sum", t->w.loss_sum);
-    cJSON_AddNumberToObject(win, "tokens", t->w.tokens);
-    cJSON_AddNumberToObject(win, "updates", (double)t->w.updates);
-    cJSON_AddNumberToObject(s, "threads", cf_threads_max());
-    cJSON_AddNumberToObject(s, "ranks", t->ranks);
+    cf_train_state st = {.step = t->step, .data = cf_batcher_state(t->batches), .best_bleu = t->best_bleu,
+                         .best_step = t->best_step, .evals_since_best = t->evals_since_best,
+                         .bad_steps_in_a_row = t->guard.consecutive, .bad_steps_total = t->guard.skipped,
+                         .elapsed_s = elapsed, .window_loss_sum = t->w.loss_sum, .window_tokens = t->w.tokens,
+                         .window_updates = t->w.updates, .threads = cf_threads_max(), .ranks = t->ranks,
+                         .eval_pending = t->eval_pending};
+    cJSON *s = cf_train_state_to_json(&st, cf_schedule_kind_name(t->cfg.schedule.kind),
+                                      cf_schedule_lr(&t->cfg.schedule, t->step + 1));
+    if (t->metrics.unwritten) cJSON_AddStringToObject(s, "metrics_unwritten", t->metrics.unwritten);
     return s;
 }
 
-static int json_u64(const cJSON *obj, const char *key, uint64_t *out) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-    if (cJSON_IsString(v)) {
-        char *end;
-        errno = 0;
-        unsigned long long x = strtoull(v->valuestring, &end, 10);
-        if (errno || *end) return -1;
-        *out = x;
-        return 0;
-    }
-    if (cJSON_IsNumber(v) && v->valuedouble >= 0) {
-        *out = (uint64_t)v->valuedouble;
-        return 0;
-    }
-    return -1;
-}
-
-static double json_num(const cJSON *obj, const char *key, double fallback) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-    return cJSON_IsNumber(v) ? v->valuedouble : fallback;
-}
-
 static int state_from_json(trainer *t, const cJSON *s, const char *where) {
-    const cJSON *data = cJSON_GetObjectItemCaseSensitive(s, "data");
-    cf_batch_state b;
-    uint64_t step;
-    if (json_u64(s, "step", &step) || json_u64(data, "epoch", &b.epoch) || json_u64(data, "index", &b.index) ||
-        json_u64(data, "rng_seed", &b.rng_seed) || json_u64(data, "rng_stream", &b.rng_stream) ||
-        json_u64(data, "rng_counter", &b.rng_counter)) {
-        cf_error_set("%s/state.json: missing or malformed step or data position", where);
-        return -1;
+    char *path = cf_path_join(where, "state.json");
+    cf_train_state st;
+    int rc = cf_train_state_from_json(&st, s, path);
+    const cJSON *unwritten = cJSON_GetObjectItemCaseSensitive(s, "metrics_unwritten");
+    if (rc == 0 && unwritten && !cJSON_IsString(unwritten)) {
+        cf_error_set("%s: \"metrics_unwritten\": expected a string", path);
+        rc = -1;
     }
-    if (cf_batcher_set_state(t->batches, &b) != 0) return -1;
-    t->step = (int64_t)step;
-    t->best_bleu = json_num(s, "best_bleu", -1);
-    t->best_step = (int64_t)json_num(s, "best_step", 0);
-    t->evals_since_best = (int64_t)json_num(s, "evals_since_best", 0);
-    t->guard.consecutive = (int)json_num(s, "bad_steps_in_a_row", 0);
-    t->guard.skipped = (int64_t)json_num(s, "bad_steps_total", 0);
-    t->elapsed_before = json_num(s, "elapsed_s", 0);
-    const cJSON *win = cJSON_GetObjectItemCaseSensitive(s, "log_window");
-    t->w.loss_sum = json_num(win, "loss_sum", 0);
-    t->w.tokens = json_num(win, "tokens", 0);
-    t->w.updates = (int64_t)json_num(win, "updates", 0);
+    free(path);
+    if (rc != 0) return -1;
+    if (cf_batcher_set_state(t->batches, &st.data) != 0) return -1;
+    t->step = st.step;
+    t->best_bleu = st.best_bleu;
+    t->best_step = st.best_step;
+    t->evals_since_best = st.evals_since_best;
+    t->guard.consecutive = st.bad_steps_in_a_row;
+    t->guard.skipped = st.bad_steps_total;
+    t->elapsed_before = st.elapsed_s;
+    t->w.loss_sum = st.window_loss_sum;
+    t->w.tokens = st.window_tokens;
+    t->w.updates = st.window_updates;
+    t->eval_pending = st.eval_pending;
+    if (unwritten) t->metrics_unwritten = cf_xstrdup(unwritten->valuestring);
     return 0;
 }
 
@@ -265,6 +237,7 @@ static char *checkpoint_config_json(const char *config_json) {
         snprintf(section, sizeof section, "%.*s", (int)(dot - keys[i].path), keys[i].path);
         cJSON_DeleteItemFromObjectCaseSensitive(cJSON_GetObjectItemCaseSensitive(root, section), dot + 1);
     }
+    cf_json_exact(root); /* printed again: keep every digit (core/json.h) */
     char *text = cJSON_Print(root);
     cJSON_Delete(root);
     CF_ASSERT(text, "cJSON_Print failed");
@@ -289,7 +262,7 @@ static int check_resume_config(trainer *t, const char *saved_json, const char *c
             snprintf(key, sizeof key, cJSON_IsObject(sec) ? "%s.%s" : "%s", sec->string, it->string);
             if (old && cJSON_Compare(old, it, true)) continue;
             if (cJSON_IsObject(sec) && is_run_only(sec->string, it->string)) continue;
-            char *was = old ? cJSON_PrintUnformatted(old) : strdup("(absent)");
+            char *was = old ? cJSON_PrintUnformatted(old) : cf_xstrdup("(absent)");
             char *is = cJSON_PrintUnformatted(it);
             if (changes_shapes(key)) {
                 cf_error_set("cannot resume %s: %s changed from %s to %s (it changes parameter shapes)", t->dir, key,
@@ -326,7 +299,7 @@ static int resume_from_checkpoint(trainer *t, bool *resumed) {
     free(model_path);
     if (!f) goto out;
     const char *meta = cf_st_metadata(f, "config");
-    saved_config = meta ? strdup(meta) : NULL;
+    saved_config = meta ? cf_xstrdup(meta) : NULL;
     cf_st_close(f);
     if (!saved_config) {
         cf_error_set("%s/model.safetensors: no config in its metadata", ckpt);
@@ -336,11 +309,13 @@ static int resume_from_checkpoint(trainer *t, bool *resumed) {
     if (cf_checkpoint_load(ckpt, &t->model->params, t->opt, &state, NULL) != 0) goto out;
     if (state_from_json(t, state, ckpt) != 0) goto out;
     say(t, "resume: continuing from %s (step %lld)\n", ckpt, (long long)t->step);
-    int saved_threads = (int)json_num(state, "threads", 0);
+    const cJSON *th = cJSON_GetObjectItemCaseSensitive(state, "threads"); /* validated by state_from_json */
+    int saved_threads = cJSON_IsNumber(th) ? (int)th->valuedouble : 0;
     if (saved_threads > 0 && saved_threads != cf_threads_max())
         say(t, "resume: the checkpoint was written with %d threads, this run uses %d (results are identical for "
                "any thread count)\n", saved_threads, cf_threads_max());
-    int saved_ranks = (int)json_num(state, "ranks", 1);
+    const cJSON *rk = cJSON_GetObjectItemCaseSensitive(state, "ranks"); /* validated too; absent: 1 */
+    int saved_ranks = cJSON_IsNumber(rk) ? (int)rk->valuedouble : 1;
     if (saved_ranks != t->ranks)
         say(t, "resume: the checkpoint was written by %d rank%s, this run has %d (identical results for the same "
                "global train.grad_accum, %lld)\n", saved_ranks, saved_ranks == 1 ? "" : "s", t->ranks,
@@ -356,46 +331,7 @@ out:
 
 /* ---- evaluation and saving ---- */
 
-static int evaluate_here(trainer *t, double elapsed) {
-    double t0 = cf_now_s();
-    cf_eval_loss_result l;
-    if (cf_eval_loss(t->ctx, t->model, t->valid, t->cfg.train.batch_tokens, &l) != 0) return -1;
-    int64_t n = t->cfg.train.eval_max_sentences;
-    if (n <= 0 || n > t->valid->n) n = t->valid->n;
-    cf_decode_opts o = cf_config_decode_opts(&t->cfg.decode);
-    o.beam = t->cfg.decode.eval_beam;
-    char **hyps = cf_translate_corpus(t->ctx, t->model, t->tgt_tok, t->valid, n, &o, t->cfg.decode.batch_size);
-    if (!hyps) return -1;
-    cf_bleu_score b = cf_eval_bleu(t->valid, hyps, n);
-    cf_strings_free(hyps, n);
-    bool best = b.score > t->best_bleu;
-    if (best) {
-        t->best_bleu = b.score;
-        t->best_step = t->step;
-        t->evals_since_best = 0;
-    } else {
-        t->evals_since_best++;
-    }
-    cf_eval_event e = {.step = t->step, .valid_loss = l.loss, .valid_ppl = l.ppl, .bleu = b.score,
-                       .elapsed_s = elapsed, .n_sentences = n};
-    if (cf_metrics_log_eval(&t->metrics, &e) != 0 || cf_metrics_write_svg(&t->metrics) != 0) return -1;
-    say(t, "eval  step %6lld | valid loss %.4f ppl %.2f | BLEU %.2f on %lld sentences%s | %.1f s\n",
-        (long long)t->step, l.loss, l.ppl, b.score, (long long)n, best ? " (best)" : "", cf_now_s() - t0);
-    return best ? 1 : 0;
-}
-
-/* Rank 0 evaluates (the others wait); its verdict steers saving and early stopping everywhere. */
-static int evaluate(trainer *t, double elapsed) {
-    int r = t->root ? evaluate_here(t, elapsed) : 0;
-    if (r < 0 || t->ranks == 1) return r;
-    struct { double best_bleu; int64_t best_step, evals_since_best, r; } b = {t->best_bleu, t->best_step,
-                                                                              t->evals_since_best, r};
-    if (cf_dist_bcast(&b, sizeof b, 0, "sharing the evaluation") != 0) return -1;
-    t->best_bleu = b.best_bleu;
-    t->best_step = b.best_step;
-    t->evals_since_best = b.evals_since_best;
-    return (int)b.r;
-}
+enum { EVAL_NOT_BEST = 0, EVAL_BEST = 1, EVAL_FAILED = -1, EVAL_INTERRUPTED = -2 };
 
 static int save(trainer *t, bool is_best, double elapsed) {
     if (!t->root) return 0; /* rank 0 alone writes the run directory */
@@ -405,6 +341,81 @@ static int save(trainer *t, bool is_best, double elapsed) {
     cJSON_Delete(state);
     if (rc == 0) say(t, "saved checkpoint step %lld%s\n", (long long)t->step, is_best ? " (best)" : "");
     return rc;
+}
+
+/* A metrics or curves write failed (most likely a full disk). Keep its message and still try to
+ * write this step's checkpoint: it holds the lines that could not be written (metrics_unwritten),
+ * so if it succeeds the run loses nothing; if not, the latest complete checkpoint stays as it was.
+ * Returns 1 (the run stops). */
+static int fail_after_checkpoint(trainer *t, double elapsed) {
+    char first[1024];
+    snprintf(first, sizeof first, "%s", cf_error_message());
+    if (save(t, t->pending_best, elapsed) == 0) {
+        cf_error_set("%s (the checkpoint of step %lld was written: --resume continues once there is space)", first,
+                     (long long)t->step);
+    } else {
+        char second[1024];
+        snprintf(second, sizeof second, "%s", cf_error_message());
+        cf_error_set("%s; the checkpoint of step %lld could not be written either (%s): --resume continues from the "
+                     "latest complete one", first, (long long)t->step, second);
+    }
+    return 1;
+}
+
+/* Validation loss and BLEU of t->step, on rank 0. EVAL_INTERRUPTED leaves t->eval_pending set (the
+ * checkpoint written next says so, and a resume redoes this evaluation first); EVAL_FAILED has
+ * written what fail_after_checkpoint could. */
+static int evaluate_here(trainer *t, double elapsed) {
+    double t0 = cf_now_s();
+    t->eval_pending = true;
+    t->pending_best = false;
+    cf_eval_loss_result l;
+    if (cf_eval_loss(t->ctx, t->model, t->valid, t->cfg.train.batch_tokens, &l) != 0)
+        return stop_requested ? EVAL_INTERRUPTED : EVAL_FAILED;
+    int64_t n = t->cfg.train.eval_max_sentences;
+    if (n <= 0 || n > t->valid->n) n = t->valid->n;
+    cf_decode_opts o = cf_config_decode_opts(&t->cfg.decode);
+    o.beam = t->cfg.decode.eval_beam;
+    char **hyps = cf_translate_corpus(t->ctx, t->model, t->tgt_tok, t->valid, n, &o, t->cfg.decode.batch_size);
+    if (!hyps) return stop_requested ? EVAL_INTERRUPTED : EVAL_FAILED;
+    cf_bleu_score b = cf_eval_bleu(t->valid, hyps, n);
+    cf_strings_free(hyps, n);
+    t->eval_pending = false;
+    bool best = b.score > t->best_bleu;
+    if (best) {
+        t->best_bleu = b.score;
+        t->best_step = t->step;
+        t->evals_since_best = 0;
+    } else {
+        t->evals_since_best++;
+    }
+    t->pending_best = best;
+    cf_eval_event e = {.step = t->step, .valid_loss = l.loss, .valid_ppl = l.ppl, .bleu = b.score,
+                       .elapsed_s = elapsed, .n_sentences = n};
+    if (cf_metrics_log_eval(&t->metrics, &e) != 0 || cf_metrics_write_svg(&t->metrics) != 0) {
+        fail_after_checkpoint(t, elapsed);
+        return EVAL_FAILED;
+    }
+    say(t, "eval  step %6lld | valid loss %.4f ppl %.2f | BLEU %.2f on %lld sentences%s | %.1f s\n",
+        (long long)t->step, l.loss, l.ppl, b.score, (long long)n, best ? " (best)" : "", cf_now_s() - t0);
+    return best ? EVAL_BEST : EVAL_NOT_BEST;
+}
+
+/* Rank 0 evaluates (the others wait); its verdict steers saving, early stopping and a stop during
+ * the evaluation everywhere. EVAL_FAILED on rank 0 (a write error, after fail_after_checkpoint) is
+ * its own: the caller ends the job. */
+static int evaluate(trainer *t, double elapsed) {
+    int r = t->root ? evaluate_here(t, elapsed) : EVAL_NOT_BEST;
+    if (r == EVAL_FAILED || t->ranks == 1) return r;
+    struct { double best_bleu; int64_t best_step, evals_since_best, r; } b = {t->best_bleu, t->best_step,
+                                                                              t->evals_since_best, r};
+    if (cf_dist_bcast(&b, sizeof b, 0, "sharing the evaluation") != 0) return EVAL_FAILED;
+    t->best_bleu = b.best_bleu;
+    t->best_step = b.best_step;
+    t->evals_since_best = b.evals_since_best;
+    t->eval_pending = b.r == EVAL_INTERRUPTED;
+    t->pending_best = b.r == EVAL_BEST;
+    return (int)b.r;
 }
 
 /* ---- the loop ---- */
@@ -419,18 +430,66 @@ static const cf_seq_batch *next_micro_batch(void *arg) {
     return &t->micro;
 }
 
+typedef enum step_end { STEP_GO_ON, STEP_DONE, STEP_INTERRUPTED, STEP_FAILED } step_end;
+
+/* What follows the update of t->step: the evaluation when due, the patience check, and a
+ * checkpoint when one is due (save_every, max_steps) or the evaluation found a new best. */
+static step_end eval_and_save(trainer *t, bool eval_due, double elapsed, bool *saved) {
+    const cf_train_config *tc = &t->cfg.train;
+    bool is_best = false;
+    *saved = false;
+    if (eval_due) {
+        if (t->tty && !t->quiet) printf("\n");
+        int r = evaluate(t, elapsed);
+        if (r == EVAL_INTERRUPTED) return STEP_INTERRUPTED;
+        if (r == EVAL_FAILED) return STEP_FAILED;
+        is_best = r == EVAL_BEST;
+        if (tc->patience > 0 && t->evals_since_best >= tc->patience) {
+            say(t, "early stop: no better BLEU in %lld evaluations (best %.2f at step %lld)\n",
+                (long long)t->evals_since_best, t->best_bleu, (long long)t->best_step);
+            if (save(t, is_best, elapsed) != 0) return STEP_FAILED;
+            *saved = true;
+            return STEP_DONE;
+        }
+    }
+    if (t->step % tc->save_every == 0 || t->step == tc->max_steps || is_best) {
+        if (save(t, is_best, elapsed) != 0) return STEP_FAILED;
+        *saved = true;
+    }
+    return STEP_GO_ON;
+}
+
+static void rate_restart(window *w) {
+    w->t0 = cf_now_s();
+    w->rate_tokens = 0;
+    w->rate_updates = 0;
+}
+
 static int train_loop(trainer *t) {
     const cf_train_config *tc = &t->cfg.train;
     const cf_step_setup setup = {.ctx = t->ctx, .model = t->model, .opt = t->opt, .schedule = &t->cfg.schedule,
                                  .label_smoothing = tc->label_smoothing, .clip = tc->clip,
                                  .grad_accum = tc->grad_accum, .guard = &t->guard, .sync = t->sync,
-                                 .stop = &stop_requested};
+                                 .stop = cf_interrupt_flag()};
     window w = t->w;
-    w.t0 = cf_now_s();
+    rate_restart(&w); /* the window's tokens from before a resume took no time in this session */
     bool saved_now = false;
     /* K ranks stop after the update at which any of them had a signal (the exchange carries the
-     * flags); one process also stops between an evaluation and the next update. */
+     * flags), or together when rank 0's evaluation was interrupted; one process also stops between
+     * an evaluation and the next update. */
     bool stop = false;
+    /* (K ranks all take this branch: the evaluation is shared, and rank 0's verdict says whether it
+     * was interrupted.) */
+    if (t->eval_pending && (t->ranks > 1 || !stop_requested)) {
+        /* The run was stopped during this step's evaluation: do it now, as the run that never
+         * stopped did, so that metrics, best link and patience come out the same. */
+        say(t, "resume: running the evaluation of step %lld that was interrupted\n", (long long)t->step);
+        step_end r = eval_and_save(t, true, t->elapsed_before, &saved_now);
+        if (r == STEP_FAILED) return 1;
+        if (r == STEP_DONE) return 0;
+        if (r == STEP_INTERRUPTED) stop = true;
+        rate_restart(&w);
+    }
     while (t->step < tc->max_steps && !(stop || (t->ranks == 1 && stop_requested))) {
         cf_step_result res;
         cf_guard_verdict v = cf_train_step(&setup, t->step, next_micro_batch, t, &res);
@@ -450,24 +509,34 @@ static int train_loop(trainer *t) {
         if (v == CF_GUARD_OK) {
             w.loss_sum += res.loss_sum;
             w.tokens += res.tokens;
+            w.rate_tokens += res.tokens;
         }
         w.updates++;
+        w.rate_updates++;
 
         double elapsed = t->elapsed_before + cf_now_s() - t->t_start;
+        const bool eval_due = t->step % tc->eval_every == 0 || t->step == tc->max_steps;
         if (t->step % tc->log_every == 0 || t->step == tc->max_steps) {
-            double dt = cf_now_s() - w.t0, tps = dt > 0 ? w.tokens / dt : 0;
+            double dt = cf_now_s() - w.t0, tps = dt > 0 ? w.rate_tokens / dt : 0;
             cf_moe_load moe = {0}; /* MoE: expert shares since the last line */
             if (t->model->moe) cf_moe_collector_take(t->model->moe, &moe);
             cf_train_event e = {.step = t->step, .epoch = (int64_t)cf_batcher_state(t->batches).epoch,
                                 .loss = w.tokens > 0 ? w.loss_sum / w.tokens : 0, .lr = lr, .grad_norm = grad_norm,
-                                .tokens_per_s = tps, .elapsed_s = elapsed, .threads = cf_threads_count(),
+                                .tokens_per_s = tps, .rate_tokens = w.rate_tokens, .elapsed_s = elapsed,
+                                .threads = cf_threads_count(),
                                 .moe = t->model->moe ? &moe : NULL};
-            int logged = t->root ? cf_metrics_log_train(&t->metrics, &e) : 0;
+            bool logged = !t->root || cf_metrics_log_train(&t->metrics, &e) == 0;
             double moe_max = 0; /* the busiest expert's share, as a multiple of the even share 1/E */
             for (int i = 0; i < moe.n_layers * moe.n_experts; i++) moe_max = fmax(moe_max, moe.share[i] * moe.n_experts);
             cf_moe_load_free(&moe);
-            if (logged != 0) return 1;
-            double eta = dt / (double)w.updates * (double)(tc->max_steps - t->step);
+            double eta = dt / (double)w.rate_updates * (double)(tc->max_steps - t->step);
+            w = (window){.t0 = cf_now_s()};
+            t->w = w;
+            if (!logged) { /* the line waits in the checkpoint; so does this step's evaluation */
+                t->eval_pending = eval_due;
+                t->pending_best = false;
+                return fail_after_checkpoint(t, elapsed);
+            }
             if (!t->quiet) {
                 if (t->tty) printf("\r\033[K");
                 printf("step %6lld/%lld | epoch %lld | loss %.4f | lr %.2e | gnorm %.2f | %.0f tok/s | ETA %02d:%02d",
@@ -480,38 +549,28 @@ static int train_loop(trainer *t) {
                 if (!t->tty) printf("\n");
                 fflush(stdout);
             }
-            w = (window){0, 0, cf_now_s(), 0};
         }
         t->w = w;
-        bool is_best = false;
-        if (t->step % tc->eval_every == 0 || t->step == tc->max_steps) {
-            if (t->tty && !t->quiet) printf("\n");
-            int r = evaluate(t, elapsed);
-            if (r < 0) return 1;
-            is_best = r == 1;
-            if (tc->patience > 0 && t->evals_since_best >= tc->patience) {
-                say(t, "early stop: no better BLEU in %lld evaluations (best %.2f at step %lld)\n",
-                    (long long)t->evals_since_best, t->best_bleu, (long long)t->best_step);
-                if (save(t, is_best, elapsed) != 0) return 1;
-                return 0;
-            }
-            w.t0 = cf_now_s(); /* evaluation time is not training throughput */
+        step_end r = eval_and_save(t, eval_due, elapsed, &saved_now);
+        if (r == STEP_FAILED) return 1;
+        if (r == STEP_DONE) return 0;
+        if (r == STEP_INTERRUPTED) {
+            stop = true;
+            break;
         }
-        if (t->step % tc->save_every == 0 || t->step == tc->max_steps || is_best) {
-            if (save(t, is_best, elapsed) != 0) return 1;
-            saved_now = true;
-        }
+        if (eval_due) rate_restart(&w); /* evaluation time is not training throughput */
     }
     t->stopped = stop || (t->ranks == 1 && stop_requested);
     if (t->stopped && !saved_now) {
         if (t->tty && !t->quiet) printf("\n");
-        say(t, "interrupted (signal %d): writing a checkpoint at step %lld\n", (int)stop_requested,
-            (long long)t->step);
+        say(t, "interrupted (signal %d)%s: writing a checkpoint at step %lld\n", (int)stop_requested,
+            t->eval_pending ? " during the evaluation" : "", (long long)t->step);
         if (save(t, false, t->elapsed_before + cf_now_s() - t->t_start) != 0) return 1;
     }
     return 0;
 }
 
+/* 1: interrupted (the run is complete; only its test BLEU is missing). */
 static int final_test(trainer *t) {
     const cf_data_config *d = &t->cfg.data;
     if (!d->test_src && !d->test_tsv) return 0;
@@ -531,22 +590,23 @@ static int final_test(trainer *t) {
     cf_decode_opts o = cf_config_decode_opts(&t->cfg.decode);
     double t0 = cf_now_s();
     char **hyps = cf_translate_corpus(t->ctx, t->model, t->tgt_tok, t->test, 0, &o, t->cfg.decode.batch_size);
-    if (!hyps) return -1;
+    if (!hyps) {
+        if (!stop_requested) return -1;
+        say(t, "interrupted during the final test: training is complete (cformer eval %s --split test gives its "
+               "test BLEU)\n", t->dir);
+        return 1;
+    }
     cf_bleu_score b = cf_eval_bleu(t->test, hyps, t->test->n);
     char line[CF_BLEU_LINE_MAX];
     cf_bleu_format(&b, line, sizeof line);
     char *path = cf_path_join(t->dir, "test.hyp");
-    FILE *fp = fopen(path, "w");
-    if (fp) {
-        for (int64_t i = 0; i < t->test->n; i++) fprintf(fp, "%s\n", hyps[i]);
-        fclose(fp);
-    }
+    int rc = cf_write_lines_atomic(path, (const char *const *)hyps, t->test->n);
     cf_strings_free(hyps, t->test->n);
     printf("test BLEU (best checkpoint, step %lld, beam %lld, %lld sentences, %.1f s): %s\n",
            (long long)t->best_step, (long long)o.beam, (long long)t->test->n, cf_now_s() - t0, line);
-    printf("hypotheses: %s\n", path);
+    if (rc == 0) printf("hypotheses: %s\n", path);
     free(path);
-    return 0;
+    return rc;
 }
 
 /* s as one shell word: as it is when it is safe, else single-quoted. */
@@ -596,8 +656,10 @@ static void trainer_free(trainer *t) {
     cf_run_free_tokenizers(t->src_tok, t->tgt_tok);
     free(t->config_json);
     free(t->ckpt_config_json);
+    free(t->metrics_unwritten);
     free(t->dir);
     if (t->cfg.source_path) cf_config_free(&t->cfg);
+    cf_run_lock_release(t->lock); /* last: until here this process may still write into the run */
 }
 
 /* What every rank must agree on before the first update (train/dist_setup.h). */
@@ -628,6 +690,9 @@ static cf_fingerprint fingerprint(const trainer *t) {
  * non-finite stop, a stop signal) ends through MPI_Finalize; one this rank has alone (a write
  * error on rank 0, a peer gone) through MPI_Abort, since the others would wait for it for ever. */
 static int leave(trainer *t, int code, bool agreed) {
+    /* The stop handler stays until the process exits: a signal that comes now, with the work done
+     * (or, on K ranks, while MPI_Finalize waits for rank 0's final test), only sets the flag, so
+     * the exit code is the run's and never a kill in the middle of the clean-up. */
     trainer_free(t);
     if (t->ranks > 1 && !agreed) cf_dist_abort(code);
     cf_dist_finalize();
@@ -645,13 +710,17 @@ int cf_train(const cf_train_args *a) {
         fprintf(stderr, "error: %s\n", cf_error_message());
         return 1;
     }
+    /* From here a signal only asks to stop (core/interrupt.h): the set-up finishes, the loop does
+     * not start, and the checkpoint written says where the run is. (build/cformer holds the signals
+     * back until now, so MPI's threads, started above, keep them blocked.) */
+    cf_interrupt_install();
     t.ranks = cf_dist_size();
     t.root = cf_dist_rank() == 0;
     t.quiet = a->quiet || !t.root;
     t.tty = t.tty && t.ranks == 1; /* mpirun gives each rank a pty: rewriting lines would garble its log */
     /* While a stop signal is pending, an exchange that does not complete within 3 s means the
      * other ranks are gone (mpirun sends SIGTERM to the survivors when a rank dies). */
-    cf_dist_set_stop_flag(&stop_requested, 3.0);
+    cf_dist_set_stop_flag(cf_interrupt_flag(), 3.0);
     if (cf_dist_share_cpus() != 0) {
         fprintf(stderr, "error: %s\n", cf_error_message());
         return leave(&t, 1, false);
@@ -668,7 +737,7 @@ int cf_train(const cf_train_args *a) {
         goto fail;
     }
     if (a->out_dir) {
-        t.dir = strdup(a->out_dir);
+        t.dir = cf_xstrdup(a->out_dir);
     } else {
         t.dir = cf_xmalloc(strlen(t.cfg.name) + 8);
         sprintf(t.dir, "runs/%s", t.cfg.name);
@@ -676,6 +745,13 @@ int cf_train(const cf_train_args *a) {
     code = 1;
     if (cf_threads_init((int)t.cfg.train.threads) != 0) goto fail;
     cf_threads_set_adaptive(t.cfg.train.adapt_threads);
+    /* One trainer per run directory (train/lock.h), before anything in it is read or written: rank
+     * 0's, the one process that writes it (a second job's rank 0 is refused, and its ranks with it). */
+    if (t.root && cf_mkdir_p(t.dir) != 0) goto fail;
+    if (t.root && !(t.lock = cf_run_lock_acquire(t.dir))) {
+        code = 2;
+        goto fail;
+    }
     char *latest = cf_path_join(t.dir, "checkpoints/latest");
     bool has_ckpt = access(latest, F_OK) == 0;
     free(latest);
@@ -684,7 +760,6 @@ int cf_train(const cf_train_args *a) {
         code = 2;
         goto fail;
     }
-    if (t.root && cf_mkdir_p(t.dir) != 0) goto fail;
     t.config_json = cf_config_to_json(&t.cfg);
     t.ckpt_config_json = checkpoint_config_json(t.config_json);
     code = 2;
@@ -695,6 +770,7 @@ int cf_train(const cf_train_args *a) {
                               (size_t)t.cfg.train.bucket_mb << 20);
     if (!t.sync) goto fail;
     code = 1;
+    cf_nan_guard_init(&t.guard, (int)t.cfg.train.max_bad_steps); /* before a resume restores its counters */
     bool resumed = false;
     if (a->resume) {
         int r = resume_from_checkpoint(&t, &resumed);
@@ -707,13 +783,15 @@ int cf_train(const cf_train_args *a) {
     code = cf_dist_agree_start(0, &fp);
     agreed = true;
     if (code != 0) return leave(&t, code, true);
+    code = 1; /* an I/O failure from here on */
     if (t.root) {
         char *cfg_path = cf_path_join(t.dir, "config.json");
         int rc = cf_write_file_atomic(cfg_path, t.config_json, strlen(t.config_json));
         free(cfg_path);
         if (rc != 0 || cf_metrics_open(&t.metrics, t.dir, resumed ? t.step : -1) != 0) goto fail;
+        /* lines the stopped run could not write (a full disk) come first, so the file has no gap */
+        if (t.metrics_unwritten && cf_metrics_write_raw(&t.metrics, t.metrics_unwritten) != 0) goto fail;
     }
-    cf_nan_guard_init(&t.guard, (int)t.cfg.train.max_bad_steps);
     if (!t.quiet) {
         cf_model_config mc = t.model->cfg;
         printf("model: %s attention, d_model %lld, %lld heads (%lld kv), %lld+%lld layers, d_ff %lld, vocab %lld: "
@@ -729,13 +807,8 @@ int cf_train(const cf_train_args *a) {
             printf("run: %s | %d threads | %lld batches per epoch | max_steps %lld\n", t.dir, cf_threads_count(),
                    (long long)cf_batcher_n_batches(t.batches), (long long)t.cfg.train.max_steps);
     }
-    stop_requested = 0;
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
     t.t_start = cf_now_s();
     code = train_loop(&t);
-    signal(SIGINT, SIG_DFL);
-    signal(SIGTERM, SIG_DFL);
     if (code != 0) goto fail;
     if (t.stopped) {
         if (t.root) print_resume_hint(&t);
@@ -749,12 +822,14 @@ int cf_train(const cf_train_args *a) {
     if (t.ranks > 1)
         say(&t, "gradient exchange: %.2f s of this session on rank 0 (waiting included)\n",
             cf_grad_sync_comm_seconds(t.sync));
-    if (t.root && final_test(&t) != 0) {
+    int tested = t.root ? final_test(&t) : 0;
+    if (tested < 0) {
         code = 1;
         goto fail;
     }
-    return leave(&t, 0, true);
+    return leave(&t, tested == 1 ? 130 : 0, true);
 fail:
+    if (t.io_failed) code = 1;
     /* Before the agreement every rank reaches it, this one with its failure (it prints the error):
      * the job ends together. */
     if (!agreed && t.ranks > 1) return leave(&t, cf_dist_agree_start(code, NULL), true);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/interrupt.h"
 #include "core/threads.h"
 
 static const int64_t *sort_lens; /* qsort has no context argument in C11 */
@@ -29,22 +30,39 @@ static size_t utf8_seq_len(const unsigned char *s, size_t n) {
     return len;
 }
 
-/* The model emits bytes; a hypothesis must be text. Each byte that does not begin a valid
- * sequence becomes U+FFFD (Python's errors="replace" gives one per maximal invalid subsequence
- * instead, so a truncated multi-byte sequence differs: docs/decoding.md). */
-static char *utf8_sanitized(const char *s, size_t n) {
+/* What a decoded character becomes in a hypothesis line (translate.h, docs/decoding.md): a space
+ * for tab, the line breaks and the other whitespace controls (every character at which Python's
+ * str.splitlines() breaks a line, and U+001F), U+FFFD for every other C0 control, NUL included,
+ * and DEL; anything else stays. 0 = keep, ' ' = space, 1 = U+FFFD. */
+static int control_class(uint32_t cp) {
+    if ((cp >= 0x09 && cp <= 0x0D) || (cp >= 0x1C && cp <= 0x1F) || cp == 0x85 || cp == 0x2028 || cp == 0x2029)
+        return ' ';
+    if (cp < 0x20 || cp == 0x7F) return 1;
+    return 0;
+}
+
+static uint32_t utf8_cp(const unsigned char *s, size_t len) {
+    if (len == 1) return s[0];
+    uint32_t cp = len == 2 ? s[0] & 0x1F : len == 3 ? s[0] & 0x0F : s[0] & 0x07;
+    for (size_t k = 1; k < len; k++) cp = cp << 6 | (s[k] & 0x3F);
+    return cp;
+}
+
+char *cf_hyp_line(const char *s, size_t n) {
     char *out = cf_xmalloc(3 * n + 1), *o = out;
     for (size_t i = 0; i < n;) {
         size_t len = utf8_seq_len((const unsigned char *)s + i, n - i);
-        if (len) {
+        int cls = len ? control_class(utf8_cp((const unsigned char *)s + i, len)) : 1;
+        if (cls == 0) {
             memcpy(o, s + i, len);
             o += len;
-            i += len;
+        } else if (cls == ' ') {
+            *o++ = ' ';
         } else {
             memcpy(o, "\xEF\xBF\xBD", 3);
             o += 3;
-            i++;
         }
+        i += len ? len : 1;
     }
     *o = 0;
     return out;
@@ -58,7 +76,7 @@ int cf_translate_tokens(cf_ctx *ctx, const cf_transformer *m, const int32_t *con
     sort_lens = src_len;
     qsort(order, (size_t)n, sizeof *order, cmp_by_len); /* similar lengths together: less padding */
     int64_t limit = m->cfg.max_len - 1;                  /* room for <eos> */
-    int32_t *buf = cf_xmalloc((size_t)(batch_size * (limit + 1)) * sizeof *buf);
+    int32_t *buf = cf_xmalloc((size_t)batch_size * (size_t)(limit + 1) * sizeof *buf);
     int32_t *lens = cf_xmalloc((size_t)batch_size * sizeof *lens);
     /* outputs in sorted order, concatenated (grown geometrically: no malloc per sentence), then
      * copied to input order */
@@ -90,7 +108,9 @@ int cf_translate_tokens(cf_ctx *ctx, const cf_transformer *m, const int32_t *con
             for (int64_t j = len + 1; j < s_max; j++) row[j] = CF_PAD_ID;
         }
         cf_threads_adapt(); /* between batches: results do not depend on the thread count */
-        if (cf_decode_batch(m, ctx, buf, lens, nb, s_max, o, &res) != 0) {
+        const bool stop = cf_interrupted() != 0; /* between batches: a stop request does not wait for all */
+        if (stop) cf_error_set("interrupted");
+        if (stop || cf_decode_batch(m, ctx, buf, lens, nb, s_max, o, &res) != 0) {
             rc = -1;
             break;
         }
@@ -155,11 +175,10 @@ char **cf_translate_ids(cf_ctx *ctx, const cf_transformer *m, const cf_tokenizer
         size_t need = (size_t)len * 64 + 1; /* a token decodes to at most its byte string */
         if (need > text_cap) {
             text_cap = need;
-            text = realloc(text, text_cap);
-            CF_ASSERT(text != NULL);
+            text = cf_xrealloc(text, text_cap);
         }
         size_t bytes = cf_tokenizer_decode(tgt_tok, res.tokens + res.offsets[i], len, text, text_cap);
-        out[i] = utf8_sanitized(text, bytes);
+        out[i] = cf_hyp_line(text, bytes);
     }
     free(text);
     cf_decode_result_free(&res);
