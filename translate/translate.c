@@ -103,7 +103,7 @@ int cf_translate_tokens(cf_ctx *ctx, const cf_transformer *m, const int32_t *con
         for (int64_t k = 0; k < nb; k++) {
             int32_t *row = buf + k * s_max;
             int64_t len = lens[k] - 1;
-            memcpy(row, src[order[start + k]], (size_t)len * sizeof *row);
+            if (len > 0) memcpy(row, src[order[start + k]], (size_t)len * sizeof *row); /* an empty line may have no ids */
             row[len] = CF_EOS_ID;
             for (int64_t j = len + 1; j < s_max; j++) row[j] = CF_PAD_ID;
         }
