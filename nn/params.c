@@ -7,20 +7,27 @@
 #include <stdlib.h>
 #include <string.h>
 
-cf_tensor *cf_params_add(cf_params *ps, int ndim, const int64_t *shape, const char *fmt, ...) {
+/* Register a parameter named by fmt/ap: new storage (block NULL) or borrowed from block at offset. */
+static cf_tensor *add_named(cf_params *ps, cf_tensor *block, int64_t offset, int ndim, const int64_t *shape,
+                            const char *fmt, va_list ap) {
     char name[256];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(name, sizeof name, fmt, ap);
-    va_end(ap);
     CF_ASSERT(!cf_params_find(ps, name), "parameter '%s' registered twice", name);
     if (ps->n == ps->cap) {
         ps->cap = ps->cap ? 2 * ps->cap : 64;
         ps->items = realloc(ps->items, (size_t)ps->cap * sizeof *ps->items);
         CF_ASSERT(ps->items != NULL);
     }
-    cf_tensor *p = cf_param_new(name, ndim, shape);
+    cf_tensor *p = block ? cf_param_borrow(name, block, offset, ndim, shape) : cf_param_new(name, ndim, shape);
     ps->items[ps->n++] = p;
+    return p;
+}
+
+cf_tensor *cf_params_add(cf_params *ps, int ndim, const int64_t *shape, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    cf_tensor *p = add_named(ps, NULL, 0, ndim, shape, fmt, ap);
+    va_end(ap);
     return p;
 }
 
@@ -43,19 +50,11 @@ cf_tensor *cf_params_block(cf_params *ps, int64_t numel) {
 
 cf_tensor *cf_params_add_in(cf_params *ps, cf_tensor *block, int64_t offset, int ndim, const int64_t *shape,
                             const char *fmt, ...) {
-    char name[256];
+    CF_ASSERT(block, "cf_params_add_in: no block");
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(name, sizeof name, fmt, ap);
+    cf_tensor *p = add_named(ps, block, offset, ndim, shape, fmt, ap);
     va_end(ap);
-    CF_ASSERT(!cf_params_find(ps, name), "parameter '%s' registered twice", name);
-    if (ps->n == ps->cap) {
-        ps->cap = ps->cap ? 2 * ps->cap : 64;
-        ps->items = realloc(ps->items, (size_t)ps->cap * sizeof *ps->items);
-        CF_ASSERT(ps->items != NULL);
-    }
-    cf_tensor *p = cf_param_borrow(name, block, offset, ndim, shape);
-    ps->items[ps->n++] = p;
     return p;
 }
 
