@@ -1,12 +1,26 @@
 /* core/interrupt.c - see interrupt.h. */
 #include "core/interrupt.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <string.h>
+#include <unistd.h>
 
 static volatile sig_atomic_t requested;
+static volatile sig_atomic_t output_nonblocking_on_stop;
 
-static void on_signal(int sig) { requested = sig; }
+/* fcntl is async-signal-safe; errno is the interrupted code's. */
+static void on_signal(int sig) {
+    requested = sig;
+    if (!output_nonblocking_on_stop) return;
+    int saved = errno;
+    for (int fd = STDOUT_FILENO; fd <= STDERR_FILENO; fd++) {
+        int flags = fcntl(fd, F_GETFL);
+        if (flags >= 0) fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+    }
+    errno = saved;
+}
 
 static void set_handlers(void (*fn)(int), int flags) {
     struct sigaction sa;
@@ -23,6 +37,7 @@ static void set_handlers(void (*fn)(int), int flags) {
 void cf_interrupt_install(void) {
     requested = 0;
     set_handlers(on_signal, SA_RESETHAND);
+    signal(SIGPIPE, SIG_IGN);
     cf_interrupt_unblock(); /* a signal that came while they were blocked is delivered now, to us */
 }
 
@@ -42,7 +57,13 @@ void cf_interrupt_unblock(void) {
     sigprocmask(SIG_UNBLOCK, &s, NULL);
 }
 
-void cf_interrupt_restore(void) { set_handlers(SIG_DFL, 0); }
+void cf_interrupt_restore(void) {
+    set_handlers(SIG_DFL, 0);
+    signal(SIGPIPE, SIG_DFL);
+    output_nonblocking_on_stop = 0;
+}
+
+void cf_interrupt_output_nonblocking_on_stop(int on) { output_nonblocking_on_stop = on != 0; }
 
 int cf_interrupted(void) { return requested; }
 

@@ -10,6 +10,10 @@
  * ends the process at once. Library loops that can take long (cf_eval_loss, cf_translate_ids)
  * return -1 with the message "interrupted" when the flag is set; without cf_interrupt_install
  * the flag is never set and signals keep their default action.
+ *
+ * While installed, SIGPIPE is ignored: with `cformer train ... | tee log`, a Ctrl-C ends tee as
+ * well, and the trainer's next progress line must fail with EPIPE, not kill it before its
+ * checkpoint.
  */
 #ifndef CF_INTERRUPT_H
 #define CF_INTERRUPT_H
@@ -23,6 +27,12 @@ void cf_interrupt_restore(void);
  * that a Ctrl-C during start-up, its re-exec included, reaches the trainer's handler. */
 void cf_interrupt_block(void);
 void cf_interrupt_unblock(void);
+/* on: the first stop signal also makes stdout and stderr non-blocking, so that a print can no
+ * longer hold up the checkpoint (a line that does not fit is dropped). For an MPI rank, whose
+ * stdout is a pty of its own that mpirun stops reading at Ctrl-C: a full pty would block the
+ * rank until mpirun's SIGKILL. Not for a process on a shared terminal (the flag is the
+ * terminal's, the shell's too). Reset by cf_interrupt_restore. */
+void cf_interrupt_output_nonblocking_on_stop(int on);
 /* The signal that asked to stop, or 0. */
 int cf_interrupted(void);
 /* The flag itself, for code that polls it through a pointer (dist/: a rank's stop request travels

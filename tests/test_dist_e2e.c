@@ -1,7 +1,7 @@
 /* tests/test_dist_e2e.c - data-parallel training across processes: `mpirun --oversubscribe -np K`
  * over loopback against one process with grad_accum K (byte-identical model.safetensors and
  * optim.safetensors for K = 2 and 3), a resume with another rank count, a killed rank, Ctrl-C to
- * mpirun, a stop that comes during rank 0's evaluation, a run directory another trainer holds, and
+ * mpirun, a stop while rank 0's output is stalled, a stop that comes during rank 0's evaluation, a run directory another trainer holds, and
  * ranks that disagree on the config.
  *
  * Only in a `make MPI=1` build with mpirun on the PATH; otherwise each test says so and passes.
@@ -284,8 +284,10 @@ static bool exists(const char *dir, const char *name) {
 
 /* A long run (so that it is still training when we act) that has written its first checkpoint. */
 static job start_long(const char *dir, const char *env) {
+    /* Few progress lines: mpirun stops reading a rank's output at Ctrl-C, and what the rank prints
+     * after that must fit in its pty for the stop message to arrive (see the stalled-output test). */
     char *base = train_cmd(2, dir, "--set train.max_steps=100000 --set schedule.total_steps=100000 "
-                                   "--set train.eval_every=100000 --set train.save_every=20");
+                                   "--set train.eval_every=100000 --set train.save_every=20 --set train.log_every=1000");
     char *cmd = fmt("%s exec %s", env, base);
     job j = start(cmd);
     double end = cf_now_s() + TIMEOUT_S;
@@ -351,6 +353,49 @@ TEST(dist_e2e_ctrl_c_writes_one_checkpoint) {
     char *want = fmt("step-%08lld", step);
     CHECK_MSG(n > 0 && strcmp(link, want) == 0, "latest is %s, want %s", n > 0 ? link : "(none)", want);
     free(want), free(latest), free(out), free(j.log), free(dir);
+}
+
+/* Bytes in dir's metrics.jsonl (rank 0 appends a line per progress line, just before printing it). */
+static long metrics_size(const char *dir) {
+    char *p = fmt("%s/metrics.jsonl", dir);
+    struct stat st;
+    long n = stat(p, &st) == 0 ? (long)st.st_size : -1;
+    free(p);
+    return n;
+}
+
+/* After Ctrl-C, mpirun stops reading the ranks' output (their stdout is a pty it holds) and sends
+ * SIGTERM odls_base_sigkill_timeout seconds later. Rank 0, printing a line per update, filled its
+ * pty in that time on a fast machine and blocked in write(); it never wrote its stop checkpoint
+ * before the SIGKILL. Made exact here: mpirun is stopped (SIGSTOP) until rank 0's metrics stop
+ * growing (it is blocked on the full pty), then both ranks get SIGTERM, as mpirun would send it.
+ * The stop checkpoint must appear while mpirun is still stopped (no regular saves in this run). */
+TEST(dist_e2e_stalled_output_does_not_block_the_stop_checkpoint) {
+    if (!mpi_ready(__func__)) return;
+    char *dir = fmt("%s/stalled", root_dir());
+    char *base = train_cmd(2, dir, "--set train.max_steps=100000 --set schedule.total_steps=100000 "
+                                   "--set train.eval_every=100000 --set train.save_every=100000 --set train.log_every=1");
+    char *cmd = fmt("exec %s", base);
+    job j = start(cmd);
+    double end = cf_now_s() + TIMEOUT_S;
+    while (metrics_size(dir) <= 0 && cf_now_s() < end && !wait_job(&j, 0)) nap(0.05);
+    kill(j.pid, SIGSTOP);
+    long last = -1;
+    for (double still_since = cf_now_s(); cf_now_s() < end && cf_now_s() - still_since < 1.5; nap(0.1)) {
+        long now = metrics_size(dir);
+        if (now != last) last = now, still_since = cf_now_s();
+    }
+    pid_t pids[8];
+    int n = rank_pids(dir, pids, 8);
+    CHECK_MSG(n == 2, "found %d rank processes", n);
+    for (int i = 0; i < n; i++) kill(pids[i], SIGTERM);
+    while (!exists(dir, "checkpoints/latest") && cf_now_s() < end) nap(0.05);
+    CHECK_MSG(exists(dir, "checkpoints/latest"), "no stop checkpoint while rank 0's output was stalled");
+    kill(j.pid, SIGCONT);
+    bool ended = wait_job(&j, TIMEOUT_S);
+    if (!ended) kill(-j.pid, SIGKILL), wait_job(&j, 10);
+    CHECK(ended);
+    free(cmd), free(base), free(j.log), free(dir);
 }
 
 /* Ranks that would train different things (here: another dropout) refuse to start. */

@@ -12,6 +12,7 @@
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -600,4 +601,60 @@ TEST(faults_second_trainer_is_refused_and_a_dead_ones_lock_is_not) {
     free(lock);
     free(pid);
     free(holder);
+}
+
+/* Train lines in dir's metrics.jsonl. */
+static int train_lines(const char *dir) {
+    char *digest = cli_metrics_digest(dir);
+    int n = 0;
+    for (const char *s = digest; s && (s = strstr(s, "train ")); s++) n += s == digest || s[-1] == '\n';
+    free(digest);
+    return n;
+}
+
+/* `cformer train ... | tee log`, then Ctrl-C: the terminal's SIGINT ends tee as well, so the
+ * trainer's next progress line goes to a pipe nobody reads. That write must fail (EPIPE), not kill
+ * the trainer (SIGPIPE) before its checkpoint. Here the reader closes its end after the first
+ * progress line; the trainer goes on (its metrics grow), and the SIGINT that follows ends it as
+ * always: exit 130 and a checkpoint of the step it stopped at (the only one: no regular saves). */
+TEST(faults_closed_stdout_pipe_then_sigint_still_checkpoints) {
+    char *dir = cli_fmt("%s/pipe", cli_root()), *fifo = cli_fmt("%s/pipe.out", cli_root());
+    CHECK(mkfifo(fifo, 0600) == 0);
+    const char *extra[] = {"train.max_steps=100000", "schedule.total_steps=100000", "train.save_every=100000",
+                           "train.eval_every=100000", NULL};
+    cli_args a;
+    cli_train_args(&a, dir, false, extra);
+    CHECK(strcmp(a.v[4], "--quiet") == 0);
+    memmove(&a.v[4], &a.v[5], (size_t)(--a.n - 4) * sizeof a.v[0]); /* progress lines wanted */
+    cli_proc p = cli_start(&(cli_opts){.stdout_path = fifo}, a.n, a.v);
+    cli_args_free(&a);
+    int fd = open(fifo, O_RDONLY); /* meets the child's open for writing */
+    unlink(fifo);                  /* (so cli_finish reads no output file) */
+    char buf[4096];
+    size_t have = 0;
+    for (ssize_t got; fd >= 0 && have < sizeof buf - 1 && (got = read(fd, buf + have, sizeof buf - 1 - have)) > 0;) {
+        have += (size_t)got;
+        buf[have] = 0;
+        if (strstr(buf, "\nstep ")) break;
+    }
+    buf[have] = 0;
+    CHECK_MSG(strstr(buf, "\nstep "), "no progress line on stdout:\n%s", buf);
+    if (fd >= 0) close(fd);
+    int lines = train_lines(dir);
+    siginfo_t info = {0};
+    for (int k = 0; k < 30000 && train_lines(dir) < lines + 2; k++) {
+        if (waitid(P_PID, (id_t)p.pid, &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid == p.pid) break;
+        struct timespec t = {0, 1000000};
+        nanosleep(&t, NULL);
+    }
+    kill(p.pid, SIGINT);
+    cli_result r = cli_finish(&p);
+    CHECK_MSG(r.code == 130, "exit %d (%d: SIGPIPE) after stdout's reader went away\n%s", r.code, 128 + SIGPIPE, r.err);
+    CHECK_CLEAN(r);
+    CHECK_MSG(cli_latest_step(dir) > 2 * lines, "no checkpoint of the stop (latest %d, %d train lines before the close)",
+              cli_latest_step(dir), lines);
+    cli_result_free(&r);
+    cli_rm_tree(dir);
+    free(dir);
+    free(fifo);
 }

@@ -718,6 +718,7 @@ int cf_train(const cf_train_args *a) {
     t.root = cf_dist_rank() == 0;
     t.quiet = a->quiet || !t.root;
     t.tty = t.tty && t.ranks == 1; /* mpirun gives each rank a pty: rewriting lines would garble its log */
+    cf_interrupt_output_nonblocking_on_stop(t.ranks > 1); /* ... which it stops reading at Ctrl-C */
     /* While a stop signal is pending, an exchange that does not complete within 3 s means the
      * other ranks are gone (mpirun sends SIGTERM to the survivors when a rank dies). */
     cf_dist_set_stop_flag(cf_interrupt_flag(), 3.0);
