@@ -15,14 +15,16 @@
 # run times DECODE_REPS passes over the whole set after one untimed pass and reports their
 # median; the table shows medians over rounds and the median of the per-round ratios (min-max in
 # brackets). Both sides get the same environment (OPENBLAS_CORETYPE included, printed) and thread
-# count; the load average is printed before and after. Outputs are compared token for token: the
+# count; the load average is printed before and after. The "per CPU-second" ratio divides the
+# sentences each side decodes per second of its process's CPU time (median pass; all threads):
+# with 1 thread on a busy machine it moves much less than the wall-time ratio. Outputs are compared token for token: the
 # last column counts the sentences whose translations differ (0 expected: float ties aside).
 # DECODE_NO_PACK=1 adds `cformer bench decode --no-pack` (the tiled BLAS products instead of the
 # packed weights) to every round, CFORMER_BASE=BINARY another cformer binary (an older commit);
 # each gets a column of its own, still interleaved. TORCH_ENV="OMP_WAIT_POLICY=PASSIVE" runs the
 # torch side in that environment: on a busy machine its OpenMP threads otherwise spin at every
 # barrier and 2 threads run ~9x slower than with passive waiting (docs/performance.md, "Decoding").
-# Needs Debian's python3 with torch
+# DECODE_ROWS=FILE keeps the raw JSON rows there (one per run and beam). Needs Debian's python3 with torch
 # (/usr/bin/python3); `make bench` runs it when torch is there.
 set -eu
 cd "$(dirname "$0")/.."
@@ -45,7 +47,7 @@ if ! "$TORCH_PY" -c 'import torch' 2>/dev/null; then
 fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-out="$work/rows.jsonl"
+out=${DECODE_ROWS:-$work/rows.jsonl}
 : > "$out"
 echo "cformer vs PyTorch decoding: $ROUNDS interleaved rounds, 1 untimed + $REPS timed passes each, beams $BEAMS," \
      "$THREADS threads, OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-(unset)}${TORCH_ENV:+, torch side: $TORCH_ENV}"
@@ -96,7 +98,8 @@ rows = [json.loads(line) for line in open(sys.argv[1])]
 med = statistics.median
 extra = [s for s in ("ours --no-pack", "base") if any(r["side"] == s for r in rows)]
 head = ("| set | search | sentences | ours sent/s | torch sent/s | ratio (min-max) | ours tgt tok/s | torch tgt tok/s "
-        + "".join(f"| {s} sent/s | ours / {s} " for s in extra) + "| outputs differ |")
+        "| ratio per CPU-second (min-max) "
+        + "".join(f"| {s} sent/s | ours / {s} | per CPU-second " for s in extra) + "| outputs differ |")
 print()
 print(head)
 print("|" + "---|" * (head.count("|") - 1))
@@ -104,16 +107,18 @@ for target in dict.fromkeys(r["target"] for r in rows):
     for beam in dict.fromkeys(r["beam"] for r in rows if r["target"] == target):
         pick = lambda side: [r for r in rows if r["target"] == target and r["beam"] == beam and r["side"] == side]
         ours, torch = pick("ours"), pick("torch")
-        def ratio_to(other):
+        def ratio_to(other, key="sent_s"):
             by_round = {r["round"]: r for r in other}
-            rs = [o["sent_s"] / by_round[o["round"]]["sent_s"] for o in ours if o["round"] in by_round]
+            rs = [o[key] / by_round[o["round"]][key] for o in ours if o["round"] in by_round and key in o
+                  and key in by_round[o["round"]]]
             return f"{med(rs):.2f}x ({min(rs):.2f}-{max(rs):.2f})" if rs else "-"
         cells = [target if not target.startswith("configs/") else target + " (random model)",
                  "greedy" if beam == 1 else f"beam {beam}", str(ours[0]["sentences"]),
                  f"{med(r['sent_s'] for r in ours):.1f}", f"{med(r['sent_s'] for r in torch):.1f}", ratio_to(torch),
-                 f"{med(r['tgt_tok_s'] for r in ours):.0f}", f"{med(r['tgt_tok_s'] for r in torch):.0f}"]
+                 f"{med(r['tgt_tok_s'] for r in ours):.0f}", f"{med(r['tgt_tok_s'] for r in torch):.0f}",
+                 ratio_to(torch, "sent_per_cpu_s")]
         for s in extra:
-            cells += [f"{med(r['sent_s'] for r in pick(s)):.1f}", ratio_to(pick(s))]
+            cells += [f"{med(r['sent_s'] for r in pick(s)):.1f}", ratio_to(pick(s)), ratio_to(pick(s), "sent_per_cpu_s")]
         check = pick("check")
         cells.append(str(check[0]["differ"]) if check else "-")
         print("| " + " | ".join(cells) + " |")

@@ -10,7 +10,9 @@
  * One untimed pass sizes the buffers, then --reps timed passes; it reports the median, sentences/s
  * and target tokens/s (output tokens + the final <eos> of each sentence: the decoder steps that
  * produced something), and the allocations made during the timed passes: the arena's malloc count
- * and glibc's heap in use (mallinfo2), as `cformer bench` does for training.
+ * and glibc's heap in use (mallinfo2), as `cformer bench` does for training. It also reports the
+ * process's CPU time per pass (median; all threads): on a shared machine the wall time of a
+ * 1-thread run moves with the neighbours' load, its CPU time much less.
  *
  * --out-dir DIR writes what bench/ref/torch_decode_bench.py needs to decode the same set with the
  * same model: DIR/src.ids (one source a line, space-separated ids, no <eos>), DIR/beamK.ids (our
@@ -24,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "core/gemm.h"
 #include "core/profile.h"
@@ -80,6 +83,13 @@ typedef struct bench_input {
     cf_ids *ids;                /* [n] sources, without <eos> */
     int64_t n;
 } bench_input;
+
+/* CPU time of the process (all its threads), seconds. */
+static double cpu_now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 static size_t heap_in_use(void) {
     struct mallinfo2 mi = mallinfo2();
@@ -215,7 +225,7 @@ static int run_bench(bench_input *in, const bench_args *a) {
                getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "(unset)",
                packed ? "packed weights" : "BLAS products");
     cf_decode_result r = {0};
-    double *secs = cf_xmalloc((size_t)a->reps * sizeof *secs);
+    double *secs = cf_xmalloc((size_t)a->reps * sizeof *secs), *cpus = cf_xmalloc((size_t)a->reps * sizeof *cpus);
     cf_profile *prof = a->profile ? cf_xmalloc(sizeof *prof) : NULL;
     for (int bi = 0; bi < a->n_beams; bi++) {
         cf_decode_opts o = cf_config_decode_opts(&cfg->decode);
@@ -232,30 +242,32 @@ static int run_bench(bench_input *in, const bench_args *a) {
                 }
             }
             if (prof && rep >= 0) cf_profile_start(prof, in->ctx->arena.used_total);
-            double t0 = cf_now_s();
+            double t0 = cf_now_s(), c0 = cpu_now_s();
             if (cf_translate_tokens(in->ctx, in->model, src, lens, in->n, &o, batch, &r) != 0) goto fail_run;
-            if (rep >= 0) secs[rep] = cf_now_s() - t0;
+            if (rep >= 0) secs[rep] = cf_now_s() - t0, cpus[rep] = cpu_now_s() - c0;
         }
         in->ctx->profile = NULL;
         size_t arena_mallocs = in->ctx->arena.mallocs - mallocs0;
         long long heap_delta = (long long)heap_in_use() - (long long)heap0;
         int64_t tokens = r.offsets[r.n] + r.n; /* + one <eos> per sentence */
-        double t = cf_median(secs, a->reps), lo = secs[0], hi = secs[0];
+        double t = cf_median(secs, a->reps), cpu = cf_median(cpus, a->reps), lo = secs[0], hi = secs[0];
         for (int64_t i = 1; i < a->reps; i++) lo = secs[i] < lo ? secs[i] : lo, hi = secs[i] > hi ? secs[i] : hi;
         if (a->json) {
             printf("{\"impl\":\"cformer\",\"set\":\"%s\",\"beam\":%lld,\"batch\":%lld,\"threads\":%d,\"sentences\":%lld,"
                    "\"src_tokens\":%lld,\"tgt_tokens\":%lld,\"reps\":%lld,\"seconds\":%.6f,\"seconds_min\":%.6f,"
                    "\"seconds_max\":%.6f,\"sent_s\":%.3f,\"tgt_tok_s\":%.1f,\"arena_mallocs\":%zu,"
-                   "\"heap_delta_bytes\":%lld,\"length_penalty\":%g,\"max_len_a\":%g,\"max_len_b\":%lld,\"packed\":%s}\n",
+                   "\"heap_delta_bytes\":%lld,\"length_penalty\":%g,\"max_len_a\":%g,\"max_len_b\":%lld,\"packed\":%s,"
+                   "\"cpu_seconds\":%.6f,\"sent_per_cpu_s\":%.3f}\n",
                    in->set_name, (long long)o.beam, (long long)batch, cf_threads_max(), (long long)in->n,
                    (long long)src_tokens, (long long)tokens, (long long)a->reps, t, lo, hi, (double)in->n / t,
                    (double)tokens / t, arena_mallocs, heap_delta, o.length_penalty, o.max_len_a, (long long)o.max_len_b,
-                   packed ? "true" : "false");
+                   packed ? "true" : "false", cpu, cpu > 0 ? (double)in->n / cpu : 0);
         } else {
             printf("%-7s %8.1f ms (%.1f-%.1f)  %8.1f sentences/s  %9.0f target tokens/s  (%.1f tokens/sentence); "
-                   "timed passes: %zu arena mallocs, heap in use %+lld bytes\n",
+                   "CPU %.1f ms; timed passes: %zu arena mallocs, heap in use %+lld bytes\n",
                    o.beam == 1 ? "greedy" : "beam", t * 1e3, lo * 1e3, hi * 1e3, (double)in->n / t,
-                   (double)tokens / t, in->n ? (double)tokens / (double)in->n : 0, arena_mallocs, heap_delta);
+                   (double)tokens / t, in->n ? (double)tokens / (double)in->n : 0, cpu * 1e3, arena_mallocs,
+                   heap_delta);
             if (o.beam != 1) printf("        (beam %lld, length penalty %g)\n", (long long)o.beam, o.length_penalty);
         }
         if (prof) {
@@ -271,6 +283,7 @@ static int run_bench(bench_input *in, const bench_args *a) {
     }
     free(prof);
     free(secs);
+    free(cpus);
     cf_decode_result_free(&r);
     free(src);
     free(lens);
@@ -279,6 +292,7 @@ fail_run:
     in->ctx->profile = NULL;
     free(prof);
     free(secs);
+    free(cpus);
     cf_decode_result_free(&r);
 fail:
     free(src);

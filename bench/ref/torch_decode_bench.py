@@ -37,7 +37,8 @@ The decoder, written for this benchmark against docs/model.md and docs/decoding.
   - finished sentences leave the batch (their rows are dropped from every cache and state, as
     fairseq does); --no-compact keeps computing them instead.
 Under torch.inference_mode, torch.set_num_threads(--threads), one interop thread. Prints the
-median of --reps timed passes over the whole set after one untimed pass (model loading excluded).
+median of --reps timed passes over the whole set after one untimed pass (model loading excluded),
+and the median CPU time of the process per pass (time.process_time: all threads).
 """
 import argparse
 import json
@@ -429,19 +430,21 @@ def main():
               f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}")
     with torch.inference_mode():
         for beam in beams:
-            secs, outs = [], None
+            secs, cpus, outs = [], [], None
             for rep in range(-1, args.reps):
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 outs = translate(model, dec, sources, beam, opts, batch, not args.no_compact)
                 if rep >= 0:
                     secs.append(time.perf_counter() - t0)
+                    cpus.append(time.process_time() - c0)
             tokens = sum(len(o) + 1 for o in outs)
             t = statistics.median(secs)
             res = {"impl": "torch", "torch": torch.__version__, "set": set_name, "beam": beam, "batch": batch,
                    "threads": torch.get_num_threads(), "sentences": len(sources), "src_tokens": n_src_tokens,
                    "tgt_tokens": tokens, "reps": args.reps, "seconds": t, "seconds_min": min(secs),
                    "seconds_max": max(secs), "sent_s": len(sources) / t, "tgt_tok_s": tokens / t,
-                   "compact": not args.no_compact, **opts}
+                   "compact": not args.no_compact, "cpu_seconds": statistics.median(cpus),
+                   "sent_per_cpu_s": len(sources) / statistics.median(cpus), **opts}
             if args.out_dir:
                 os.makedirs(args.out_dir, exist_ok=True)
                 with open(os.path.join(args.out_dir, f"torch.beam{beam}.ids"), "w") as f:
