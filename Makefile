@@ -36,7 +36,7 @@ LIB_DIRS  := core nn optim data score dist translate train
 LIB_SRC   := $(filter-out dist/comm_%.c,$(wildcard $(addsuffix /*.c,$(LIB_DIRS)))) $(DIST_COMM)
 CLI_SRC   := $(wildcard cli/*.c)
 F64_SRC   := $(wildcard core/*.c nn/*.c)
-UNIT_SRC  := $(wildcard tests/test_*.c) tests/runner.c tests/testlib.c tests/clilib.c
+UNIT_SRC  := $(wildcard tests/test_*.c) tests/runner.c tests/testlib.c tests/clilib.c tests/alloc_count.c
 GRAD_SRC  := $(wildcard tests/grad_*.c) tests/runner.c tests/testlib.c tests/gradcheck.c
 BENCH_SRC := $(wildcard bench/*.c)
 

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/kernel.h"
+#include "core/parallel.h"
 
 cf_ctx *cf_ctx_new(uint64_t seed) {
     cf_ctx *ctx = cf_xcalloc(1, sizeof *ctx);
@@ -116,8 +117,9 @@ cf_real *cf_grad(cf_ctx *ctx, cf_tensor *t) {
     /* Zero with the static row split the ops' loops use, so each thread's part of the buffer is
      * already in its own cache when it accumulates into it. */
     const int64_t n = t->numel;
-#pragma omp parallel for schedule(static) if (n > CF_PAR_MIN_WORK)
-    for (int64_t i = 0; i < n; i++) g[i] = 0;
+    CF_PARALLEL_FOR(n > CF_PAR_MIN_WORK, for (int64_t i = 0; i < n; i++) {
+        g[i] = 0;
+    });
     return g;
 }
 
@@ -137,8 +139,9 @@ void cf_grad_pass(cf_ctx *ctx, cf_tensor *in, cf_tensor *out) {
     cf_real *d = cf_grad(ctx, in);
     const cf_real *g = out->grad;
     const int64_t n = in->numel;
-#pragma omp parallel for schedule(static) if (n > CF_PAR_MIN_WORK)
-    for (int64_t i = 0; i < n; i++) d[i] += g[i];
+    CF_PARALLEL_FOR(n > CF_PAR_MIN_WORK, for (int64_t i = 0; i < n; i++) {
+        d[i] += g[i];
+    });
 }
 
 /* Give an op output's gradient back once nothing can add to it any more. */

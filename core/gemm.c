@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/kernel.h"
+#include "core/parallel.h"
 
 /* The plan's constants, measured on the step's shapes (docs/performance.md, "GEMM partition"):
  * - Rows per tile >= 256 where the product is big enough: every row tile packs all of op(B) again,
@@ -105,8 +106,7 @@ static void gemm_run(int64_t count, bool trans_a, bool trans_b, int64_t m, int64
     int64_t per = t.tm * t.tn, tasks = count * per;
     /* Dynamic: a thread that the OS deschedules holds up one tile, not a fixed share. Nested inside
      * another parallel region the loop runs on the calling thread (OpenMP's default). */
-#pragma omp parallel for schedule(dynamic, 1) if (tasks > 1 && !omp_in_parallel())
-    for (int64_t task = 0; task < tasks; task++) {
+    CF_PARALLEL_FOR_DYNAMIC(tasks > 1, for (int64_t task = 0; task < tasks; task++) {
         int64_t mat = task / per, tile = task % per;
         int64_t i0 = (tile / t.tn) * t.rows, j0 = (tile % t.tn) * t.cols;
         int64_t mm = m - i0 < t.rows ? m - i0 : t.rows, nn = n - j0 < t.cols ? n - j0 : t.cols;
@@ -117,7 +117,7 @@ static void gemm_run(int64_t count, bool trans_a, bool trans_b, int64_t m, int64
         }
         gemm_tile(trans_a, trans_b, i0, mm, j0, nn, k, alpha, a + mat * sa, lda, b + mat * sb, ldb,
                   bias ? 1 : beta, ct, ldc);
-    }
+    });
 }
 
 void cf_gemm_rm_batched(int64_t count, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, cf_real alpha,

@@ -15,6 +15,7 @@
  * nor on the number of rows m (a row's result is the same alone or in a batch).
  */
 #include "core/gemm.h"
+#include "core/parallel.h"
 
 #include <omp.h>
 #include <stdlib.h>
@@ -41,8 +42,7 @@ int64_t cf_gemm_pack_len(int64_t n, int64_t k) { return (n + NR - 1) / NR * k * 
 
 void cf_gemm_pack_wt(const cf_real *w, int64_t n, int64_t k, cf_real *out) {
     int64_t panels = (n + NR - 1) / NR;
-#pragma omp parallel for schedule(static) if (n * k > (1 << 16))
-    for (int64_t p = 0; p < panels; p++) {
+    CF_PARALLEL_FOR(n * k > (1 << 16), for (int64_t p = 0; p < panels; p++) {
         cf_real *dst = out + p * k * NR;
         int64_t cols = n - p * NR < NR ? n - p * NR : NR;
         for (int64_t j = 0; j < cols; j++) {
@@ -51,7 +51,7 @@ void cf_gemm_pack_wt(const cf_real *w, int64_t n, int64_t k, cf_real *out) {
         }
         for (int64_t j = cols; j < NR; j++)
             for (int64_t kk = 0; kk < k; kk++) dst[kk * NR + j] = 0;
-    }
+    });
 }
 
 #ifdef CF_GEMM_PACKED_AVX512
@@ -102,8 +102,7 @@ void cf_gemm_packed_bias(int64_t m, const cf_real *a, int64_t lda, const cf_gemm
     int64_t n = w->n, K = w->k, panels = (n + NR - 1) / NR, blocks = (m + BLOCK_ROWS - 1) / BLOCK_ROWS;
     int64_t tasks = panels * blocks;
     /* tasks: a panel of NR columns times a block of rows; any split gives the same numbers */
-#pragma omp parallel for schedule(dynamic, 1) if (tasks > 1 && 2.0 * (double)m * (double)n * (double)K > \
-                                                           PACKED_PAR_MIN_FLOPS && !omp_in_parallel())
+    CF_PARALLEL_FOR_DYNAMIC(tasks > 1 && 2.0 * (double)m * (double)n * (double)K > PACKED_PAR_MIN_FLOPS,
     for (int64_t t = 0; t < tasks; t++) {
         int64_t p = t / blocks, r0 = (t % blocks) * BLOCK_ROWS, r1 = r0 + BLOCK_ROWS < m ? r0 + BLOCK_ROWS : m;
         int64_t cols = n - p * NR < NR ? n - p * NR : NR;
@@ -113,7 +112,7 @@ void cf_gemm_packed_bias(int64_t m, const cf_real *a, int64_t lda, const cf_gemm
             int mr = (int)(r1 - i < MR ? r1 - i : MR);
             tile_any(mr, K, a + i * lda, lda, bp, bb, c + i * ldc + p * NR, ldc, cols);
         }
-    }
+    });
 #else
     (void)m, (void)a, (void)lda, (void)w, (void)bias, (void)c, (void)ldc;
 #endif

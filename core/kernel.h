@@ -5,6 +5,7 @@
 #include <cblas.h>
 
 #include "core/common.h"
+#include "core/parallel.h"
 
 #ifdef CF_REAL_DOUBLE
 #define cf_gemm cblas_dgemm
@@ -33,8 +34,7 @@ static inline void cf_col_sum_add(const cf_real *x, int64_t rows, int64_t ld, in
     int64_t chunks = (rows + CF_COL_SUM_ROWS - 1) / CF_COL_SUM_ROWS, blocks = (cols + BLOCK - 1) / BLOCK;
     if (chunks <= 1 || !scratch) chunks = 1;
     int64_t chunk_rows = chunks == 1 ? rows : CF_COL_SUM_ROWS;
-#pragma omp parallel for schedule(static) if (rows * cols > CF_PAR_MIN_WORK)
-    for (int64_t task = 0; task < chunks * blocks; task++) {
+    CF_PARALLEL_FOR(rows * cols > CF_PAR_MIN_WORK, for (int64_t task = 0; task < chunks * blocks; task++) {
         int64_t k = task / blocks, c0 = (task % blocks) * BLOCK, c1 = c0 + BLOCK < cols ? c0 + BLOCK : cols;
         int64_t r0 = k * chunk_rows, r1 = r0 + chunk_rows < rows ? r0 + chunk_rows : rows;
         double acc[BLOCK] = {0};
@@ -46,7 +46,7 @@ static inline void cf_col_sum_add(const cf_real *x, int64_t rows, int64_t ld, in
             for (int64_t c = c0; c < c1; c++) dst[c] += (cf_real)acc[c - c0];
         else
             for (int64_t c = c0; c < c1; c++) scratch[k * cols + c] = acc[c - c0];
-    }
+    });
     if (chunks == 1) return;
     for (int64_t c = 0; c < cols; c++) {
         double s = 0;

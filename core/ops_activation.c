@@ -7,6 +7,7 @@
  */
 #include "core/kernel.h"
 #include "core/ops.h"
+#include "core/parallel.h"
 #include "core/vecmath.h"
 
 #define SQRT1_2 0.70710678118654752440      /* 1/sqrt(2) */
@@ -23,8 +24,9 @@ static void relu_backward(cf_ctx *ctx, cf_node *node) {
     cf_real *dx = cf_grad(ctx, x);
     int64_t n = x->numel;
     /* PyTorch's threshold_backward: 0 where x <= 0 (so exactly at 0 too), g elsewhere (NaN too). */
-#pragma omp parallel for schedule(static) if (n > CF_PAR_MIN_WORK)
-    for (int64_t i = 0; i < n; i++) dx[i] += xd[i] <= 0 ? (cf_real)0 : g[i];
+    CF_PARALLEL_FOR(n > CF_PAR_MIN_WORK, for (int64_t i = 0; i < n; i++) {
+        dx[i] += xd[i] <= 0 ? (cf_real)0 : g[i];
+    });
 }
 
 cf_tensor *cf_relu(cf_ctx *ctx, cf_tensor *x) {
@@ -33,8 +35,9 @@ cf_tensor *cf_relu(cf_ctx *ctx, cf_tensor *x) {
     cf_real *o = out->data;
     int64_t n = x->numel;
     /* written so that NaN propagates (as in PyTorch) instead of being hidden as 0 */
-#pragma omp parallel for schedule(static) if (n > CF_PAR_MIN_WORK)
-    for (int64_t i = 0; i < n; i++) o[i] = xd[i] < 0 ? (cf_real)0 : xd[i];
+    CF_PARALLEL_FOR(n > CF_PAR_MIN_WORK, for (int64_t i = 0; i < n; i++) {
+        o[i] = xd[i] < 0 ? (cf_real)0 : xd[i];
+    });
     cf_tape_record(ctx, "relu", relu_backward, out, 1, (cf_tensor *[]){x});
     return out;
 }
@@ -44,40 +47,38 @@ cf_tensor *cf_relu(cf_ctx *ctx, cf_tensor *x) {
 /* erf form: x * Phi(x), Phi(x) = (1 + erf(x / sqrt 2)) / 2; d/dx = Phi(x) + x * phi(x). */
 static void gelu_erf_forward(const cf_real *x, cf_real *o, int64_t n) {
     const cf_real k = (cf_real)SQRT1_2;
-#pragma omp parallel for schedule(static) if (n > CF_PAR_MIN_WORK)
-    for (int64_t i = 0; i < n; i++) o[i] = (cf_real)0.5 * x[i] * ((cf_real)1 + cf_verf(x[i] * k));
+    CF_PARALLEL_FOR(n > CF_PAR_MIN_WORK, for (int64_t i = 0; i < n; i++) {
+        o[i] = (cf_real)0.5 * x[i] * ((cf_real)1 + cf_verf(x[i] * k));
+    });
 }
 
 static void gelu_erf_backward(const cf_real *x, const cf_real *g, cf_real *dx, int64_t n) {
     const cf_real k = (cf_real)SQRT1_2, a = (cf_real)INV_SQRT_2PI;
-#pragma omp parallel for schedule(static) if (n > CF_PAR_MIN_WORK)
-    for (int64_t i = 0; i < n; i++) {
+    CF_PARALLEL_FOR(n > CF_PAR_MIN_WORK, for (int64_t i = 0; i < n; i++) {
         cf_real cdf = (cf_real)0.5 * ((cf_real)1 + cf_verf(x[i] * k));
         cf_real pdf = a * cf_vexp((cf_real)-0.5 * x[i] * x[i]);
         dx[i] += g[i] * (cdf + x[i] * pdf);
-    }
+    });
 }
 
 /* tanh form: x/2 * (1 + tanh(u)), u = beta (x + kappa x^3);
  * d/dx = (1 + tanh u)/2 + x/2 (1 - tanh^2 u) beta (1 + 3 kappa x^2). */
 static void gelu_tanh_forward(const cf_real *x, cf_real *o, int64_t n) {
     const cf_real beta = (cf_real)GELU_BETA, kappa = (cf_real)GELU_KAPPA;
-#pragma omp parallel for schedule(static) if (n > CF_PAR_MIN_WORK)
-    for (int64_t i = 0; i < n; i++) {
+    CF_PARALLEL_FOR(n > CF_PAR_MIN_WORK, for (int64_t i = 0; i < n; i++) {
         cf_real v = x[i], u = beta * (v + kappa * v * v * v);
         o[i] = (cf_real)0.5 * v * ((cf_real)1 + cf_vtanh(u));
-    }
+    });
 }
 
 static void gelu_tanh_backward(const cf_real *x, const cf_real *g, cf_real *dx, int64_t n) {
     const cf_real beta = (cf_real)GELU_BETA, kappa = (cf_real)GELU_KAPPA;
-#pragma omp parallel for schedule(static) if (n > CF_PAR_MIN_WORK)
-    for (int64_t i = 0; i < n; i++) {
+    CF_PARALLEL_FOR(n > CF_PAR_MIN_WORK, for (int64_t i = 0; i < n; i++) {
         cf_real v = x[i], v2 = v * v, t = cf_vtanh(beta * (v + kappa * v2 * v));
         cf_real left = (cf_real)0.5 * ((cf_real)1 + t);
         cf_real right = (cf_real)0.5 * v * ((cf_real)1 - t * t) * beta * ((cf_real)1 + (cf_real)3 * kappa * v2);
         dx[i] += g[i] * (left + right);
-    }
+    });
 }
 
 static void gelu_backward(cf_ctx *ctx, cf_node *node) {
@@ -112,11 +113,10 @@ static void silu_backward(cf_ctx *ctx, cf_node *node) {
     const cf_real *xd = x->data, *g = node->out->grad; /* [numel] */
     cf_real *dx = cf_grad(ctx, x);
     int64_t n = x->numel;
-#pragma omp parallel for schedule(static) if (n > CF_PAR_MIN_WORK)
-    for (int64_t i = 0; i < n; i++) {
+    CF_PARALLEL_FOR(n > CF_PAR_MIN_WORK, for (int64_t i = 0; i < n; i++) {
         cf_real s = (cf_real)1 / ((cf_real)1 + cf_vexp(-xd[i]));
         dx[i] += g[i] * s * ((cf_real)1 + xd[i] * ((cf_real)1 - s));
-    }
+    });
 }
 
 cf_tensor *cf_silu(cf_ctx *ctx, cf_tensor *x) {
@@ -124,8 +124,9 @@ cf_tensor *cf_silu(cf_ctx *ctx, cf_tensor *x) {
     const cf_real *xd = x->data;
     cf_real *o = out->data;
     int64_t n = x->numel;
-#pragma omp parallel for schedule(static) if (n > CF_PAR_MIN_WORK)
-    for (int64_t i = 0; i < n; i++) o[i] = xd[i] / ((cf_real)1 + cf_vexp(-xd[i]));
+    CF_PARALLEL_FOR(n > CF_PAR_MIN_WORK, for (int64_t i = 0; i < n; i++) {
+        o[i] = xd[i] / ((cf_real)1 + cf_vexp(-xd[i]));
+    });
     cf_tape_record(ctx, "silu", silu_backward, out, 1, (cf_tensor *[]){x});
     return out;
 }

@@ -46,6 +46,7 @@
 #include "core/gemm.h"
 #include "core/kernel.h"
 #include "core/ops.h"
+#include "core/parallel.h"
 #include "core/rng.h"
 #include "core/threads.h"
 #include "core/vecmath.h"
@@ -359,8 +360,7 @@ static void attn_backward(cf_ctx *ctx, cf_node *node) {
     cf_real *dk_part = dk && G > 1 ? cf_scratch(ctx, (size_t)(B * H * S * Dk) * sizeof(cf_real)) : NULL;
     cf_real *dv_part = dv && G > 1 ? cf_scratch(ctx, (size_t)(B * H * S * Dv) * sizeof(cf_real)) : NULL;
     int64_t work = B * H * T * S * (Dk + Dv);
-#pragma omp parallel for schedule(static) if (work > CF_PAR_MIN_WORK)
-    for (int64_t bh = 0; bh < B * H; bh++) {
+    CF_PARALLEL_FOR(work > CF_PAR_MIN_WORK, for (int64_t bh = 0; bh < B * H; bh++) {
         int64_t b = bh / H, h = bh % H, g = h / G;
         cf_real *ds = scratch + omp_get_thread_num() * stride, *pd = ds + c->rb * S, *dqa = pd + c->rb * S;
         cf_real *drel_h = drel_part ? drel_part + bh * rel_size : NULL;
@@ -428,11 +428,11 @@ static void attn_backward(cf_ctx *ctx, cf_node *node) {
                                dv_h + lo * lddv, lddv);
             }
         }
-    }
+    });
     if (drel_part) { /* each table row += its heads' partials, batch-major then head order */
         cf_real *drel = cf_grad(ctx, rel);
         int64_t per = H / c->rel_heads;
-#pragma omp parallel for schedule(static) if (B * H * rel_size > CF_PAR_MIN_WORK)
+        CF_PARALLEL_FOR(B * H * rel_size > CF_PAR_MIN_WORK,
         for (int64_t row = 0; row < c->rel_heads * c->rel_n; row++) {
             int64_t hr = row / c->rel_n, r = row % c->rel_n;
             cf_real *dst = drel + row * Dk;
@@ -441,12 +441,11 @@ static void attn_backward(cf_ctx *ctx, cf_node *node) {
                     const cf_real *src = drel_part + (b * H + h) * rel_size + r * Dk;
                     for (int64_t j = 0; j < Dk; j++) dst[j] += src[j];
                 }
-        }
+        });
     }
     if (G == 1) return;
     /* dk/dv of each KV head += its G query heads' partials, g = 0..G-1, row by row in parallel */
-#pragma omp parallel for schedule(static) if (work > CF_PAR_MIN_WORK)
-    for (int64_t row = 0; row < B * Hkv * S; row++) {
+    CF_PARALLEL_FOR(work > CF_PAR_MIN_WORK, for (int64_t row = 0; row < B * Hkv * S; row++) {
         int64_t kv = row / S, s = row % S, b = kv / Hkv, h0 = b * H + (kv % Hkv) * G;
         cf_real *dk_row = dk ? dk + lk.off + b * lk.sb + (kv % Hkv) * lk.sh + s * lk.ss : NULL;
         cf_real *dv_row = dv ? dv + lv.off + b * lv.sb + (kv % Hkv) * lv.sh + s * lv.ss : NULL;
@@ -456,7 +455,7 @@ static void attn_backward(cf_ctx *ctx, cf_node *node) {
             if (dv_row)
                 for (int64_t j = 0; j < Dv; j++) dv_row[j] += dv_part[((h0 + g) * S + s) * Dv + j];
         }
-    }
+    });
 }
 
 cf_attn_view cf_attn_view_heads(cf_tensor *t) {
@@ -557,15 +556,14 @@ cf_tensor *cf_attention_views(cf_ctx *ctx, const cf_attn_shape *sh, cf_attn_view
     cf_real *scratch = attn_thread_scratch(ctx, (save ? 0 : T * S) + cfg.rb * S + cfg.rb * cfg.rel_n, &stride);
     int64_t work = B * H * T * S * (Dk + Dv);
     const attn_layout lq = cfg.lq, lk = cfg.lk, lv = cfg.lv, lo = cfg.lo;
-#pragma omp parallel for schedule(static) if (work > CF_PAR_MIN_WORK)
-    for (int64_t bh = 0; bh < B * H; bh++) {
+    CF_PARALLEL_FOR(work > CF_PAR_MIN_WORK, for (int64_t bh = 0; bh < B * H; bh++) {
         int64_t b = bh / H, h = bh % H, g = h / cfg.G;
         cf_real *mine = scratch + omp_get_thread_num() * stride;
         cf_real *p_h = save ? cfg.p + bh * T * S : mine, *pd = save ? mine : mine + T * S;
         attn_forward_head(&cfg, b, h, q.t->data + lq.off + b * lq.sb + h * lq.sh,
                           k.t->data + lk.off + b * lk.sb + g * lk.sh, v.t->data + lv.off + b * lv.sb + g * lv.sh,
                           out->data + lo.off + b * lo.sb + h * lo.sh, p_h, pd, pd + cfg.rb * S);
-    }
+    });
     cf_node *node = cf_tape_record(ctx, "attention", attn_backward, out, n_in, in);
     if (node) {
         attn_cfg *saved = cf_scratch(ctx, sizeof *saved);

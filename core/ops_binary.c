@@ -4,13 +4,13 @@
 #include "core/broadcast.h"
 #include "core/kernel.h"
 #include "core/ops.h"
+#include "core/parallel.h"
 
 typedef enum binary_kind { BINARY_ADD, BINARY_SUB, BINARY_MUL } binary_kind;
 
 static void binary_forward(binary_kind kind, const cf_bcast *s, const cf_real *a, const cf_real *b, cf_real *out) {
     int64_t cols = s->cols, bc = s->bstride[3];
-#pragma omp parallel for schedule(static) if (s->rows * cols > CF_PAR_MIN_WORK)
-    for (int64_t r = 0; r < s->rows; r++) {
+    CF_PARALLEL_FOR(s->rows * cols > CF_PAR_MIN_WORK, for (int64_t r = 0; r < s->rows; r++) {
         const cf_real *ar = a + r * cols, *br = b + cf_bcast_b_row(s, r);
         cf_real *o = out + r * cols;
         if (bc) {
@@ -27,7 +27,7 @@ static void binary_forward(binary_kind kind, const cf_bcast *s, const cf_real *a
             case BINARY_MUL: for (int64_t c = 0; c < cols; c++) o[c] = ar[c] * v; break;
             }
         }
-    }
+    });
 }
 
 /* db += reduce over broadcast dims of (dout * factor), factor = +1, -1, or a (for mul).
@@ -36,8 +36,7 @@ static void reduce_into_b(const cf_bcast *s, const cf_real *dout, const cf_real 
     int64_t brows = s->b[0] * s->b[1] * s->b[2], bcols = s->b[3], cols = s->cols;
     enum { BLOCK = 256 };
     int64_t nblk = (bcols + BLOCK - 1) / BLOCK;
-#pragma omp parallel for schedule(static) if (s->rows * cols > CF_PAR_MIN_WORK)
-    for (int64_t job = 0; job < brows * nblk; job++) {
+    CF_PARALLEL_FOR(s->rows * cols > CF_PAR_MIN_WORK, for (int64_t job = 0; job < brows * nblk; job++) {
         int64_t br = job / nblk, c0 = (job % nblk) * BLOCK, c1 = c0 + BLOCK < bcols ? c0 + BLOCK : bcols;
         int64_t j2 = br % s->b[2], j1 = (br / s->b[2]) % s->b[1], j0 = br / (s->b[2] * s->b[1]);
         double acc[BLOCK] = {0};
@@ -55,7 +54,7 @@ static void reduce_into_b(const cf_bcast *s, const cf_real *dout, const cf_real 
                     }
                 }
         for (int64_t c = c0; c < c1; c++) db[br * bcols + c] += (cf_real)(sign * acc[c - c0]);
-    }
+    });
 }
 
 static void binary_backward(cf_ctx *ctx, cf_node *node) {
@@ -70,8 +69,9 @@ static void binary_backward(cf_ctx *ctx, cf_node *node) {
         double sign = kind == BINARY_SUB ? -1 : 1;
         const cf_real *factor = kind == BINARY_MUL ? a->data : NULL;
         if (s.same) {
-#pragma omp parallel for schedule(static) if (a->numel > CF_PAR_MIN_WORK)
-            for (int64_t i = 0; i < a->numel; i++) db[i] += (cf_real)(factor ? dout[i] * factor[i] : sign * dout[i]);
+            CF_PARALLEL_FOR(a->numel > CF_PAR_MIN_WORK, for (int64_t i = 0; i < a->numel; i++) {
+                db[i] += (cf_real)(factor ? dout[i] * factor[i] : sign * dout[i]);
+            });
         } else {
             reduce_into_b(&s, dout, factor, sign, db);
         }
@@ -80,15 +80,14 @@ static void binary_backward(cf_ctx *ctx, cf_node *node) {
         cf_grad_pass(ctx, a, node->out);
     } else if (a->requires_grad) {
         cf_real *da = cf_grad(ctx, a);
-#pragma omp parallel for schedule(static) if (s.rows * cols > CF_PAR_MIN_WORK)
-        for (int64_t r = 0; r < s.rows; r++) {
+        CF_PARALLEL_FOR(s.rows * cols > CF_PAR_MIN_WORK, for (int64_t r = 0; r < s.rows; r++) {
             const cf_real *g = dout + r * cols, *br = b->data + cf_bcast_b_row(&s, r);
             cf_real *d = da + r * cols;
             if (bc)
                 for (int64_t c = 0; c < cols; c++) d[c] += g[c] * br[c];
             else
                 for (int64_t c = 0; c < cols; c++) d[c] += g[c] * br[0];
-        }
+        });
     }
 }
 
@@ -114,8 +113,9 @@ static void expand_backward(cf_ctx *ctx, cf_node *node) {
     if (s.same) {
         cf_real *dx = cf_grad(ctx, x);
         const cf_real *g = node->out->grad;
-#pragma omp parallel for schedule(static) if (x->numel > CF_PAR_MIN_WORK)
-        for (int64_t i = 0; i < x->numel; i++) dx[i] += g[i];
+        CF_PARALLEL_FOR(x->numel > CF_PAR_MIN_WORK, for (int64_t i = 0; i < x->numel; i++) {
+            dx[i] += g[i];
+        });
     } else {
         reduce_into_b(&s, node->out->grad, NULL, 1, cf_grad(ctx, x));
     }
@@ -125,14 +125,13 @@ cf_tensor *cf_expand(cf_ctx *ctx, cf_tensor *x, int ndim, const int64_t *shape) 
     cf_tensor *out = cf_tensor_new(ctx, ndim, shape);
     cf_bcast s = cf_bcast_of(out, x, "expand", "shape", "x");
     int64_t cols = s.cols, bc = s.bstride[3];
-#pragma omp parallel for schedule(static) if (s.rows * cols > CF_PAR_MIN_WORK)
-    for (int64_t r = 0; r < s.rows; r++) {
+    CF_PARALLEL_FOR(s.rows * cols > CF_PAR_MIN_WORK, for (int64_t r = 0; r < s.rows; r++) {
         const cf_real *xr = x->data + cf_bcast_b_row(&s, r);
         cf_real *o = out->data + r * cols;
         if (bc) memcpy(o, xr, (size_t)cols * sizeof *o);
         else
             for (int64_t c = 0; c < cols; c++) o[c] = xr[0];
-    }
+    });
     cf_tape_record(ctx, "expand", expand_backward, out, 1, (cf_tensor *[]){x});
     return out;
 }
@@ -143,15 +142,17 @@ static void scale_backward(cf_ctx *ctx, cf_node *node) {
     cf_tensor *x = node->in[0];
     cf_real s = (cf_real)node->f[0], *dx = cf_grad(ctx, x);
     const cf_real *g = node->out->grad;
-#pragma omp parallel for schedule(static) if (x->numel > CF_PAR_MIN_WORK)
-    for (int64_t i = 0; i < x->numel; i++) dx[i] += s * g[i];
+    CF_PARALLEL_FOR(x->numel > CF_PAR_MIN_WORK, for (int64_t i = 0; i < x->numel; i++) {
+        dx[i] += s * g[i];
+    });
 }
 
 cf_tensor *cf_scale(cf_ctx *ctx, cf_tensor *x, double s) {
     cf_tensor *out = cf_tensor_new(ctx, x->ndim, x->shape);
     cf_real sr = (cf_real)s;
-#pragma omp parallel for schedule(static) if (x->numel > CF_PAR_MIN_WORK)
-    for (int64_t i = 0; i < x->numel; i++) out->data[i] = sr * x->data[i];
+    CF_PARALLEL_FOR(x->numel > CF_PAR_MIN_WORK, for (int64_t i = 0; i < x->numel; i++) {
+        out->data[i] = sr * x->data[i];
+    });
     cf_node *node = cf_tape_record(ctx, "scale", scale_backward, out, 1, (cf_tensor *[]){x});
     if (node) node->f[0] = s;
     return out;

@@ -13,6 +13,7 @@
 
 #include "core/kernel.h"
 #include "core/ops.h"
+#include "core/parallel.h"
 #include "core/rng.h"
 
 /* The three forms share one forward and one backward: plain dropout(x), dropout(relu(x)) (the FFN's
@@ -30,8 +31,7 @@ static void dropout_backward(cf_ctx *ctx, cf_node *node) {
     if (x->requires_grad) {
         bool fresh;
         cf_real *dx = cf_grad_first(ctx, x, &fresh); /* fresh: store, no zero-fill pass */
-#pragma omp parallel for schedule(static) if (n > CF_PAR_MIN_WORK)
-        for (int64_t w = 0; w < nwords; w++) {
+        CF_PARALLEL_FOR(n > CF_PAR_MIN_WORK, for (int64_t w = 0; w < nwords; w++) {
             int64_t i0 = w * 64, len = n - i0 < 64 ? n - i0 : 64;
             uint64_t bits = mask[w];
             const cf_real *gw = g + i0, *xw = xd + i0;
@@ -46,7 +46,7 @@ static void dropout_backward(cf_ctx *ctx, cf_node *node) {
             } else {
                 for (int64_t j = 0; j < len; j++) d[j] += ((bits >> j) & 1) ? gw[j] * scale : 0;
             }
-        }
+        });
     }
     if (form == DROPOUT_ADD && node->in[1]->requires_grad) cf_grad_pass(ctx, node->in[1], node->out);
 }
@@ -63,8 +63,7 @@ static cf_tensor *dropout_forward(cf_ctx *ctx, const char *name, dropout_form fo
      * the mask call's fixed cost (threshold, clearing) is spread over 64 words. */
     enum { JOB_WORDS = 64 };
     int64_t njobs = (nwords + JOB_WORDS - 1) / JOB_WORDS;
-#pragma omp parallel for schedule(static) if (n > CF_PAR_MIN_WORK / 4)
-    for (int64_t job = 0; job < njobs; job++) {
+    CF_PARALLEL_FOR(n > CF_PAR_MIN_WORK / 4, for (int64_t job = 0; job < njobs; job++) {
         int64_t w0 = job * JOB_WORDS, i0 = w0 * 64, len = n - i0 < JOB_WORDS * 64 ? n - i0 : JOB_WORDS * 64;
         cf_dropout_keep_bits(ctx->seed, ctx->step, id, (uint64_t)i0, len, p, mask + w0);
         for (int64_t w = w0; w * 64 < i0 + len; w++) { /* a loop-invariant word per inner loop: vectorises */
@@ -80,7 +79,7 @@ static cf_tensor *dropout_forward(cf_ctx *ctx, const char *name, dropout_form fo
             else
                 for (int64_t j = 0; j < wl; j++) o[j] = rd[w * 64 + j] + (((bits >> j) & 1) ? xr[j] * scale : 0);
         }
-    }
+    });
     cf_node *node = cf_tape_record(ctx, name, dropout_backward, out, res ? 2 : 1, (cf_tensor *[]){x, res});
     if (node) {
         node->saved = mask;

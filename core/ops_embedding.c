@@ -10,6 +10,7 @@
 
 #include "core/kernel.h"
 #include "core/ops.h"
+#include "core/parallel.h"
 #include "core/rng.h"
 
 /* dw[ids[n]] += scale * src[n] for n < N, rows of C: positions bucketed by id (a stable counting
@@ -27,14 +28,13 @@ static void scatter_rows(cf_ctx *ctx, cf_real *dw, int64_t V, int64_t C, const i
     memcpy(fill, start, (size_t)V * sizeof *fill);
     for (int64_t n = 0; n < N; n++) order[fill[ids[n]]++] = n;
     /* Rows without ids cost one comparison, so a static split over V stays balanced enough. */
-#pragma omp parallel for schedule(static) if (N * C > CF_PAR_MIN_WORK)
-    for (int64_t v = 0; v < V; v++) {
+    CF_PARALLEL_FOR(N * C > CF_PAR_MIN_WORK, for (int64_t v = 0; v < V; v++) {
         cf_real *row = dw + v * C;
         for (int64_t k = start[v]; k < start[v + 1]; k++) {
             const cf_real *g = src + order[k] * C;
             for (int64_t c = 0; c < C; c++) row[c] += scale * g[c];
         }
-    }
+    });
 }
 
 static void embedding_backward(cf_ctx *ctx, cf_node *node) {
@@ -56,9 +56,9 @@ cf_tensor *cf_embedding(cf_ctx *ctx, cf_tensor *weight, const int32_t *ids, int 
     memcpy(oshape, shape, (size_t)ndim * sizeof *oshape);
     oshape[ndim] = C;
     cf_tensor *out = cf_tensor_new(ctx, ndim + 1, oshape); /* [..., C] */
-#pragma omp parallel for schedule(static) if (N * C > CF_PAR_MIN_WORK)
-    for (int64_t n = 0; n < N; n++)
+    CF_PARALLEL_FOR(N * C > CF_PAR_MIN_WORK, for (int64_t n = 0; n < N; n++) {
         memcpy(out->data + n * C, weight->data + (int64_t)ids[n] * C, (size_t)C * sizeof(cf_real));
+    });
     cf_node *node = cf_tape_record(ctx, "embedding", embedding_backward, out, 1, (cf_tensor *[]){weight});
     if (node) {
         /* a copy: the caller's ids need not outlive the forward */
@@ -89,18 +89,18 @@ static void embed_backward(cf_ctx *ctx, cf_node *node) {
     const cf_real *da = g;
     if (s->mask) {
         cf_real *buf = cf_scratch(ctx, (size_t)(n ? n : 1) * sizeof *buf); /* [N, C] */
-#pragma omp parallel for schedule(static) if (n > CF_PAR_MIN_WORK)
-        for (int64_t i = 0; i < n; i++) buf[i] = ((s->mask[i / 64] >> (i % 64)) & 1) ? g[i] * s->drop_scale : 0;
+        CF_PARALLEL_FOR(n > CF_PAR_MIN_WORK, for (int64_t i = 0; i < n; i++) {
+            buf[i] = ((s->mask[i / 64] >> (i % 64)) & 1) ? g[i] * s->drop_scale : 0;
+        });
         da = buf;
     }
     if (pos && pos->requires_grad) { /* rows offset.. of the table: the sum over the batch, in order */
         cf_real *dp = cf_grad(ctx, pos) + s->pos_offset * C;
-#pragma omp parallel for schedule(static) if (n > CF_PAR_MIN_WORK)
-        for (int64_t tc = 0; tc < s->len * C; tc++) {
+        CF_PARALLEL_FOR(n > CF_PAR_MIN_WORK, for (int64_t tc = 0; tc < s->len * C; tc++) {
             double acc = 0;
             for (int64_t b = 0; b < s->batch; b++) acc += da[b * s->len * C + tc];
             dp[tc] += (cf_real)acc;
-        }
+        });
     }
     if (w->requires_grad) scatter_rows(ctx, cf_grad(ctx, w), w->shape[0], C, s->ids, N, da, sr);
 }
@@ -130,8 +130,7 @@ cf_tensor *cf_embed_input(cf_ctx *ctx, cf_tensor *weight, const int32_t *ids, in
     /* jobs of 64 mask words (4096 elements) as in cf_dropout, so the mask is the one it would draw */
     enum { JOB_WORDS = 64 };
     int64_t njobs = (nwords + JOB_WORDS - 1) / JOB_WORDS;
-#pragma omp parallel for schedule(static) if (n > CF_PAR_MIN_WORK / 4)
-    for (int64_t job = 0; job < njobs; job++) {
+    CF_PARALLEL_FOR(n > CF_PAR_MIN_WORK / 4, for (int64_t job = 0; job < njobs; job++) {
         int64_t i0 = job * JOB_WORDS * 64, i1 = i0 + JOB_WORDS * 64 < n ? i0 + JOB_WORDS * 64 : n;
         if (drop) cf_dropout_keep_bits(ctx->seed, ctx->step, drop_id, (uint64_t)i0, i1 - i0, p, s->mask + job * JOB_WORDS);
         for (int64_t i = i0; i < i1;) { /* row by row: the same float operations as gather, scale, add, dropout */
@@ -149,7 +148,7 @@ cf_tensor *cf_embed_input(cf_ctx *ctx, cf_tensor *weight, const int32_t *ids, in
             }
             i += c1 - c0;
         }
-    }
+    });
     cf_node *node = cf_tape_record(ctx, "embed_input", embed_backward, out, 2, (cf_tensor *[]){weight, pos});
     if (node) {
         s->ids = cf_scratch(ctx, (size_t)(N ? N : 1) * sizeof *s->ids);

@@ -15,6 +15,7 @@
 #include "core/gemm.h"
 #include "core/kernel.h"
 #include "core/ops.h"
+#include "core/parallel.h"
 #include "core/vecmath.h"
 
 typedef struct ce_saved {
@@ -60,8 +61,7 @@ static void cross_entropy_backward(cf_ctx *ctx, cf_node *node) {
     cf_real smooth = (cf_real)(ls / (double)V), hit = (cf_real)(1 - ls);
     bool fresh; /* a new buffer is stored into (ignored rows get zeros): no zero-fill pass */
     cf_real *dl = cf_grad_first(ctx, logits, &fresh); /* [N, V] */
-#pragma omp parallel for schedule(static) if (N * V > CF_PAR_MIN_WORK)
-    for (int64_t r = 0; r < N; r++) {
+    CF_PARALLEL_FOR(N * V > CF_PAR_MIN_WORK, for (int64_t r = 0; r < N; r++) {
         int32_t y = s->targets[r];
         cf_real *d = dl + r * V;
         if (y == ignore) {
@@ -75,7 +75,7 @@ static void cross_entropy_backward(cf_ctx *ctx, cf_node *node) {
         else
             for (int64_t v = 0; v < V; v++) d[v] += coef * (cf_vexp(x[v] - lse) - smooth);
         d[y] -= coef * hit;
-    }
+    });
 }
 
 cf_tensor *cf_cross_entropy(cf_ctx *ctx, cf_tensor *logits, const int32_t *targets, double label_smoothing,
@@ -97,8 +97,7 @@ cf_tensor *cf_cross_entropy(cf_ctx *ctx, cf_tensor *logits, const int32_t *targe
         s->n_tokens++;
     }
     double ls = label_smoothing;
-#pragma omp parallel for schedule(static) if (N * V > CF_PAR_MIN_WORK)
-    for (int64_t r = 0; r < N; r++) {
+    CF_PARALLEL_FOR(N * V > CF_PAR_MIN_WORK, for (int64_t r = 0; r < N; r++) {
         int32_t y = targets[r];
         if (y == ignore_index) {
             s->lse[r] = 0;
@@ -113,7 +112,7 @@ cf_tensor *cf_cross_entropy(cf_ctx *ctx, cf_tensor *logits, const int32_t *targe
         double nll = (double)lse - (double)x[y];
         row_nll[r] = nll;
         row_loss[r] = (1 - ls) * nll + ls * ((double)lse - (double)sum_x / (double)V);
-    }
+    });
     double loss = 0, nll_sum = 0;
     for (int64_t r = 0; r < N; r++) {
         loss += row_loss[r];
@@ -160,14 +159,16 @@ static void linear_ce_backward(cf_ctx *ctx, cf_node *node) {
         bool fresh;
         cf_real *dx = cf_grad_first(ctx, x, &fresh);
         const int64_t n = x->numel;
-#pragma omp parallel for schedule(static) if (n > CF_PAR_MIN_WORK)
-        for (int64_t i = 0; i < n; i++) dx[i] = fresh ? g * s->dx[i] : dx[i] + g * s->dx[i];
+        CF_PARALLEL_FOR(n > CF_PAR_MIN_WORK, for (int64_t i = 0; i < n; i++) {
+            dx[i] = fresh ? g * s->dx[i] : dx[i] + g * s->dx[i];
+        });
     }
     if (s->dw && w->requires_grad) {
         cf_real *dw = cf_grad(ctx, w);
         const int64_t n = w->numel;
-#pragma omp parallel for schedule(static) if (n > CF_PAR_MIN_WORK)
-        for (int64_t i = 0; i < n; i++) dw[i] += g * s->dw[i];
+        CF_PARALLEL_FOR(n > CF_PAR_MIN_WORK, for (int64_t i = 0; i < n; i++) {
+            dw[i] += g * s->dw[i];
+        });
     }
 }
 
@@ -202,8 +203,7 @@ cf_tensor *cf_linear_cross_entropy(cf_ctx *ctx, cf_tensor *x, cf_tensor *w, cons
         const int64_t nr = N - c0 < CH ? N - c0 : CH;
         const cf_real *xc = x->data + c0 * d;
         cf_gemm_rm(false, true, nr, V, d, 1, xc, d, w->data, d, 0, logits, V); /* [nr, V] */
-#pragma omp parallel for schedule(static) if (nr * V > CF_PAR_MIN_WORK)
-        for (int64_t i = 0; i < nr; i++) {
+        CF_PARALLEL_FOR(nr * V > CF_PAR_MIN_WORK, for (int64_t i = 0; i < nr; i++) {
             const int64_t r = c0 + i;
             const int32_t y = targets[r];
             cf_real *l = logits + i * V;
@@ -222,7 +222,7 @@ cf_tensor *cf_linear_cross_entropy(cf_ctx *ctx, cf_tensor *x, cf_tensor *w, cons
                 for (int64_t v = 0; v < V; v++) l[v] = coef * (cf_vexp(l[v] - lse) - smooth);
                 l[y] -= coef * hit;
             }
-        }
+        });
         if (s->dx) cf_gemm_rm(false, false, nr, d, V, 1, logits, V, w->data, d, 0, s->dx + c0 * d, d);
         if (s->dw) cf_gemm_rm(true, false, V, d, nr, 1, logits, V, xc, d, c0 == 0 ? 0 : 1, s->dw, d);
     }

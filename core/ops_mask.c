@@ -9,6 +9,7 @@
 #include "core/broadcast.h"
 #include "core/kernel.h"
 #include "core/ops.h"
+#include "core/parallel.h"
 
 static void masked_fill_backward(cf_ctx *ctx, cf_node *node) {
     cf_tensor *x = node->in[0];
@@ -17,8 +18,7 @@ static void masked_fill_backward(cf_ctx *ctx, cf_node *node) {
     const cf_real *g = node->out->grad;
     cf_real *dx = cf_grad(ctx, x);
     int64_t cols = s.cols;
-#pragma omp parallel for schedule(static) if (s.rows * cols > CF_PAR_MIN_WORK)
-    for (int64_t r = 0; r < s.rows; r++) {
+    CF_PARALLEL_FOR(s.rows * cols > CF_PAR_MIN_WORK, for (int64_t r = 0; r < s.rows; r++) {
         const cf_real *m = mask->data + cf_bcast_b_row(&s, r), *gr = g + r * cols;
         cf_real *d = dx + r * cols;
         if (s.bstride[3]) {
@@ -26,7 +26,7 @@ static void masked_fill_backward(cf_ctx *ctx, cf_node *node) {
         } else if (m[0] == 0) { /* mask's last dim is 1: the whole row passes or is filled */
             for (int64_t c = 0; c < cols; c++) d[c] += gr[c];
         }
-    }
+    });
 }
 
 cf_tensor *cf_masked_fill(cf_ctx *ctx, cf_tensor *x, const cf_tensor *mask, double value) {
@@ -34,8 +34,7 @@ cf_tensor *cf_masked_fill(cf_ctx *ctx, cf_tensor *x, const cf_tensor *mask, doub
     cf_tensor *out = cf_tensor_new(ctx, x->ndim, x->shape);
     cf_real v = (cf_real)value;
     int64_t cols = s.cols;
-#pragma omp parallel for schedule(static) if (s.rows * cols > CF_PAR_MIN_WORK)
-    for (int64_t r = 0; r < s.rows; r++) {
+    CF_PARALLEL_FOR(s.rows * cols > CF_PAR_MIN_WORK, for (int64_t r = 0; r < s.rows; r++) {
         const cf_real *m = mask->data + cf_bcast_b_row(&s, r), *xr = x->data + r * cols;
         cf_real *o = out->data + r * cols;
         if (s.bstride[3]) {
@@ -45,7 +44,7 @@ cf_tensor *cf_masked_fill(cf_ctx *ctx, cf_tensor *x, const cf_tensor *mask, doub
         } else {
             memcpy(o, xr, (size_t)cols * sizeof(cf_real));
         }
-    }
+    });
     cf_node *node = cf_tape_record(ctx, "masked_fill", masked_fill_backward, out, 1, (cf_tensor *[]){x});
     if (node) node->saved = (void *)mask; /* read-only; must stay valid until backward (arena or param) */
     return out;

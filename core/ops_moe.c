@@ -16,6 +16,7 @@
 #include "core/gemm.h"
 #include "core/kernel.h"
 #include "core/ops.h"
+#include "core/parallel.h"
 
 /* ---- routing ---- */
 
@@ -40,13 +41,12 @@ static void route_backward(cf_ctx *ctx, cf_node *node) {
     const cf_real *g = node->out->data, *dg = node->out->grad;
     cf_real *dz = cf_grad(ctx, logits);
     /* g = softmax over the chosen logits: dz_s = g_s (dg_s - sum_s' g_s' dg_s'); the others get 0 */
-#pragma omp parallel for schedule(static) if (N * K > CF_PAR_MIN_WORK)
-    for (int64_t t = 0; t < N; t++) {
+    CF_PARALLEL_FOR(N * K > CF_PAR_MIN_WORK, for (int64_t t = 0; t < N; t++) {
         double dot = 0;
         for (int64_t s = 0; s < K; s++) dot += (double)g[t * K + s] * dg[t * K + s];
         for (int64_t s = 0; s < K; s++)
             dz[t * E + r->expert[t * K + s]] += (cf_real)(g[t * K + s] * (dg[t * K + s] - dot));
-    }
+    });
 }
 
 cf_tensor *cf_moe_route(cf_ctx *ctx, cf_tensor *logits, int64_t k, cf_moe_routing *r) {
@@ -64,8 +64,7 @@ cf_tensor *cf_moe_route(cf_ctx *ctx, cf_tensor *logits, int64_t k, cf_moe_routin
     r->offset = cf_scratch(ctx, (size_t)(E + 1) * sizeof *r->offset);           /* [E + 1] */
     r->probs = cf_scratch(ctx, (size_t)(N * E > 0 ? N * E : 1) * sizeof *r->probs); /* [N, E] */
     cf_tensor *gates = cf_tensor_new(ctx, 2, (int64_t[]){N, k});
-#pragma omp parallel for schedule(static) if (N * E * k > CF_PAR_MIN_WORK)
-    for (int64_t t = 0; t < N; t++) {
+    CF_PARALLEL_FOR(N * E * k > CF_PAR_MIN_WORK, for (int64_t t = 0; t < N; t++) {
         const cf_real *z = logits->data + t * E;
         cf_real *p = r->probs + t * E, *g = gates->data + t * k;
         int32_t *chosen = r->expert + t * k;
@@ -78,7 +77,7 @@ cf_tensor *cf_moe_route(cf_ctx *ctx, cf_tensor *logits, int64_t k, cf_moe_routin
         double gsum = 0;
         for (int64_t s = 0; s < k; s++) gsum += g[s] = (cf_real)exp((double)(z[chosen[s]] - m));
         for (int64_t s = 0; s < k; s++) g[s] = (cf_real)(g[s] / gsum);
-    }
+    });
     /* rows by expert, tokens in order within an expert (a stable counting sort) */
     memset(r->offset, 0, (size_t)(E + 1) * sizeof *r->offset);
     for (int64_t i = 0; i < M; i++) r->offset[r->expert[i] + 1]++;
@@ -112,13 +111,12 @@ static void aux_backward(cf_ctx *ctx, cf_node *node) {
     /* L = E sum_e f_e P_e with P_e = mean_t p[t, e] (f is a constant: counts do not differentiate):
      * dL/dz[t, j] = (E / N) p_j (f_j - sum_e f_e p_e) */
     double c = (double)node->out->grad[0] * (double)E / (double)N;
-#pragma omp parallel for schedule(static) if (N * E > CF_PAR_MIN_WORK)
-    for (int64_t t = 0; t < N; t++) {
+    CF_PARALLEL_FOR(N * E > CF_PAR_MIN_WORK, for (int64_t t = 0; t < N; t++) {
         const cf_real *p = r->probs + t * E;
         double dot = 0;
         for (int64_t e = 0; e < E; e++) dot += (double)sv->frac[e] * p[e];
         for (int64_t e = 0; e < E; e++) dz[t * E + e] += (cf_real)(c * p[e] * ((double)sv->frac[e] - dot));
-    }
+    });
 }
 
 cf_tensor *cf_moe_aux_loss(cf_ctx *ctx, cf_tensor *logits, const cf_moe_routing *r) {
@@ -152,12 +150,11 @@ static void dispatch_backward(cf_ctx *ctx, cf_node *node) {
     int64_t N = r->n_tokens, K = r->k, d = cf_cols(x);
     const cf_real *g = node->out->grad;
     cf_real *dx = cf_grad(ctx, x);
-#pragma omp parallel for schedule(static) if (N * K * d > CF_PAR_MIN_WORK)
-    for (int64_t t = 0; t < N; t++)
+    CF_PARALLEL_FOR(N * K * d > CF_PAR_MIN_WORK, for (int64_t t = 0; t < N; t++)
         for (int64_t s = 0; s < K; s++) { /* a token's rows in slot order */
             const cf_real *src = g + (int64_t)r->slot_row[t * K + s] * d;
             for (int64_t j = 0; j < d; j++) dx[t * d + j] += src[j];
-        }
+        });
 }
 
 cf_tensor *cf_moe_dispatch(cf_ctx *ctx, cf_tensor *x, const cf_moe_routing *r) {
@@ -165,9 +162,9 @@ cf_tensor *cf_moe_dispatch(cf_ctx *ctx, cf_tensor *x, const cf_moe_routing *r) {
               (long long)r->n_tokens);
     int64_t M = r->n_tokens * r->k, d = cf_cols(x);
     cf_tensor *out = cf_tensor_new(ctx, 2, (int64_t[]){M, d});
-#pragma omp parallel for schedule(static) if (M * d > CF_PAR_MIN_WORK)
-    for (int64_t row = 0; row < M; row++)
+    CF_PARALLEL_FOR(M * d > CF_PAR_MIN_WORK, for (int64_t row = 0; row < M; row++) {
         memcpy(out->data + row * d, x->data + (int64_t)r->row_token[row] * d, (size_t)d * sizeof(cf_real));
+    });
     cf_node *node = cf_tape_record(ctx, "moe_dispatch", dispatch_backward, out, 1, (cf_tensor *[]){x});
     if (node) node->saved = (void *)r;
     return out;
@@ -180,8 +177,7 @@ static void combine_backward(cf_ctx *ctx, cf_node *node) {
     const cf_real *dy = node->out->grad;
     cf_real *dys = ys->requires_grad ? cf_grad(ctx, ys) : NULL;
     cf_real *dg = gates->requires_grad ? cf_grad(ctx, gates) : NULL;
-#pragma omp parallel for schedule(static) if (N * K * d > CF_PAR_MIN_WORK)
-    for (int64_t t = 0; t < N; t++)
+    CF_PARALLEL_FOR(N * K * d > CF_PAR_MIN_WORK, for (int64_t t = 0; t < N; t++)
         for (int64_t s = 0; s < K; s++) {
             int64_t row = r->slot_row[t * K + s];
             cf_real g = gates->data[t * K + s];
@@ -193,7 +189,7 @@ static void combine_backward(cf_ctx *ctx, cf_node *node) {
                 for (int64_t j = 0; j < d; j++) dot += (double)gy[j] * y[j];
                 dg[t * K + s] += (cf_real)dot;
             }
-        }
+        });
 }
 
 cf_tensor *cf_moe_combine(cf_ctx *ctx, cf_tensor *ys, cf_tensor *gates, const cf_moe_routing *r) {
@@ -201,8 +197,7 @@ cf_tensor *cf_moe_combine(cf_ctx *ctx, cf_tensor *ys, cf_tensor *gates, const cf
     CF_ASSERT(cf_rows(ys) == N * K && gates->numel == N * K, "moe_combine: %lld rows and %lld gates for %lld x %lld",
               (long long)cf_rows(ys), (long long)gates->numel, (long long)N, (long long)K);
     cf_tensor *out = cf_tensor_new(ctx, 2, (int64_t[]){N, d});
-#pragma omp parallel for schedule(static) if (N * K * d > CF_PAR_MIN_WORK)
-    for (int64_t t = 0; t < N; t++) {
+    CF_PARALLEL_FOR(N * K * d > CF_PAR_MIN_WORK, for (int64_t t = 0; t < N; t++) {
         cf_real *o = out->data + t * d;
         for (int64_t j = 0; j < d; j++) o[j] = 0;
         for (int64_t s = 0; s < K; s++) { /* slots in order: the largest gate first */
@@ -210,7 +205,7 @@ cf_tensor *cf_moe_combine(cf_ctx *ctx, cf_tensor *ys, cf_tensor *gates, const cf
             const cf_real *y = ys->data + (int64_t)r->slot_row[t * K + s] * d;
             for (int64_t j = 0; j < d; j++) o[j] += g * y[j];
         }
-    }
+    });
     cf_node *node = cf_tape_record(ctx, "moe_combine", combine_backward, out, 2, (cf_tensor *[]){ys, gates});
     if (node) node->saved = (void *)r;
     return out;

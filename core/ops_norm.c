@@ -17,6 +17,7 @@
 
 #include "core/kernel.h"
 #include "core/ops.h"
+#include "core/parallel.h"
 #include "core/vecmath.h"
 
 #define NORM_ROWBLK 32
@@ -28,8 +29,7 @@ typedef struct norm_saved {
 
 static void norm_forward(const cf_real *x, const cf_real *w, const cf_real *b, int64_t rows, int64_t cols,
                          double eps, cf_real *y, cf_real *mean, cf_real *rstd) {
-#pragma omp parallel for schedule(static) if (rows * cols > CF_PAR_MIN_WORK)
-    for (int64_t r = 0; r < rows; r++) {
+    CF_PARALLEL_FOR(rows * cols > CF_PAR_MIN_WORK, for (int64_t r = 0; r < rows; r++) {
         const cf_real *xr = x + r * cols;
         cf_real *yr = y + r * cols;
         double md = mean ? cf_row_sum_d(xr, cols) / (double)cols : 0.0;
@@ -45,7 +45,7 @@ static void norm_forward(const cf_real *x, const cf_real *w, const cf_real *b, i
             for (int64_t c = 0; c < cols; c++) yr[c] = (xr[c] - m) * rs + b[c];
         else
             for (int64_t c = 0; c < cols; c++) yr[c] = (xr[c] - m) * rs;
-    }
+    });
 }
 
 /* sum_c dh * xh for one row, dh = g * w (w NULL: 1), xh = (x - m) * rs. Kept apart from the
@@ -79,8 +79,7 @@ static void norm_backward(cf_ctx *ctx, cf_node *node) {
     /* [nblk, 2, C]: per row block, the partial dw then the partial db */
     cf_real *part = need_w || need_b ? cf_scratch(ctx, (size_t)(nblk * 2 * cols) * sizeof(cf_real)) : NULL;
     double inv_c = 1.0 / (double)cols;
-#pragma omp parallel for schedule(static) if (rows * cols > CF_PAR_MIN_WORK)
-    for (int64_t k = 0; k < nblk; k++) {
+    CF_PARALLEL_FOR(rows * cols > CF_PAR_MIN_WORK, for (int64_t k = 0; k < nblk; k++) {
         cf_real *pw = part ? part + k * 2 * cols : NULL, *pb = part ? pw + cols : NULL;
         if (part) memset(pw, 0, (size_t)(2 * cols) * sizeof(cf_real));
         int64_t r1 = (k + 1) * NORM_ROWBLK < rows ? (k + 1) * NORM_ROWBLK : rows;
@@ -110,7 +109,7 @@ static void norm_backward(cf_ctx *ctx, cf_node *node) {
             else
                 for (int64_t c = 0; c < cols; c++) d[c] += rs * (gr[c] - a - (xr[c] - m) * rs * bb);
         }
-    }
+    });
     double *scratch = cf_scratch(ctx, (size_t)cf_col_sum_scratch(nblk, cols) * sizeof(double));
     if (need_w) cf_col_sum_add(part, nblk, 2 * cols, cols, cf_grad(ctx, w), scratch);
     if (need_b) cf_col_sum_add(part + cols, nblk, 2 * cols, cols, cf_grad(ctx, b), scratch);

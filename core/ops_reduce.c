@@ -3,6 +3,7 @@
 
 #include "core/kernel.h"
 #include "core/ops.h"
+#include "core/parallel.h"
 
 /* Fixed-order blocked summation in double: the same result for any thread count. */
 static double sum_all(const cf_real *x, int64_t n) {
@@ -15,13 +16,12 @@ static double sum_all(const cf_real *x, int64_t n) {
     }
     double partial_stack[64], *partial = partial_stack;
     if (nblk > 64) partial = cf_xmalloc((size_t)nblk * sizeof *partial);
-#pragma omp parallel for schedule(static) if (n > CF_PAR_MIN_WORK)
-    for (int64_t b = 0; b < nblk; b++) {
+    CF_PARALLEL_FOR(n > CF_PAR_MIN_WORK, for (int64_t b = 0; b < nblk; b++) {
         int64_t i1 = (b + 1) * BLOCK < n ? (b + 1) * BLOCK : n;
         double s = 0;
         for (int64_t i = b * BLOCK; i < i1; i++) s += x[i];
         partial[b] = s;
-    }
+    });
     double s = 0;
     for (int64_t b = 0; b < nblk; b++) s += partial[b];
     if (partial != partial_stack) free(partial);
@@ -31,8 +31,9 @@ static double sum_all(const cf_real *x, int64_t n) {
 static void sum_backward(cf_ctx *ctx, cf_node *node) {
     cf_tensor *x = node->in[0];
     cf_real g = (cf_real)(node->out->grad[0] * node->f[0]), *dx = cf_grad(ctx, x);
-#pragma omp parallel for schedule(static) if (x->numel > CF_PAR_MIN_WORK)
-    for (int64_t i = 0; i < x->numel; i++) dx[i] += g;
+    CF_PARALLEL_FOR(x->numel > CF_PAR_MIN_WORK, for (int64_t i = 0; i < x->numel; i++) {
+        dx[i] += g;
+    });
 }
 
 static cf_tensor *reduce(cf_ctx *ctx, cf_tensor *x, double factor, const char *name) {

@@ -3,6 +3,7 @@
 
 #include "core/kernel.h"
 #include "core/ops.h"
+#include "core/parallel.h"
 
 /* cos/sin tables [T, D/2], computed in double then rounded, from the arena. */
 static void rope_tables(cf_ctx *ctx, int64_t t_len, int64_t half, int64_t pos_offset, double base, cf_real **cos_out,
@@ -23,8 +24,7 @@ static void rope_tables(cf_ctx *ctx, int64_t t_len, int64_t half, int64_t pos_of
 static void rope_apply(const cf_real *x, cf_real *out, bool accumulate, int64_t rows, int64_t t_len, int64_t half,
                        const cf_real *cs, const cf_real *sn, cf_real sign) {
     int64_t d = 2 * half;
-#pragma omp parallel for schedule(static) if (rows * d > CF_PAR_MIN_WORK)
-    for (int64_t r = 0; r < rows; r++) {
+    CF_PARALLEL_FOR(rows * d > CF_PAR_MIN_WORK, for (int64_t r = 0; r < rows; r++) {
         const cf_real *xr = x + r * d, *c = cs + (r % t_len) * half, *s = sn + (r % t_len) * half;
         cf_real *o = out + r * d;
         for (int64_t i = 0; i < half; i++) {
@@ -38,7 +38,7 @@ static void rope_apply(const cf_real *x, cf_real *out, bool accumulate, int64_t 
                 o[i + half] = hi;
             }
         }
-    }
+    });
 }
 
 static void rope_backward(cf_ctx *ctx, cf_node *node) {

@@ -3,6 +3,7 @@
 
 #include "core/kernel.h"
 #include "core/ops.h"
+#include "core/parallel.h"
 
 /* ---- reshape ---- */
 
@@ -26,8 +27,7 @@ static void block_copy(cf_real *dst, int64_t dst_stride, const cf_real *src, int
     enum { CHUNK = 4096 };
     if (outer == 0 || len == 0) return;
     int64_t nchunk = (len + CHUNK - 1) / CHUNK;
-#pragma omp parallel for schedule(static) if (outer * len > CF_PAR_MIN_WORK)
-    for (int64_t job = 0; job < outer * nchunk; job++) {
+    CF_PARALLEL_FOR(outer * len > CF_PAR_MIN_WORK, for (int64_t job = 0; job < outer * nchunk; job++) {
         int64_t o = job / nchunk, j0 = (job % nchunk) * CHUNK, j1 = j0 + CHUNK < len ? j0 + CHUNK : len;
         cf_real *d = dst + o * dst_stride;
         const cf_real *s = src + o * src_stride;
@@ -35,7 +35,7 @@ static void block_copy(cf_real *dst, int64_t dst_stride, const cf_real *src, int
             for (int64_t j = j0; j < j1; j++) d[j] += s[j];
         else
             memcpy(d + j0, s + j0, (size_t)(j1 - j0) * sizeof(cf_real));
-    }
+    });
 }
 
 /* x viewed as [outer, x.shape[dim], inner] */
@@ -59,8 +59,7 @@ static void permute_kernel(const cf_real *src, const int64_t src_shape[4], const
     for (int d = 0; d < 4; d++) dshape[d] = src_shape[perm[d]];
     int64_t rows = dshape[0] * dshape[1] * dshape[2], cols = dshape[3];
     int64_t st0 = sstride[perm[0]], st1 = sstride[perm[1]], st2 = sstride[perm[2]], st3 = sstride[perm[3]];
-#pragma omp parallel for schedule(static) if (rows * cols > CF_PAR_MIN_WORK)
-    for (int64_t r = 0; r < rows; r++) {
+    CF_PARALLEL_FOR(rows * cols > CF_PAR_MIN_WORK, for (int64_t r = 0; r < rows; r++) {
         int64_t i2 = r % dshape[2], i1 = (r / dshape[2]) % dshape[1], i0 = r / (dshape[2] * dshape[1]);
         const cf_real *s = src + i0 * st0 + i1 * st1 + i2 * st2;
         cf_real *d = dst + r * cols;
@@ -74,7 +73,7 @@ static void permute_kernel(const cf_real *src, const int64_t src_shape[4], const
         } else {
             for (int64_t c = 0; c < cols; c++) d[c] = s[c * st3];
         }
-    }
+    });
 }
 
 /* x's shape and perm padded to 4 dims: a leading pad dim p maps to itself. */

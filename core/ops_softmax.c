@@ -9,6 +9,7 @@
  */
 #include "core/kernel.h"
 #include "core/ops.h"
+#include "core/parallel.h"
 #include "core/vecmath.h"
 
 /* yr[c] = exp(xr[c] - m); returns sum_c yr[c]. Two plain loops rather than one fused loop: gcc
@@ -25,13 +26,12 @@ static void softmax_backward(cf_ctx *ctx, cf_node *node) {
     const cf_real *y = node->out->data, *g = node->out->grad; /* [N, C] */
     cf_real *dx = cf_grad(ctx, x);                            /* [N, C] */
     int64_t rows = cf_rows(x), cols = cf_cols(x);
-#pragma omp parallel for schedule(static) if (rows * cols > CF_PAR_MIN_WORK)
-    for (int64_t r = 0; r < rows; r++) {
+    CF_PARALLEL_FOR(rows * cols > CF_PAR_MIN_WORK, for (int64_t r = 0; r < rows; r++) {
         const cf_real *yr = y + r * cols, *gr = g + r * cols;
         cf_real *d = dx + r * cols;
         cf_real dot = (cf_real)cf_row_dot_d(gr, yr, cols);
         for (int64_t c = 0; c < cols; c++) d[c] += yr[c] * (gr[c] - dot);
-    }
+    });
 }
 
 static void log_softmax_backward(cf_ctx *ctx, cf_node *node) {
@@ -40,13 +40,12 @@ static void log_softmax_backward(cf_ctx *ctx, cf_node *node) {
     const cf_real *y = node->out->data, *g = node->out->grad; /* [N, C] */
     cf_real *dx = cf_grad(ctx, x);                            /* [N, C] */
     int64_t rows = cf_rows(x), cols = cf_cols(x);
-#pragma omp parallel for schedule(static) if (rows * cols > CF_PAR_MIN_WORK)
-    for (int64_t r = 0; r < rows; r++) {
+    CF_PARALLEL_FOR(rows * cols > CF_PAR_MIN_WORK, for (int64_t r = 0; r < rows; r++) {
         const cf_real *yr = y + r * cols, *gr = g + r * cols;
         cf_real *d = dx + r * cols;
         cf_real gsum = (cf_real)cf_row_sum_d(gr, cols);
         for (int64_t c = 0; c < cols; c++) d[c] += gr[c] - cf_vexp(yr[c]) * gsum;
-    }
+    });
 }
 
 /* softmax or log-softmax of each row of x (the two share the max and the sum of exps). */
@@ -58,8 +57,7 @@ static cf_tensor *softmax_forward(cf_ctx *ctx, cf_tensor *x, bool log_space) {
     const cf_real *xd = x->data; /* [N, C] */
     cf_real *y = out->data;       /* [N, C] */
     int64_t rows = cf_rows(x), cols = cf_cols(x);
-#pragma omp parallel for schedule(static) if (rows * cols > CF_PAR_MIN_WORK)
-    for (int64_t r = 0; r < rows; r++) {
+    CF_PARALLEL_FOR(rows * cols > CF_PAR_MIN_WORK, for (int64_t r = 0; r < rows; r++) {
         const cf_real *xr = xd + r * cols;
         cf_real *yr = y + r * cols;
         cf_real m = cf_row_max(xr, cols);
@@ -73,7 +71,7 @@ static cf_tensor *softmax_forward(cf_ctx *ctx, cf_tensor *x, bool log_space) {
             cf_real lse = (cf_real)log(sum);
             for (int64_t c = 0; c < cols; c++) yr[c] = (xr[c] - m) - lse;
         }
-    }
+    });
     return out;
 }
 

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "core/common.h"
+#include "core/parallel.h"
 #include "dist/dist.h"
 
 _Static_assert(sizeof(cf_real) == sizeof(float), "the exchange sends MPI_FLOAT");
@@ -143,28 +144,27 @@ double cf_grad_sync_comm_seconds(const cf_grad_sync *s) { return s->comm_s; }
  * that one process (acc) and K ranks (send here, the fold below) add the very same values. g is
  * zeroed: the next micro-batch's backward starts from nothing. */
 static void fold_weighted(float *restrict out, float *restrict g, int64_t n, float w, bool first) {
-    #pragma omp parallel for schedule(static) if (n > PAR_MIN)
-    for (int64_t e = 0; e < n; e++) {
+    CF_PARALLEL_FOR(n > PAR_MIN, for (int64_t e = 0; e < n; e++) {
         float x = w * g[e];
         out[e] = first ? x : out[e] + x;
         g[e] = 0;
-    }
+    });
 }
 
 /* mine[e] = (first ? slot 0 : mine[e] + slot 0) + slot 1 + ... + slot K-1: micro-batches
  * aK .. aK+K-1 folded onto the running sum in rank order, as one process folds them. */
 static void fold_slots(float *restrict mine, const float *restrict recv, int64_t n, int k, bool first) {
-    #pragma omp parallel for schedule(static) if (n * k > PAR_MIN)
-    for (int64_t e = 0; e < n; e++) {
+    CF_PARALLEL_FOR(n * k > PAR_MIN, for (int64_t e = 0; e < n; e++) {
         float v = first ? recv[e] : mine[e] + recv[e];
         for (int j = 1; j < k; j++) v = v + recv[(int64_t)j * n + e];
         mine[e] = v;
-    }
+    });
 }
 
 static void scale(float *restrict x, int64_t n, float f) {
-    #pragma omp parallel for schedule(static) if (n > PAR_MIN)
-    for (int64_t e = 0; e < n; e++) x[e] = x[e] * f;
+    CF_PARALLEL_FOR(n > PAR_MIN, for (int64_t e = 0; e < n; e++) {
+        x[e] = x[e] * f;
+    });
 }
 
 /* 1 / N as the float every path multiplies by; no tokens: a zero gradient. */
@@ -181,8 +181,9 @@ static void finish_local(cf_grad_sync *s, float inv) {
     for (int i = 0; i < s->n; i++) {
         cf_tensor *p = s->params[i];
         const float *a = s->acc + s->offset[i];
-        #pragma omp parallel for schedule(static) if (p->numel > PAR_MIN)
-        for (int64_t e = 0; e < p->numel; e++) p->grad[e] = a[e] * inv;
+        CF_PARALLEL_FOR(p->numel > PAR_MIN, for (int64_t e = 0; e < p->numel; e++) {
+            p->grad[e] = a[e] * inv;
+        });
     }
 }
 

@@ -5,6 +5,7 @@
 #include <stdio.h>
 
 #include "core/common.h"
+#include "core/parallel.h"
 
 /* The norm's summation order is fixed by these two constants, never by the thread count: each
  * block of NORM_BLOCK elements is summed by one thread into NORM_LANES interleaved partial sums
@@ -30,8 +31,9 @@ static double block_sumsq(const cf_real *g, int64_t n) {
 /* Sums the squares of chunk[0..n) in parallel and adds them to total in chunk order. */
 static double chunk_sumsq(const cf_real *const *ptr, const int64_t *len, int n, int64_t elems, double total) {
     double partial[NORM_CHUNK];
-#pragma omp parallel for schedule(static) if (elems > CLIP_PAR_MIN)
-    for (int b = 0; b < n; b++) partial[b] = block_sumsq(ptr[b], len[b]);
+    CF_PARALLEL_FOR(elems > CLIP_PAR_MIN, for (int b = 0; b < n; b++) {
+        partial[b] = block_sumsq(ptr[b], len[b]);
+    });
     for (int b = 0; b < n; b++) total += partial[b];
     return total;
 }
@@ -63,8 +65,9 @@ void cf_grads_scale(cf_tensor *const *params, int n, double factor) {
     for (int k = 0; k < n; k++) {
         cf_real *g = params[k]->grad;
         int64_t len = params[k]->numel;
-#pragma omp parallel for schedule(static) if (len > CLIP_PAR_MIN)
-        for (int64_t i = 0; i < len; i++) g[i] *= f;
+        CF_PARALLEL_FOR(len > CLIP_PAR_MIN, for (int64_t i = 0; i < len; i++) {
+            g[i] *= f;
+        });
     }
 }
 

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/parallel.h"
+
 /* Parallelise an element-wise loop only when it has enough work to pay for waking the threads. */
 #define OPTIM_PAR_MIN 32768
 /* Elements per work item of the update: every parameter, small or large, in one parallel loop
@@ -270,8 +272,7 @@ static void optimizer_update(cf_optimizer *opt, double lr, double grad_scale, bo
     CF_ASSERT(isfinite(grad_scale), "gradient scale %g", grad_scale);
     const cf_real gs = (cf_real)grad_scale;
     opt->t++;
-#pragma omp parallel for schedule(static) if (opt->n_elems > OPTIM_PAR_MIN)
-    for (int64_t k = 0; k < opt->n_blocks; k++) {
+    CF_PARALLEL_FOR(opt->n_elems > OPTIM_PAR_MIN, for (int64_t k = 0; k < opt->n_blocks; k++) {
         const struct cf_optim_block *blk = &opt->blocks[k];
         int i = blk->param;
         cf_tensor *p = opt->params[i];
@@ -281,7 +282,7 @@ static void optimizer_update(cf_optimizer *opt, double lr, double grad_scale, bo
             sgd_update(p->data + b, p->grad + b, opt->m[i] ? opt->m[i] + b : NULL, blk->len, opt, lr, wd, gs, zero);
         else
             adam_update(p->data + b, p->grad + b, opt->m[i] + b, opt->v[i] + b, blk->len, opt, lr, wd, gs, zero);
-    }
+    });
 }
 
 void cf_optimizer_step(cf_optimizer *opt, double lr) { optimizer_update(opt, lr, 1.0, false); }
@@ -291,9 +292,8 @@ void cf_optimizer_step_and_zero(cf_optimizer *opt, double lr, double grad_scale)
 }
 
 void cf_optimizer_zero_grad(cf_optimizer *opt) {
-#pragma omp parallel for schedule(static) if (opt->n_elems > OPTIM_PAR_MIN)
-    for (int64_t k = 0; k < opt->n_blocks; k++) {
+    CF_PARALLEL_FOR(opt->n_elems > OPTIM_PAR_MIN, for (int64_t k = 0; k < opt->n_blocks; k++) {
         const struct cf_optim_block *blk = &opt->blocks[k];
         memset(opt->params[blk->param]->grad + blk->begin, 0, (size_t)blk->len * sizeof(cf_real));
-    }
+    });
 }

@@ -1,8 +1,8 @@
 /* tests/test_optim.c - optimizers, schedules and clipping against PyTorch 1.13 (tests/ref/optim.py),
- * the NaN guard, optimizer-state checkpoints, thread-count determinism and allocation-free steps.
+ * the NaN guard, optimizer-state checkpoints, thread-count determinism and allocation-free steps
+ * (tests/alloc_count.h).
  *
  * Set CF_TEST_VERBOSE=1 to print the observed errors against PyTorch. */
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -13,51 +13,8 @@
 #include "train/optim_state.h"
 #include "optim/schedule.h"
 #include "tests/test.h"
+#include "tests/alloc_count.h"
 #include "tests/testlib.h"
-
-/* ---- allocation counting ----
- * The test binary interposes malloc/calloc/realloc/aligned_alloc/posix_memalign (forwarding to
- * glibc) and counts calls while `alloc_counting` is set: any allocation inside cf_optimizer_step,
- * ours or OpenMP's, is seen, even one freed again before the step returns. Sanitizer builds keep
- * their own allocator (make lsan and make tsan define CF_SANITIZER: gcc has no macro for LeakSanitizer, clang none of these), so there the
- * test only runs the steps. */
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__) || defined(CF_SANITIZER)
-#define ALLOC_COUNTING 0
-#else
-#define ALLOC_COUNTING 1
-static atomic_int alloc_counting;
-static atomic_long alloc_calls;
-extern void *__libc_malloc(size_t n);
-extern void *__libc_calloc(size_t n, size_t size);
-extern void *__libc_realloc(void *p, size_t n);
-extern void *__libc_memalign(size_t align, size_t n);
-static inline void count_alloc(void) {
-    if (atomic_load_explicit(&alloc_counting, memory_order_relaxed)) atomic_fetch_add(&alloc_calls, 1);
-}
-void *malloc(size_t n) {
-    count_alloc();
-    return __libc_malloc(n);
-}
-void *calloc(size_t n, size_t size) {
-    count_alloc();
-    return __libc_calloc(n, size);
-}
-void *realloc(void *p, size_t n) {
-    count_alloc();
-    return __libc_realloc(p, n);
-}
-void *aligned_alloc(size_t align, size_t n) {
-    count_alloc();
-    return __libc_memalign(align, n);
-}
-int posix_memalign(void **out, size_t align, size_t n) {
-    count_alloc();
-    void *p = __libc_memalign(align, n);
-    if (!p) return 12; /* ENOMEM */
-    *out = p;
-    return 0;
-}
-#endif
 
 static bool verbose(void) { return getenv("CF_TEST_VERBOSE") != NULL; }
 
@@ -559,27 +516,22 @@ TEST(optim_step_does_not_allocate) {
         cf_optimizer *opt = cf_optimizer_new(&pl, &oc);
         for (int s = 0; s < 4; s++) {
             test_fill_uniform(p->grad, p->numel, -1, 1, 30 + (uint64_t)s);
-#if ALLOC_COUNTING
             /* The first step warms up OpenMP's thread pool; steps after it must not allocate. */
-            if (s == 1) atomic_store(&alloc_calls, 0), atomic_store(&alloc_counting, 1);
-#endif
+            if (s == 1) test_alloc_count_start();
             cf_grads_scale(ps, 2, 0.5);
             cf_clip_grad_norm(ps, 2, 1.0);
             cf_optimizer_step(opt, 1e-3);
             cf_optimizer_zero_grad(opt);
         }
-#if ALLOC_COUNTING
-        atomic_store(&alloc_counting, 0);
-        CHECK_MSG(atomic_load(&alloc_calls) == 0, "%s: %ld allocations in 3 steps", cf_optim_kind_name(kinds[k]),
-                  atomic_load(&alloc_calls));
-        /* The counter itself works. */
-        atomic_store(&alloc_calls, 0);
-        atomic_store(&alloc_counting, 1);
-        void *volatile probe = malloc(16);
-        atomic_store(&alloc_counting, 0);
-        free(probe);
-        CHECK(atomic_load(&alloc_calls) == 1);
-#endif
+        long calls = test_alloc_count_stop();
+        if (test_alloc_counting()) {
+            CHECK_MSG(calls == 0, "%s: %ld allocations in 3 steps", cf_optim_kind_name(kinds[k]), calls);
+            /* The counter itself works. */
+            test_alloc_count_start();
+            void *volatile probe = malloc(16);
+            CHECK(test_alloc_count_stop() == 1);
+            free(probe);
+        }
         cf_optimizer_free(opt);
     }
     cf_param_list_free(&pl);

@@ -35,6 +35,7 @@
 
 #include "core/autograd.h"
 #include "core/gemm.h"
+#include "core/parallel.h"
 #include "core/profile.h"
 
 cf_decode_opts cf_decode_opts_default(void) {
@@ -519,8 +520,7 @@ int cf_decode_greedy(const cf_transformer *m, cf_ctx *ctx, const int32_t *src, c
     for (int64_t t = 0; r.n > 0; t++) {
         const cf_real *logits = run_step(&r, sb->ids);
         int64_t n = r.n;
-#pragma omp parallel for schedule(static) if (n * r.V > DECODE_PAR_MIN_WORK)
-        for (int64_t j = 0; j < n; j++) {
+        CF_PARALLEL_FOR(n * r.V > DECODE_PAR_MIN_WORK, for (int64_t j = 0; j < n; j++) {
             int64_t b = sb->act[j];
             sb->order[j] = (int32_t)j;
             double lp;
@@ -529,7 +529,7 @@ int cf_decode_greedy(const cf_transformer *m, cf_ctx *ctx, const int32_t *src, c
             sb->ids[j] = best;
             sb->slot_done[j] = best == o->eos_id;
             if (best != o->eos_id) sb->fin_tok[b * L1 + sb->fin_len[b]++] = best;
-        }
+        });
         run_mark(&r, "decode: select");
         run_compact(&r);
         run_mark(&r, "decode: compact");
@@ -577,8 +577,7 @@ int cf_decode_beam(const cf_transformer *m, cf_ctx *ctx, const int32_t *src, con
     for (int64_t t = 0; r.n > 0; t++) {
         const cf_real *logits = run_step(&r, sb->ids);
         int64_t n = r.n;
-#pragma omp parallel for schedule(static) if (n * K * r.V > DECODE_PAR_MIN_WORK)
-        for (int64_t j = 0; j < n; j++) {
+        CF_PARALLEL_FOR(n * K * r.V > DECODE_PAR_MIN_WORK, for (int64_t j = 0; j < n; j++) {
             int64_t row0 = j * K, b = sb->act[j];
             cand *top = (cand *)sb->top + omp_get_thread_num() * 2 * K;
             for (int64_t k = 0; k < K; k++) sb->order[row0 + k] = (int32_t)(row0 + k);
@@ -613,7 +612,7 @@ int cf_decode_beam(const cf_transformer *m, cf_ctx *ctx, const int32_t *src, con
                 sb->ids[row0 + k] = o->eos_id;
             }
             sb->slot_done[j] = sb->fin_n[b] >= K || n_live == 0;
-        }
+        });
         run_mark(&r, "decode: select");
         run_compact(&r);
         run_mark(&r, "decode: compact");
