@@ -11,6 +11,7 @@
  *
  * bench/compare_torch.sh runs it next to bench/ref/torch_train_bench.py (same shapes, same step).
  */
+#include "cli/bench_ceiling.h"
 #include "cli/commands.h"
 
 #include <malloc.h>
@@ -162,13 +163,25 @@ static int run_bench(const cf_config *cfg, bool json, bool profile) {
     ctx->profile = NULL;
     size_t arena_mallocs = ctx->arena.mallocs - arena_mallocs0;
     long long heap_delta = (long long)heap_in_use() - (long long)heap0;
+    double rss_peak = peak_rss_mib();
+    /* The ceiling: the products of one more step, each shape timed alone (cli/bench_ceiling.h). */
+    cf_gemm_log glog = {0};
+    for (int64_t a = 0; a < A; a++)
+        fill_batch(&rng, V, B, S, T, src + a * B * S, tgt_in + a * B * T, tgt_out + a * B * T);
+    cf_gemm_log_install(&glog);
+    cf_step_result r_extra;
+    cf_train_step(&setup, n_warm + n_steps, next_micro_batch, &mb, &r_extra);
+    cf_gemm_log_install(NULL);
+    cf_gemm_ceiling ceiling;
+    cf_gemm_ceiling_measure(&glog, &ceiling);
+    cf_gemm_log_free(&glog);
     double med[N_PHASES];
     for (int p = 0; p < N_PHASES; p++) med[p] = cf_median(times + p * n_steps, n_steps);
     double t_step = med[PH_TOTAL];
     double fwd_flops = cf_transformer_flops(m, S, T) * (double)(A * B);
     double tgt_tps = (double)(A * B * T) / t_step, all_tps = (double)(A * B * (S + T)) / t_step;
     double gflops = 3.0 * fwd_flops / t_step * 1e-9;
-    double rss_peak = peak_rss_mib();
+    double sgemm_gflops = ceiling.flops / ceiling.sgemm_s * 1e-9, tiled_gflops = ceiling.flops / ceiling.tiled_s * 1e-9;
     const char *coretype = getenv("OPENBLAS_CORETYPE");
 
     if (json) {
@@ -177,12 +190,14 @@ static int run_bench(const cf_config *cfg, bool json, bool profile) {
                "\"vocab\":%lld,\"params\":%lld,\"steps\":%lld,\"warmup\":%lld,\"step_ms\":%.4f,\"tgt_tok_s\":%.1f,"
                "\"tok_s\":%.1f,\"gflop_s\":%.2f,\"peak_rss_mib\":%.1f,\"rss_start_mib\":%.1f,\"arena_mallocs\":%zu,"
                "\"heap_delta_bytes\":%lld,\"arena_mib\":%.1f,\"arena_used_mib\":%.1f,\"first_loss\":%.4f,\"last_loss\":%.4f,"
-               "\"forward_ms\":%.4f,\"backward_ms\":%.4f,\"optim_ms\":%.4f,\"reset_ms\":%.4f,\"openblas_coretype\":\"%s\"}\n",
+               "\"forward_ms\":%.4f,\"backward_ms\":%.4f,\"optim_ms\":%.4f,\"reset_ms\":%.4f,\"openblas_coretype\":\"%s\","
+               "\"ceiling_gemm_flop\":%.0f,\"ceiling_sgemm_gflop_s\":%.2f,\"ceiling_tiled_gflop_s\":%.2f}\n",
                cfg->name, cf_threads_max(), min_threads, max_used, cf_threads_adaptive() ? "true" : "false", (long long)B, (long long)S, (long long)T, (long long)V,
                (long long)cf_transformer_num_params(m), (long long)n_steps, (long long)n_warm, t_step * 1e3, tgt_tps,
                all_tps, gflops, rss_peak, rss_start, arena_mallocs, heap_delta,
                (double)cf_arena_capacity(&ctx->arena) / (1 << 20), (double)ctx->arena.high_water / (1 << 20), first_loss, last_loss, med[PH_FORWARD] * 1e3,
-               med[PH_BACKWARD] * 1e3, med[PH_OPTIM] * 1e3, med[PH_RESET] * 1e3, coretype ? coretype : "");
+               med[PH_BACKWARD] * 1e3, med[PH_OPTIM] * 1e3, med[PH_RESET] * 1e3, coretype ? coretype : "",
+               ceiling.flops, sgemm_gflops, tiled_gflops);
     } else {
         printf("bench %s: d_model %lld, %lld heads, %lld+%lld layers, d_ff %lld, vocab %lld: %.2fM parameters\n",
                cfg->name, (long long)mc.d_model, (long long)mc.n_heads, (long long)mc.enc_layers,
@@ -200,6 +215,11 @@ static int run_bench(const cf_config *cfg, bool json, bool profile) {
         printf("target tokens/s %9.0f\n", tgt_tps);
         printf("src+tgt tokens/s%9.0f\n", all_tps);
         printf("GFLOP/s         %9.1f  (forward FLOPs x 3 = %.2f GFLOP a step)\n", gflops, 3 * fwd_flops * 1e-9);
+        printf("GEMM ceiling    %9.1f  GFLOP/s: cblas_sgemm on %d threads, timed on the step's %lld products "
+               "(%lld shapes, %.2f GFLOP); the step runs at %.0f%% of it\n", sgemm_gflops, cf_threads_max(),
+               (long long)ceiling.products, (long long)ceiling.shapes, ceiling.flops * 1e-9, 100 * gflops / sgemm_gflops);
+        printf("                %9.1f  GFLOP/s: cformer's tiled GEMM on the same products (%.0f%% of it)\n",
+               tiled_gflops, 100 * gflops / tiled_gflops);
         printf("peak RSS        %9.1f MiB  (%.1f MiB before the model, %.1f MiB with model + AdamW state; "
                "arena: a step uses %.1f MiB of %.1f MiB)\n", rss_peak, rss_start, rss_model,
                (double)ctx->arena.high_water / (1 << 20), (double)cf_arena_capacity(&ctx->arena) / (1 << 20));

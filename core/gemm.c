@@ -2,6 +2,7 @@
 #include "core/gemm.h"
 
 #include <limits.h>
+#include <stdlib.h>
 #include <omp.h>
 #include <string.h>
 
@@ -96,12 +97,35 @@ static void gemm_tile(bool ta, bool tb, int64_t i0, int64_t mm, int64_t j0, int6
     cf_gemm_serial(ta, tb, mm, nn, k, alpha, at, lda, bt, ldb, beta, c + i0 * ldc + j0, ldc);
 }
 
+static cf_gemm_log *gemm_log;
+
+void cf_gemm_log_install(cf_gemm_log *log) { gemm_log = log; }
+
+void cf_gemm_log_free(cf_gemm_log *log) {
+    free(log->shapes);
+    *log = (cf_gemm_log){0};
+}
+
+static void log_product(int64_t count, bool ta, bool tb, int64_t m, int64_t n, int64_t k) {
+    cf_gemm_log *l = gemm_log;
+    for (size_t i = 0; i < l->n; i++) {
+        cf_gemm_shape *s = &l->shapes[i];
+        if (s->trans_a == ta && s->trans_b == tb && s->m == m && s->n == n && s->k == k) {
+            s->calls += count;
+            return;
+        }
+    }
+    l->shapes = cf_grow(l->shapes, &l->cap, l->n + 1, sizeof *l->shapes);
+    l->shapes[l->n++] = (cf_gemm_shape){ta, tb, m, n, k, count};
+}
+
 /* Every entry point: count products, C (+)= ..., or C = ... + bias when bias is given. */
 static void gemm_run(int64_t count, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, cf_real alpha,
                      const cf_real *a, int64_t sa, int64_t lda, const cf_real *b, int64_t sb, int64_t ldb,
                      cf_real beta, const cf_real *bias, cf_real *c, int64_t sc, int64_t ldc) {
     if (count <= 0 || m == 0 || n == 0) return;
     check_int(m, n, k, lda, ldb, ldc);
+    if (gemm_log && !omp_in_parallel()) log_product(count, trans_a, trans_b, m, n, k);
     gemm_tiles t = tiles_of(m, n, k);
     int64_t per = t.tm * t.tn, tasks = count * per;
     /* Dynamic: a thread that the OS deschedules holds up one tile, not a fixed share. Nested inside

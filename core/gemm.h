@@ -36,6 +36,22 @@ typedef struct cf_gemm_plan {
 
 cf_gemm_plan cf_gemm_plan_of(int64_t m, int64_t n, int64_t k);
 
+/* The products the cf_gemm_rm* entry points run, recorded while a log is installed: `cformer
+ * bench` times cblas_sgemm on a step's own shapes, the ceiling its GFLOP/s are measured against.
+ * Calls made inside a parallel region (an attention head's products) are not recorded. Not for
+ * concurrent use: one log, installed around one step. */
+typedef struct cf_gemm_shape {
+    bool trans_a, trans_b;
+    int64_t m, n, k;
+    int64_t calls;                  /* products of this shape (a batched call counts its count) */
+} cf_gemm_shape;
+typedef struct cf_gemm_log {
+    cf_gemm_shape *shapes;          /* distinct shapes, in order of first use */
+    size_t n, cap;
+} cf_gemm_log;
+void cf_gemm_log_install(cf_gemm_log *log); /* NULL: stop recording */
+void cf_gemm_log_free(cf_gemm_log *log);
+
 /* C = alpha * op(A) op(B) + beta * C, row-major; op(X) = X^T when trans_x. Sizes must fit in int
  * (BLAS's interface; asserted). beta 0 ignores C's contents (NaN included). */
 void cf_gemm_rm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, cf_real alpha, const cf_real *a,

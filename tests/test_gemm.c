@@ -1,6 +1,7 @@
 /* tests/test_gemm.c - core/gemm.h: products against a double-precision loop, the fixed partition,
  * and bit-identical results for 1, 2, 3 and 4 threads (the property the tiling exists for); the
  * packed few-row products of decoding against their FMA-chain error bound, for any thread and row count. */
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -305,4 +306,34 @@ TEST(gemm_packed_used_by_linear_without_grad) {
     cf_param_free(w);
     cf_param_free(w2);
     cf_param_free(b);
+}
+
+/* The log `cformer bench` takes its ceiling from: distinct shapes in order of first use, with the
+ * products counted (a batched call counts each matrix); nothing recorded inside a parallel region
+ * or once the log is removed. */
+TEST(gemm_log_records_each_shape_and_its_products) {
+    float a[6 * 5], b[5 * 4], c[3 * 6 * 4];
+    test_fill_uniform(a, 30, -1, 1, 1);
+    test_fill_uniform(b, 20, -1, 1, 2);
+    cf_gemm_log log = {0};
+    cf_gemm_log_install(&log);
+    cf_gemm_rm(false, true, 6, 4, 5, 1, a, 5, b, 5, 0, c, 4);
+    cf_gemm_rm_batched(3, false, false, 2, 4, 5, 1, a, 10, 5, b, 0, 4, 0, c, 8, 4);
+    cf_gemm_rm(false, true, 6, 4, 5, 1, a, 5, b, 5, 1, c, 4);
+    int active = 0; /* whether the region had two threads (the only case that skips the log) */
+#pragma omp parallel num_threads(2) reduction(| : active)
+    {
+        active |= omp_in_parallel();
+        cf_gemm_rm(true, false, 5, 4, 6, 1, a, 5, b, 4, 0, c + 24 * omp_get_thread_num(), 4);
+    }
+    cf_gemm_log_install(NULL);
+    cf_gemm_rm(false, false, 1, 1, 1, 1, a, 1, b, 1, 0, c, 1);
+    CHECK_MSG(log.n == (active ? 2u : 3u), "%zu shapes logged", log.n);
+    if (log.n == 2) {
+        CHECK(!log.shapes[0].trans_a && log.shapes[0].trans_b && log.shapes[0].m == 6 && log.shapes[0].n == 4 &&
+              log.shapes[0].k == 5 && log.shapes[0].calls == 2);
+        CHECK(!log.shapes[1].trans_a && !log.shapes[1].trans_b && log.shapes[1].m == 2 && log.shapes[1].calls == 3);
+    }
+    cf_gemm_log_free(&log);
+    CHECK(log.n == 0 && log.shapes == NULL);
 }
