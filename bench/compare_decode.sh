@@ -23,7 +23,7 @@
 # packed weights) to every round, CFORMER_BASE=BINARY another cformer binary (an older commit);
 # each gets a column of its own, still interleaved. TORCH_ENV="OMP_WAIT_POLICY=PASSIVE" runs the
 # torch side in that environment: on a busy machine its OpenMP threads otherwise spin at every
-# barrier and 2 threads run ~9x slower than with passive waiting (docs/performance.md, "Decoding").
+# barrier (docs/performance.md, "Decoding").
 # DECODE_ROWS=FILE keeps the raw JSON rows there (one per run and beam). Needs Debian's python3 with torch
 # (/usr/bin/python3); `make bench` runs it when torch is there.
 set -eu
