@@ -4,7 +4,6 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -20,22 +19,6 @@
 
 #define TIMEOUT_S 600.0 /* generous: the machine is shared and sanitizers are slow */
 
-char *cli_fmt(const char *f, ...) {
-    va_list ap;
-    va_start(ap, f);
-    char *s = NULL;
-    if (vasprintf(&s, f, ap) < 0) abort();
-    va_end(ap);
-    return s;
-}
-
-bool cli_write_file(const char *path, const void *data, size_t n) {
-    FILE *fp = fopen(path, "wb");
-    if (!fp) return false;
-    bool ok = fwrite(data, 1, n, fp) == n;
-    return fclose(fp) == 0 && ok;
-}
-
 bool cli_head_lines(const char *src, const char *dst, int n) {
     size_t len;
     char *text = test_read_file(src, &len);
@@ -45,22 +28,15 @@ bool cli_head_lines(const char *src, const char *dst, int n) {
         p = strchr(p, '\n');
         if (p) p++;
     }
-    bool ok = cli_write_file(dst, text, p ? (size_t)(p - text) : len);
+    bool ok = test_write_file(dst, text, p ? (size_t)(p - text) : len);
     free(text);
     return ok;
 }
 
-static int rm_entry(const char *path, const struct stat *st, int type, struct FTW *ftw) {
-    (void)st, (void)type, (void)ftw;
-    return remove(path);
-}
-
-void cli_rm_tree(const char *path) { nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
-
 static char root[256];
 
 static void remove_root(void) {
-    if (root[0]) cli_rm_tree(root);
+    if (root[0]) test_rm_tree(root);
 }
 
 const char *cli_root(void) {
@@ -72,7 +48,7 @@ const char *cli_root(void) {
     const struct { const char *name; int lines; } files[] = {
         {"train.de", 1000}, {"train.en", 1000}, {"valid.de", 20}, {"valid.en", 20}, {"test.de", 20}, {"test.en", 20}};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-        char *src = cli_fmt("%s/data/toy/%s", CF_SOURCE_DIR, files[i].name), *dst = cli_fmt("%s/%s", root, files[i].name);
+        char *src = test_fmt("%s/data/toy/%s", CF_SOURCE_DIR, files[i].name), *dst = test_fmt("%s/%s", root, files[i].name);
         CHECK_MSG(cli_head_lines(src, dst, files[i].lines), "cannot copy %s to %s", src, dst);
         free(src);
         free(dst);
@@ -80,40 +56,23 @@ const char *cli_root(void) {
     return root;
 }
 
-const char *cli_cformer(void) {
-    static char path[4096];
-    if (path[0]) return path;
-    char exe[4000];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0) {
-        exe[n] = 0;
-        for (int up = 0; up < 2; up++) {
-            char *slash = strrchr(exe, '/');
-            if (slash) *slash = 0;
-        }
-        snprintf(path, sizeof path, "%s/cformer", exe);
-    }
-    if (n <= 0 || access(path, X_OK) != 0) snprintf(path, sizeof path, "%s/build/cformer", CF_SOURCE_DIR);
-    return path;
-}
-
 cli_proc cli_start(const cli_opts *o, int n, const char *const *args) {
     static int counter;
     static const cli_opts none;
     if (!o) o = &none;
     cli_proc p = {0};
-    p.out_path = o->stdout_path ? strdup(o->stdout_path) : cli_fmt("%s/run-%04d.out", cli_root(), counter);
-    p.err_path = cli_fmt("%s/run-%04d.err", cli_root(), counter++);
+    p.out_path = o->stdout_path ? strdup(o->stdout_path) : test_fmt("%s/run-%04d.out", cli_root(), counter);
+    p.err_path = test_fmt("%s/run-%04d.err", cli_root(), counter++);
     const char *argv[CLI_MAX_ARGS + 8];
     int k = 0;
     char *limit = NULL;
     if (o->ulimit_v_kib) { /* through the shell: ulimit is a builtin */
-        limit = cli_fmt("ulimit -v %s && exec \"$0\" \"$@\"", o->ulimit_v_kib);
+        limit = test_fmt("ulimit -v %s && exec \"$0\" \"$@\"", o->ulimit_v_kib);
         argv[k++] = "/bin/sh";
         argv[k++] = "-c";
         argv[k++] = limit;
     }
-    argv[k++] = cli_cformer();
+    argv[k++] = test_cformer_path();
     for (int i = 0; i < n && k < CLI_MAX_ARGS + 7; i++) argv[k++] = args[i];
     argv[k] = NULL;
     fflush(stdout);
@@ -200,7 +159,7 @@ void cli_train_args(cli_args *a, const char *dir, bool resume, const char *const
     memset(a, 0, sizeof *a);
     const char *r = cli_root();
     push(a, "train");
-    push(a, own(a, cli_fmt("%s/configs/tiny.json", CF_SOURCE_DIR)));
+    push(a, own(a, test_fmt("%s/configs/tiny.json", CF_SOURCE_DIR)));
     push(a, "--out");
     push(a, dir);
     push(a, "--quiet");
@@ -216,7 +175,7 @@ void cli_train_args(cli_args *a, const char *dir, bool resume, const char *const
                            "valid_tgt", "valid.en", "test_src", "test.de", "test_tgt", "test.en"};
     for (int i = 0; i < 12; i += 2) {
         push(a, "--set");
-        push(a, own(a, cli_fmt("data.%s=%s/%s", files[i], r, files[i + 1])));
+        push(a, own(a, test_fmt("data.%s=%s/%s", files[i], r, files[i + 1])));
     }
     for (int i = 0; extra && extra[i]; i++) {
         push(a, "--set");
@@ -231,7 +190,7 @@ void cli_args_free(cli_args *a) {
 }
 
 int cli_latest_step(const char *dir) {
-    char *link = cli_fmt("%s/checkpoints/latest", dir), target[256];
+    char *link = test_fmt("%s/checkpoints/latest", dir), target[256];
     ssize_t n = readlink(link, target, sizeof target - 1);
     free(link);
     if (n <= 0) return -1;
@@ -250,7 +209,7 @@ bool cli_same_file(const char *a, const char *b) {
 }
 
 char *cli_metrics_digest(const char *dir) {
-    char *path = cli_fmt("%s/metrics.jsonl", dir), *text = test_read_file(path, NULL);
+    char *path = test_fmt("%s/metrics.jsonl", dir), *text = test_read_file(path, NULL);
     free(path);
     size_t cap = 4096, used = 0;
     char *out = cf_xmalloc(cap);

@@ -8,7 +8,7 @@
  *     cli_result_free(&r);
  *
  * The binary is the one of this test binary's build directory (BUILD/tests/unit ->
- * BUILD/cformer), so `make asan`, `make lsan` and `make tsan` run their own CLI. Output goes to
+ * BUILD/cformer: test_cformer_path, tests/testlib.h), so `make asan`, `make lsan` and `make tsan` run their own CLI. Output goes to
  * files under one temporary directory, removed at exit, which also holds the small data files.
  */
 #ifndef CF_TESTS_CLILIB_H
@@ -39,13 +39,8 @@ typedef struct cli_proc {
 
 /* Our temporary directory (made on first use; removed at exit). */
 const char *cli_root(void);
-/* path of BUILD/cformer */
-const char *cli_cformer(void);
-/* A malloc'ed printf. */
-char *cli_fmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The first n lines of src into dst. */
 bool cli_head_lines(const char *src, const char *dst, int n);
-bool cli_write_file(const char *path, const void *data, size_t n);
 
 /* `cformer ARGS...` (NULL-terminated, after the binary) with options o (may be NULL). */
 cli_result cli_run(const cli_opts *o, const char *arg0, ...) __attribute__((sentinel));
@@ -73,8 +68,6 @@ void cli_args_free(cli_args *a);
 int cli_latest_step(const char *dir);
 /* files a and b have the same bytes */
 bool cli_same_file(const char *a, const char *b);
-/* rm -rf */
-void cli_rm_tree(const char *path);
 /* metrics.jsonl of dir as "train STEP LOSS LR" / "eval STEP LOSS BLEU" lines (timing left out). */
 char *cli_metrics_digest(const char *dir);
 /* No sanitizer report (ASan, UBSan, LSan, TSan) and no assertion on stderr. */

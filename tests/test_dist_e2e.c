@@ -13,7 +13,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -29,20 +28,7 @@
 #define STEPS 8
 #define TIMEOUT_S 600.0 /* a run takes seconds; the machine is shared */
 
-static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt(const char *f, ...) {
-    va_list ap;
-    va_start(ap, f);
-    char *s = NULL;
-    if (vasprintf(&s, f, ap) < 0) abort();
-    va_end(ap);
-    return s;
-}
 
-static void nap(double s) {
-    struct timespec t = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
-    while (nanosleep(&t, &t) != 0 && errno == EINTR) {}
-}
 
 /* MPI=1 build and mpirun present; also lets Open MPI run as root (CI runs as root). */
 static bool mpi_ready(const char *test) {
@@ -57,11 +43,7 @@ static bool mpi_ready(const char *test) {
 
 static char root[256];
 static void remove_root(void) {
-    if (root[0]) {
-        char *cmd = fmt("rm -rf '%s'", root);
-        if (system(cmd) != 0) {}
-        free(cmd);
-    }
+    if (root[0]) test_rm_tree(root);
 }
 
 /* The shared directory with the 40-line valid file every run uses. */
@@ -69,39 +51,24 @@ static const char *root_dir(void) {
     if (root[0]) return root;
     snprintf(root, sizeof root, "%s", test_tmpdir("dist"));
     atexit(remove_root);
-    char *cmd = fmt("head -40 '%s/data/toy/valid.de' > '%s/v.de' && head -40 '%s/data/toy/valid.en' > '%s/v.en'",
+    char *cmd = test_fmt("head -40 '%s/data/toy/valid.de' > '%s/v.de' && head -40 '%s/data/toy/valid.en' > '%s/v.en'",
                     CF_SOURCE_DIR, root, CF_SOURCE_DIR, root);
     CHECK(system(cmd) == 0);
     free(cmd);
     return root;
 }
 
-/* BUILD/cformer beside BUILD/tests/unit. */
-static const char *cformer(void) {
-    static char path[4096];
-    if (path[0]) return path;
-    char exe[4000];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0) {
-        exe[n] = 0;
-        for (int up = 0; up < 2; up++) *strrchr(exe, '/') = 0;
-        snprintf(path, sizeof path, "%s/cformer", exe);
-    }
-    if (n <= 0 || access(path, X_OK) != 0) snprintf(path, sizeof path, "%s/build/cformer", CF_SOURCE_DIR);
-    return path;
-}
-
 /* `[mpirun --oversubscribe -np K] cformer train tiny.json --out DIR <shared sets> EXTRA` as a shell
  * command (K = 0: no mpirun). */
 static char *train_cmd(int ranks, const char *dir, const char *extra) {
     const char *r = root_dir();
-    char *launcher = ranks > 0 ? fmt("mpirun --oversubscribe -np %d ", ranks) : strdup("");
-    char *cmd = fmt("%s'%s' train '%s/configs/tiny.json' --out '%s' --set train.max_steps=%d "
+    char *launcher = ranks > 0 ? test_fmt("mpirun --oversubscribe -np %d ", ranks) : strdup("");
+    char *cmd = test_fmt("%s'%s' train '%s/configs/tiny.json' --out '%s' --set train.max_steps=%d "
                     "--set schedule.total_steps=%d --set schedule.warmup_steps=2 --set train.eval_every=4 "
                     "--set train.save_every=4 --set train.log_every=2 --set train.eval_max_sentences=20 "
                     "--set model.dropout=0.1 --set data.valid_src=%s/v.de --set data.valid_tgt=%s/v.en "
                     "--set data.test_src=null --set data.test_tgt=null %s",
-                    launcher, cformer(), CF_SOURCE_DIR, dir, STEPS, STEPS, r, r, extra ? extra : "");
+                    launcher, test_cformer_path(), CF_SOURCE_DIR, dir, STEPS, STEPS, r, r, extra ? extra : "");
     free(launcher);
     return cmd;
 }
@@ -115,7 +82,7 @@ typedef struct job {
 /* Starts /bin/sh -c cmd in a process group of its own, stdout and stderr into a log file. */
 static job start(const char *cmd) {
     static int counter;
-    job j = {.code = -1, .log = fmt("%s/cmd-%03d.log", root_dir(), counter++)};
+    job j = {.code = -1, .log = test_fmt("%s/cmd-%03d.log", root_dir(), counter++)};
     fflush(stdout);
     j.pid = fork();
     if (j.pid == 0) {
@@ -142,7 +109,7 @@ static bool wait_job(job *j, double timeout_s) {
             return true;
         }
         if (r < 0 || cf_now_s() > end) return false;
-        nap(0.01);
+        test_sleep_s(0.01);
     }
 }
 
@@ -176,8 +143,8 @@ static bool same_file(const char *a, const char *b) {
 static void check_same_checkpoint(const char *a, const char *b, const char *what) {
     const char *names[] = {"model.safetensors", "optim.safetensors"};
     for (int i = 0; i < 2; i++) {
-        char *x = fmt("%s/checkpoints/step-%08d/%s", a, STEPS, names[i]);
-        char *y = fmt("%s/checkpoints/step-%08d/%s", b, STEPS, names[i]);
+        char *x = test_fmt("%s/checkpoints/step-%08d/%s", a, STEPS, names[i]);
+        char *y = test_fmt("%s/checkpoints/step-%08d/%s", b, STEPS, names[i]);
         CHECK_MSG(same_file(x, y), "%s: %s and %s differ", what, x, y);
         free(x);
         free(y);
@@ -186,9 +153,9 @@ static void check_same_checkpoint(const char *a, const char *b, const char *what
 
 /* The "loss" fields of metrics.jsonl, in order. */
 static char *losses(const char *dir) {
-    char *path = fmt("%s/metrics.jsonl", dir), *text = test_read_file(path, NULL), *out = strdup("");
+    char *path = test_fmt("%s/metrics.jsonl", dir), *text = test_read_file(path, NULL), *out = strdup("");
     for (char *p = text ? strstr(text, "\"loss\":") : NULL; p; p = strstr(p + 1, "\"loss\":")) {
-        char *more = fmt("%s%.*s\n", out, (int)strcspn(p, ","), p);
+        char *more = test_fmt("%s%.*s\n", out, (int)strcspn(p, ","), p);
         free(out);
         out = more;
     }
@@ -201,8 +168,8 @@ static char *losses(const char *dir) {
 static const char *reference(int k) {
     static char *dirs[4];
     if (dirs[k]) return dirs[k];
-    dirs[k] = fmt("%s/one-accum%d", root_dir(), k);
-    char *extra = fmt("--set train.grad_accum=%d --set train.threads=1", k);
+    dirs[k] = test_fmt("%s/one-accum%d", root_dir(), k);
+    char *extra = test_fmt("--set train.grad_accum=%d --set train.threads=1", k);
     char *cmd = train_cmd(0, dirs[k], extra), *out = NULL;
     int code = run(cmd, &out);
     CHECK_MSG(code == 0, "reference run (grad_accum %d) failed (%d):\n%s", k, code, out);
@@ -216,12 +183,12 @@ TEST(dist_e2e_k_ranks_equal_grad_accum_k) {
     if (!mpi_ready(__func__)) return;
     for (int k = 2; k <= 3; k++) {
         const char *ref = reference(k);
-        char *dir = fmt("%s/ranks%d", root_dir(), k), *cmd = train_cmd(k, dir, NULL), *out = NULL;
+        char *dir = test_fmt("%s/ranks%d", root_dir(), k), *cmd = train_cmd(k, dir, NULL), *out = NULL;
         int code = run(cmd, &out);
         CHECK_MSG(code == 0, "%d ranks: exit %d:\n%s", k, code, out);
-        char *banner = fmt("| %d ranks x ", k);
+        char *banner = test_fmt("| %d ranks x ", k);
         CHECK_MSG(strstr(out, banner) && strstr(out, "per rank"), "not a %d-rank run:\n%s", k, out);
-        char *what = fmt("%d ranks vs grad_accum %d", k, k);
+        char *what = test_fmt("%d ranks vs grad_accum %d", k, k);
         check_same_checkpoint(ref, dir, what);
         char *la = losses(ref), *lb = losses(dir);
         CHECK_MSG(strcmp(la, lb) == 0 && la[0], "%s: logged losses differ:\n%s---\n%s", what, lb, la);
@@ -233,11 +200,11 @@ TEST(dist_e2e_k_ranks_equal_grad_accum_k) {
 TEST(dist_e2e_resume_with_another_rank_count) {
     if (!mpi_ready(__func__)) return;
     const char *ref = reference(2);
-    char *dirs[2] = {fmt("%s/two-then-one", root_dir()), fmt("%s/one-then-two", root_dir())};
+    char *dirs[2] = {test_fmt("%s/two-then-one", root_dir()), test_fmt("%s/one-then-two", root_dir())};
     for (int order = 0; order < 2; order++) {
         for (int part = 0; part < 2; part++) {
             bool mpi = (order == 0) == (part == 0);
-            char *extra = fmt("%s%s", part == 0 ? "--set train.max_steps=4" : "--resume",
+            char *extra = test_fmt("%s%s", part == 0 ? "--set train.max_steps=4" : "--resume",
                               mpi ? "" : " --set train.grad_accum=2 --set train.threads=1");
             char *cmd = train_cmd(mpi ? 2 : 0, dirs[order], extra), *out = NULL;
             int code = run(cmd, &out);
@@ -257,7 +224,7 @@ static int rank_pids(const char *dir, pid_t *pids, int max) {
     DIR *d = opendir("/proc");
     for (struct dirent *e; d && n < max && (e = readdir(d));) {
         if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
-        char *cmd_path = fmt("/proc/%s/cmdline", e->d_name), cmd_buf[8192];
+        char *cmd_path = test_fmt("/proc/%s/cmdline", e->d_name), cmd_buf[8192];
         int fd = open(cmd_path, O_RDONLY); /* /proc files have no size: read, not stat */
         ssize_t got = fd >= 0 ? read(fd, cmd_buf, sizeof cmd_buf - 1) : -1;
         if (fd >= 0) close(fd);
@@ -276,7 +243,7 @@ static int rank_pids(const char *dir, pid_t *pids, int max) {
 }
 
 static bool exists(const char *dir, const char *name) {
-    char *p = fmt("%s/%s", dir, name);
+    char *p = test_fmt("%s/%s", dir, name);
     bool ok = access(p, F_OK) == 0;
     free(p);
     return ok;
@@ -288,10 +255,10 @@ static job start_long(const char *dir, const char *env) {
      * after that must fit in its pty for the stop message to arrive (see the stalled-output test). */
     char *base = train_cmd(2, dir, "--set train.max_steps=100000 --set schedule.total_steps=100000 "
                                    "--set train.eval_every=100000 --set train.save_every=20 --set train.log_every=1000");
-    char *cmd = fmt("%s exec %s", env, base);
+    char *cmd = test_fmt("%s exec %s", env, base);
     job j = start(cmd);
     double end = cf_now_s() + TIMEOUT_S;
-    while (!exists(dir, "checkpoints/latest") && cf_now_s() < end && !wait_job(&j, 0)) nap(0.05);
+    while (!exists(dir, "checkpoints/latest") && cf_now_s() < end && !wait_job(&j, 0)) test_sleep_s(0.05);
     CHECK_MSG(exists(dir, "checkpoints/latest"), "no checkpoint appeared: %s", cmd);
     free(cmd);
     free(base);
@@ -302,7 +269,7 @@ static job start_long(const char *dir, const char *env) {
  * hanging, and the newest complete checkpoint resumes, as one process with grad_accum 2. */
 TEST(dist_e2e_killed_rank_ends_the_job) {
     if (!mpi_ready(__func__)) return;
-    char *dir = fmt("%s/killed", root_dir());
+    char *dir = test_fmt("%s/killed", root_dir());
     job j = start_long(dir, "");
     pid_t pids[8];
     int n = rank_pids(dir, pids, 8);
@@ -315,12 +282,12 @@ TEST(dist_e2e_killed_rank_ends_the_job) {
     CHECK_MSG(j.code != 0 && out && (strstr(out, "signal 9") || strstr(out, "Killed")),
               "exit %d, no word of the killed rank:\n%s", j.code, out ? out : "");
     free(out);
-    char link[64] = "", *latest = fmt("%s/checkpoints/latest", dir);
+    char link[64] = "", *latest = test_fmt("%s/checkpoints/latest", dir);
     long long step = 0;
     ssize_t len = readlink(latest, link, sizeof link - 1);
     CHECK_MSG(len > 0 && sscanf(link, "step-%lld", &step) == 1, "%s names no checkpoint", latest);
     free(latest);
-    char *extra = fmt("--resume --set train.grad_accum=2 --set train.threads=1 --set train.max_steps=%lld "
+    char *extra = test_fmt("--resume --set train.grad_accum=2 --set train.threads=1 --set train.max_steps=%lld "
                       "--set schedule.total_steps=100000 --set train.eval_every=100000 --set train.save_every=20",
                       step + 2);
     char *cmd = train_cmd(0, dir, extra);
@@ -336,7 +303,7 @@ TEST(dist_e2e_killed_rank_ends_the_job) {
  * checkpoint never races the SIGKILL on a loaded machine. */
 TEST(dist_e2e_ctrl_c_writes_one_checkpoint) {
     if (!mpi_ready(__func__)) return;
-    char *dir = fmt("%s/ctrl-c", root_dir());
+    char *dir = test_fmt("%s/ctrl-c", root_dir());
     job j = start_long(dir, "OMPI_MCA_odls_base_sigkill_timeout=5");
     kill(j.pid, SIGINT); /* sh exec'ed mpirun: same pid */
     bool ended = wait_job(&j, TIMEOUT_S);
@@ -348,16 +315,16 @@ TEST(dist_e2e_ctrl_c_writes_one_checkpoint) {
     CHECK_MSG(s && sscanf(s, "stopped at step %lld", &step) == 1, "no stop message:\n%s", out ? out : "");
     CHECK_MSG(out && strstr(out, "continue with: mpirun -np 2 cformer train "), "no resume hint:\n%s", out ? out : "");
     char link[64] = "";
-    char *latest = fmt("%s/checkpoints/latest", dir);
+    char *latest = test_fmt("%s/checkpoints/latest", dir);
     ssize_t n = readlink(latest, link, sizeof link - 1);
-    char *want = fmt("step-%08lld", step);
+    char *want = test_fmt("step-%08lld", step);
     CHECK_MSG(n > 0 && strcmp(link, want) == 0, "latest is %s, want %s", n > 0 ? link : "(none)", want);
     free(want), free(latest), free(out), free(j.log), free(dir);
 }
 
 /* Bytes in dir's metrics.jsonl (rank 0 appends a line per progress line, just before printing it). */
 static long metrics_size(const char *dir) {
-    char *p = fmt("%s/metrics.jsonl", dir);
+    char *p = test_fmt("%s/metrics.jsonl", dir);
     struct stat st;
     long n = stat(p, &st) == 0 ? (long)st.st_size : -1;
     free(p);
@@ -372,16 +339,16 @@ static long metrics_size(const char *dir) {
  * The stop checkpoint must appear while mpirun is still stopped (no regular saves in this run). */
 TEST(dist_e2e_stalled_output_does_not_block_the_stop_checkpoint) {
     if (!mpi_ready(__func__)) return;
-    char *dir = fmt("%s/stalled", root_dir());
+    char *dir = test_fmt("%s/stalled", root_dir());
     char *base = train_cmd(2, dir, "--set train.max_steps=100000 --set schedule.total_steps=100000 "
                                    "--set train.eval_every=100000 --set train.save_every=100000 --set train.log_every=1");
-    char *cmd = fmt("exec %s", base);
+    char *cmd = test_fmt("exec %s", base);
     job j = start(cmd);
     double end = cf_now_s() + TIMEOUT_S;
-    while (metrics_size(dir) <= 0 && cf_now_s() < end && !wait_job(&j, 0)) nap(0.05);
+    while (metrics_size(dir) <= 0 && cf_now_s() < end && !wait_job(&j, 0)) test_sleep_s(0.05);
     kill(j.pid, SIGSTOP);
     long last = -1;
-    for (double still_since = cf_now_s(); cf_now_s() < end && cf_now_s() - still_since < 1.5; nap(0.1)) {
+    for (double still_since = cf_now_s(); cf_now_s() < end && cf_now_s() - still_since < 1.5; test_sleep_s(0.1)) {
         long now = metrics_size(dir);
         if (now != last) last = now, still_since = cf_now_s();
     }
@@ -389,7 +356,7 @@ TEST(dist_e2e_stalled_output_does_not_block_the_stop_checkpoint) {
     int n = rank_pids(dir, pids, 8);
     CHECK_MSG(n == 2, "found %d rank processes", n);
     for (int i = 0; i < n; i++) kill(pids[i], SIGTERM);
-    while (!exists(dir, "checkpoints/latest") && cf_now_s() < end) nap(0.05);
+    while (!exists(dir, "checkpoints/latest") && cf_now_s() < end) test_sleep_s(0.05);
     CHECK_MSG(exists(dir, "checkpoints/latest"), "no stop checkpoint while rank 0's output was stalled");
     kill(j.pid, SIGCONT);
     bool ended = wait_job(&j, TIMEOUT_S);
@@ -401,9 +368,9 @@ TEST(dist_e2e_stalled_output_does_not_block_the_stop_checkpoint) {
 /* Ranks that would train different things (here: another dropout) refuse to start. */
 TEST(dist_e2e_ranks_must_agree) {
     if (!mpi_ready(__func__)) return;
-    char *dir = fmt("%s/disagree", root_dir());
+    char *dir = test_fmt("%s/disagree", root_dir());
     char *a = train_cmd(0, dir, NULL), *b = train_cmd(0, dir, "--set model.dropout=0.2");
-    char *cmd = fmt("mpirun --oversubscribe -np 1 %s : -np 1 %s", a, b), *out = NULL;
+    char *cmd = test_fmt("mpirun --oversubscribe -np 1 %s : -np 1 %s", a, b), *out = NULL;
     int code = run(cmd, &out);
     CHECK_MSG(code != 0 && strstr(out, "rank 1's config differs from rank 0's"), "exit %d:\n%s", code, out);
     CHECK_MSG(!exists(dir, "checkpoints/latest") && !exists(dir, "metrics.jsonl"), "a refused job wrote %s", dir);
@@ -435,8 +402,8 @@ static long nth_metrics_write(const char *trace, int nth) {
 TEST(dist_e2e_stop_during_rank0_evaluation_then_resume) {
     if (!mpi_ready(__func__)) return;
     const char *ref = reference(2);
-    char *probe = fmt("%s/eval-stop-probe", root_dir()), *trace = fmt("%s/eval-stop.trace", root_dir());
-    char *base = train_cmd(2, probe, "--set train.max_steps=4"), *cmd = fmt("CF_FAULT_TRACE='%s' %s", trace, base);
+    char *probe = test_fmt("%s/eval-stop-probe", root_dir()), *trace = test_fmt("%s/eval-stop.trace", root_dir());
+    char *base = train_cmd(2, probe, "--set train.max_steps=4"), *cmd = test_fmt("CF_FAULT_TRACE='%s' %s", trace, base);
     char *out = NULL;
     int code = run(cmd, &out);
     CHECK_MSG(code == 0, "traced run: exit %d:\n%s", code, out);
@@ -444,19 +411,19 @@ TEST(dist_e2e_stop_during_rank0_evaluation_then_resume) {
     long point = nth_metrics_write(trace, 2); /* train lines at updates 2 and 4 */
     CHECK_MSG(point > 0, "no second metrics write in %s", trace);
 
-    char *dir = fmt("%s/eval-stop", root_dir());
+    char *dir = test_fmt("%s/eval-stop", root_dir());
     base = train_cmd(2, dir, NULL);
-    cmd = fmt("CF_FAULT_SIGNAL=%ld:%d %s", point, SIGINT, base);
+    cmd = test_fmt("CF_FAULT_SIGNAL=%ld:%d %s", point, SIGINT, base);
     code = run(cmd, &out);
     CHECK_MSG(code != 0 && strstr(out, "interrupted (signal 2) during the evaluation: writing a checkpoint at step 4") &&
                   strstr(out, "continue with: mpirun -np 2 cformer train "),
               "exit %d, not stopped together in the evaluation:\n%s", code, out);
     CHECK_MSG(!strstr(out, "did not answer"), "a rank waited for the others in vain:\n%s", out);
     free(out), free(cmd), free(base);
-    char link[64] = "", *latest = fmt("%s/checkpoints/latest", dir);
+    char link[64] = "", *latest = test_fmt("%s/checkpoints/latest", dir);
     ssize_t n = readlink(latest, link, sizeof link - 1);
     CHECK_MSG(n > 0 && strcmp(link, "step-00000004") == 0, "latest is %s, want step-00000004", n > 0 ? link : "(none)");
-    char *state = fmt("%s/checkpoints/step-00000004/state.json", dir), *text = test_read_file(state, NULL);
+    char *state = test_fmt("%s/checkpoints/step-00000004/state.json", dir), *text = test_read_file(state, NULL);
     CHECK_MSG(text && strstr(text, "\"eval_pending\":\ttrue"), "%s does not mark the evaluation pending", state);
     free(text), free(state), free(latest);
 
@@ -468,7 +435,7 @@ TEST(dist_e2e_stop_during_rank0_evaluation_then_resume) {
     check_same_checkpoint(ref, dir, "2 ranks stopped in the evaluation, resumed");
     char *la = losses(ref), *lb = losses(dir);
     CHECK_MSG(strcmp(la, lb) == 0 && la[0], "logged losses differ:\n%s---\n%s", lb, la);
-    char *mpath = fmt("%s/metrics.jsonl", dir), *metrics = test_read_file(mpath, NULL);
+    char *mpath = test_fmt("%s/metrics.jsonl", dir), *metrics = test_read_file(mpath, NULL);
     int evals = 0;
     for (const char *p = metrics; p && (p = strstr(p, "\"event\":\"eval\"")); p++) evals++;
     CHECK_MSG(evals == 2, "%d eval lines in %s, want 2 (steps 4 and 8)", evals, mpath);
@@ -480,11 +447,11 @@ TEST(dist_e2e_stop_during_rank0_evaluation_then_resume) {
  * written. */
 TEST(dist_e2e_locked_run_directory_refuses_the_job) {
     if (!mpi_ready(__func__)) return;
-    char *dir = fmt("%s/locked", root_dir());
+    char *dir = test_fmt("%s/locked", root_dir());
     CHECK(mkdir(dir, 0755) == 0);
     cf_run_lock *lock = cf_run_lock_acquire(dir);
     CHECK_MSG(lock != NULL, "%s", cf_error_message());
-    char *cmd = train_cmd(2, dir, NULL), *out = NULL, *holder = fmt("(pid %ld holds", (long)getpid());
+    char *cmd = train_cmd(2, dir, NULL), *out = NULL, *holder = test_fmt("(pid %ld holds", (long)getpid());
     int code = run(cmd, &out);
     CHECK_MSG(code != 0 && strstr(out, "is in use by another trainer") && strstr(out, holder), "exit %d:\n%s", code,
               out);

@@ -36,7 +36,7 @@
 /* ---- the reference run ---- */
 
 static char *ckpt_file(const char *dir, int step, const char *name) {
-    return cli_fmt("%s/checkpoints/step-%08d/%s", dir, step, name);
+    return test_fmt("%s/checkpoints/step-%08d/%s", dir, step, name);
 }
 
 /* A training run into dir (options o may be NULL); extra overrides NULL-terminated. */
@@ -60,8 +60,8 @@ static cli_proc train_start(const cli_opts *o, const char *dir, bool resume, con
 static const char *reference(void) {
     static char *dir;
     if (dir) return dir;
-    dir = cli_fmt("%s/ref", cli_root());
-    char *env = cli_fmt("CF_FAULT_TRACE=%s/ref.trace", cli_root());
+    dir = test_fmt("%s/ref", cli_root());
+    char *env = test_fmt("CF_FAULT_TRACE=%s/ref.trace", cli_root());
     cli_result r = train_run(&(cli_opts){.env = {env}}, dir, false, NULL);
     CHECK_EXIT(r, 0);
     CHECK_CLEAN(r);
@@ -116,7 +116,7 @@ typedef struct io_point {
  * second (so that a complete checkpoint exists when the disk fills). */
 static int distinct_points(io_point *out, int max) {
     reference();
-    char *path = cli_fmt("%s/ref.trace", cli_root()), *text = test_read_file(path, NULL);
+    char *path = test_fmt("%s/ref.trace", cli_root()), *text = test_read_file(path, NULL);
     free(path);
     CHECK_MSG(text, "no I/O trace from the reference run");
     int n = 0;
@@ -154,8 +154,8 @@ typedef struct fault_case {
 } fault_case;
 
 static void fault_start(fault_case *c, int index) {
-    c->dir = cli_fmt("%s/full-%02d", cli_root(), index);
-    c->env = cli_fmt("CF_FAULT_INJECT=%ld+", c->p.n);
+    c->dir = test_fmt("%s/full-%02d", cli_root(), index);
+    c->env = test_fmt("CF_FAULT_INJECT=%ld+", c->p.n);
     c->proc = train_start(&(cli_opts){.env = {c->env}}, c->dir, false, NULL);
 }
 
@@ -176,7 +176,7 @@ static void fault_check(fault_case *c) {
     CHECK_MSG(cli_clean_stderr(r.err), "%s: sanitizer report:\n%s", what, r.err);
     /* the file of the failed call, in this run's directory rather than the reference's */
     const char *ref = reference();
-    char *file = cli_fmt("%s%s", c->dir, c->p.path + strlen(ref));
+    char *file = test_fmt("%s%s", c->dir, c->p.path + strlen(ref));
     char *want = no_digits(file), *got = no_digits(r.err);
     CHECK_MSG(strstr(r.err, "No space left on device") && strstr(got, want),
               "%s: the message does not say that the disk is full or does not name %s:\n%s", what, file, r.err);
@@ -202,7 +202,7 @@ static void fault_finish(fault_case *c) {
     CHECK_MSG(r.code == 0 && cli_clean_stderr(r.err), "%s: exit %d\n%s", what, r.code, r.err);
     cli_result_free(&r);
     same_as_reference(c->dir, what);
-    cli_rm_tree(c->dir);
+    test_rm_tree(c->dir);
     free(c->dir);
     free(c->env);
 }
@@ -293,7 +293,7 @@ static long nth_write_in(const char *trace_path, const char *file, int nth) {
 /* The same in the reference run's trace. */
 static long nth_write(const char *file, int nth) {
     reference();
-    char *path = cli_fmt("%s/ref.trace", cli_root());
+    char *path = test_fmt("%s/ref.trace", cli_root());
     long found = nth_write_in(path, file, nth);
     free(path);
     return found;
@@ -306,7 +306,7 @@ TEST(faults_failed_metrics_write_still_saves_a_checkpoint) {
     for (int i = 0; i < 2; i++) {
         long point = nth_write("metrics.jsonl", cases[i].nth);
         CHECK_MSG(point > 0, "no write %d to metrics.jsonl in the trace", cases[i].nth);
-        char *dir = cli_fmt("%s/metrics-%d", cli_root(), i), *env = cli_fmt("CF_FAULT_INJECT=%ld", point);
+        char *dir = test_fmt("%s/metrics-%d", cli_root(), i), *env = test_fmt("CF_FAULT_INJECT=%ld", point);
         cli_result r = train_run(&(cli_opts){.env = {env}}, dir, false, NULL);
         CHECK_EXIT(r, 1);
         CHECK_CLEAN(r);
@@ -320,7 +320,7 @@ TEST(faults_failed_metrics_write_still_saves_a_checkpoint) {
         CHECK_EXIT(r, 0);
         cli_result_free(&r);
         same_as_reference(dir, cases[i].what);
-        cli_rm_tree(dir);
+        test_rm_tree(dir);
         free(dir);
         free(env);
     }
@@ -329,7 +329,7 @@ TEST(faults_failed_metrics_write_still_saves_a_checkpoint) {
 /* ---- 3. a real full disk: a small tmpfs ---- */
 
 TEST(faults_real_full_tmpfs_then_more_space) {
-    char *mnt = cli_fmt("%s/tmpfs", cli_root()), *dir = cli_fmt("%s/run", mnt);
+    char *mnt = test_fmt("%s/tmpfs", cli_root()), *dir = test_fmt("%s/run", mnt);
     CHECK(mkdir(mnt, 0755) == 0);
     /* Room for the tokenizer, config and the first checkpoint (~0.4 MB) but not for everything. */
     if (mount("tmpfs", mnt, "tmpfs", 0, "size=700k") != 0) {
@@ -379,17 +379,17 @@ TEST(faults_sigint_during_evaluation_then_resume) {
      * just before its evaluation. The signal comes at an exact moment, not at one the test hopes to
      * hit: CF_FAULT_SIGNAL (core/fileio.h) raises SIGINT inside the write of that train line, the
      * trainer's last I/O before the evaluation, which then stops at its first batch. */
-    const char *ref_dir = cli_fmt("%s/sig-ref", cli_root()), *dir = cli_fmt("%s/sig", cli_root());
-    char *valid_src = cli_fmt("data.valid_src=%s/train.de", cli_root());
-    char *valid_tgt = cli_fmt("data.valid_tgt=%s/train.en", cli_root());
+    const char *ref_dir = test_fmt("%s/sig-ref", cli_root()), *dir = test_fmt("%s/sig", cli_root());
+    char *valid_src = test_fmt("data.valid_src=%s/train.de", cli_root());
+    char *valid_tgt = test_fmt("data.valid_tgt=%s/train.en", cli_root());
     const char *extra[] = {valid_src, valid_tgt, "train.eval_max_sentences=200", "train.log_every=4", NULL};
-    char *trace = cli_fmt("%s/sig-ref.trace", cli_root()), *trace_env = cli_fmt("CF_FAULT_TRACE=%s", trace);
+    char *trace = test_fmt("%s/sig-ref.trace", cli_root()), *trace_env = test_fmt("CF_FAULT_TRACE=%s", trace);
     cli_result ref = train_run(&(cli_opts){.env = {trace_env}}, ref_dir, false, extra);
     CHECK_EXIT(ref, 0);
     cli_result_free(&ref);
     long point = nth_write_in(trace, "metrics.jsonl", 1);
     CHECK_MSG(point > 0, "no write to metrics.jsonl in %s", trace);
-    char *signal_env = cli_fmt("CF_FAULT_SIGNAL=%ld:%d", point, SIGINT);
+    char *signal_env = test_fmt("CF_FAULT_SIGNAL=%ld:%d", point, SIGINT);
 
     cli_args a;
     cli_train_args(&a, dir, false, extra);
@@ -402,7 +402,7 @@ TEST(faults_sigint_during_evaluation_then_resume) {
                   strstr(r.out, "--resume"),
               "not stopped inside the evaluation:\n%s", r.out);
     CHECK(cli_latest_step(dir) == 4);
-    char *state = cli_fmt("%s/checkpoints/step-00000004/state.json", dir), *text = test_read_file(state, NULL);
+    char *state = test_fmt("%s/checkpoints/step-00000004/state.json", dir), *text = test_read_file(state, NULL);
     CHECK_MSG(text && strstr(text, "\"eval_pending\":\ttrue"), "%s does not say that the evaluation is pending", state);
     free(text);
     free(state);
@@ -421,7 +421,7 @@ TEST(faults_sigint_during_evaluation_then_resume) {
     CHECK_MSG(strcmp(ma, mb) == 0, "metrics after the interrupted evaluation:\n%s--- uninterrupted:\n%s", mb, ma);
     free(ma);
     free(mb);
-    char *ba = cli_fmt("%s/checkpoints/best", ref_dir), *bb = cli_fmt("%s/checkpoints/best", dir);
+    char *ba = test_fmt("%s/checkpoints/best", ref_dir), *bb = test_fmt("%s/checkpoints/best", dir);
     char ta[64] = "", tb[64] = "";
     CHECK(readlink(ba, ta, sizeof ta - 1) > 0 && readlink(bb, tb, sizeof tb - 1) > 0 && strcmp(ta, tb) == 0);
     free(ba);
@@ -441,17 +441,17 @@ TEST(faults_sigterm_at_random_moments_then_resume) {
      * model): each run exits cleanly (130, or 0 when it had finished) and resumes to the
      * reference. */
     reference();
-    char *probe = cli_fmt("%s/term-probe", cli_root());
+    char *probe = test_fmt("%s/term-probe", cli_root());
     double t0 = cf_now_s();
     cli_result r = train_run(NULL, probe, false, NULL);
     double run_s = cf_now_s() - t0;
     CHECK_EXIT(r, 0);
     cli_result_free(&r);
-    cli_rm_tree(probe);
+    test_rm_tree(probe);
     free(probe);
     cf_rng rng = cf_rng_init(2024, 7);
     for (int i = 0; i < 4; i++) {
-        char *dir = cli_fmt("%s/term-%d", cli_root(), i);
+        char *dir = test_fmt("%s/term-%d", cli_root(), i);
         cli_proc p = train_start(NULL, dir, false, NULL);
         for (int k = 0; k < 100000 && access(dir, F_OK) != 0 && waitpid(p.pid, NULL, WNOHANG) == 0; k++) {
             struct timespec t = {0, 200000};
@@ -470,14 +470,14 @@ TEST(faults_sigterm_at_random_moments_then_resume) {
         CHECK_EXIT(r, 0);
         cli_result_free(&r);
         same_as_reference(dir, "resume after SIGTERM");
-        cli_rm_tree(dir);
+        test_rm_tree(dir);
         free(dir);
     }
 }
 
 /* The value of `key` in the train line of `step` in dir's metrics.jsonl; -1 if none. */
 static double train_field(const char *dir, int step, const char *key) {
-    char *path = cli_fmt("%s/metrics.jsonl", dir), *text = test_read_file(path, NULL);
+    char *path = test_fmt("%s/metrics.jsonl", dir), *text = test_read_file(path, NULL);
     free(path);
     double v = -1;
     for (char *s = text, *nl; s && *s; s = nl ? nl + 1 : NULL) {
@@ -506,9 +506,9 @@ static double train_field(const char *dir, int step, const char *key) {
 TEST(faults_first_progress_line_after_resume_counts_this_session) {
     const char *every4[] = {"train.log_every=4", "train.save_every=2", NULL};
     const char *every2[] = {"train.log_every=2", "train.save_every=2", NULL};
-    char *a = cli_fmt("%s/rate-a", cli_root()), *b = cli_fmt("%s/rate-b", cli_root());
-    char *c = cli_fmt("%s/rate-c", cli_root()), *trace = cli_fmt("%s/rate.trace", cli_root());
-    char *trace_env = cli_fmt("CF_FAULT_TRACE=%s", trace);
+    char *a = test_fmt("%s/rate-a", cli_root()), *b = test_fmt("%s/rate-b", cli_root());
+    char *c = test_fmt("%s/rate-c", cli_root()), *trace = test_fmt("%s/rate.trace", cli_root());
+    char *trace_env = test_fmt("CF_FAULT_TRACE=%s", trace);
     cli_result r = train_run(&(cli_opts){.env = {trace_env}}, a, false, every4);
     CHECK_EXIT(r, 0);
     cli_result_free(&r);
@@ -517,7 +517,7 @@ TEST(faults_first_progress_line_after_resume_counts_this_session) {
     cli_result_free(&r);
     long point = nth_write_in(trace, "state.json", 1); /* the checkpoint of update 2 */
     CHECK_MSG(point > 0, "no state.json write in %s", trace);
-    char *signal_env = cli_fmt("CF_FAULT_SIGNAL=%ld:%d", point, SIGTERM);
+    char *signal_env = test_fmt("CF_FAULT_SIGNAL=%ld:%d", point, SIGTERM);
     r = train_run(&(cli_opts){.env = {signal_env}}, b, false, every4);
     CHECK_EXIT(r, 130);
     CHECK_CLEAN(r);
@@ -553,7 +553,7 @@ TEST(faults_memory_limit_too_small_is_a_clear_error) {
     }
     /* d_ff 100000 with d_model 256: ~200 MB of parameters per feed-forward block, 1.6 GB with
      * gradients and Adam's moments: far beyond 600 MB, while start-up fits. */
-    char *dir = cli_fmt("%s/oom", cli_root());
+    char *dir = test_fmt("%s/oom", cli_root());
     const char *extra[] = {"model.d_model=256", "model.n_heads=4", "model.d_ff=100000", NULL};
     cli_result r = train_run(&(cli_opts){.ulimit_v_kib = "600000"}, dir, false, extra);
     CHECK_EXIT(r, 1);
@@ -561,25 +561,25 @@ TEST(faults_memory_limit_too_small_is_a_clear_error) {
     CHECK_MSG(strstr(r.err, "error: out of memory") && strstr(r.err, "ulimit -v"), "%s", r.err);
     cli_result_free(&r);
     /* and a run that fits trains under the same limit */
-    cli_rm_tree(dir);
+    test_rm_tree(dir);
     r = train_run(&(cli_opts){.ulimit_v_kib = "600000"}, dir, false, NULL);
     CHECK_EXIT(r, 0);
     cli_result_free(&r);
     same_as_reference(dir, "a run under ulimit -v 600000");
-    cli_rm_tree(dir);
+    test_rm_tree(dir);
     free(dir);
 }
 
 /* ---- 6. the run-directory lock ---- */
 
 TEST(faults_second_trainer_is_refused_and_a_dead_ones_lock_is_not) {
-    char *dir = cli_fmt("%s/locked", cli_root());
+    char *dir = test_fmt("%s/locked", cli_root());
     const char *extra[] = {"train.max_steps=100000", "schedule.total_steps=100000", NULL};
     cli_proc first = train_start(NULL, dir, false, extra);
-    char *lock = cli_fmt("%s/trainer.lock", dir), *pid = cli_fmt("%ld\n", (long)first.pid);
+    char *lock = test_fmt("%s/trainer.lock", dir), *pid = test_fmt("%ld\n", (long)first.pid);
     bool locked = wait_for_text(lock, pid, first.pid);
     CHECK_MSG(locked, "the first trainer did not take the lock");
-    char *holder = cli_fmt("(pid %ld holds", (long)first.pid);
+    char *holder = test_fmt("(pid %ld holds", (long)first.pid);
     for (int resume = 0; resume < 2; resume++) {
         cli_result r = train_run(NULL, dir, resume, NULL);
         CHECK_EXIT(r, 2);
@@ -596,7 +596,7 @@ TEST(faults_second_trainer_is_refused_and_a_dead_ones_lock_is_not) {
     r = train_run(NULL, dir, true, NULL);
     CHECK_MSG(r.code == 0, "the stale lock of a killed trainer blocked --resume (exit %d): %s", r.code, r.err);
     cli_result_free(&r);
-    cli_rm_tree(dir);
+    test_rm_tree(dir);
     free(dir);
     free(lock);
     free(pid);
@@ -618,7 +618,7 @@ static int train_lines(const char *dir) {
  * progress line; the trainer goes on (its metrics grow), and the SIGINT that follows ends it as
  * always: exit 130 and a checkpoint of the step it stopped at (the only one: no regular saves). */
 TEST(faults_closed_stdout_pipe_then_sigint_still_checkpoints) {
-    char *dir = cli_fmt("%s/pipe", cli_root()), *fifo = cli_fmt("%s/pipe.out", cli_root());
+    char *dir = test_fmt("%s/pipe", cli_root()), *fifo = test_fmt("%s/pipe.out", cli_root());
     CHECK(mkfifo(fifo, 0600) == 0);
     const char *extra[] = {"train.max_steps=100000", "schedule.total_steps=100000", "train.save_every=100000",
                            "train.eval_every=100000", NULL};
@@ -654,7 +654,7 @@ TEST(faults_closed_stdout_pipe_then_sigint_still_checkpoints) {
     CHECK_MSG(cli_latest_step(dir) > 2 * lines, "no checkpoint of the stop (latest %d, %d train lines before the close)",
               cli_latest_step(dir), lines);
     cli_result_free(&r);
-    cli_rm_tree(dir);
+    test_rm_tree(dir);
     free(dir);
     free(fifo);
 }

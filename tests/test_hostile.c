@@ -34,7 +34,7 @@ static void check_refused(cli_result *r, int code, const char *culprit, const ch
 static const char *base_run(void) {
     static char *dir;
     if (dir) return dir;
-    dir = cli_fmt("%s/base", cli_root());
+    dir = test_fmt("%s/base", cli_root());
     cli_args a;
     cli_train_args(&a, dir, false, NULL);
     cli_result r = cli_runv(NULL, a.n, a.v);
@@ -46,7 +46,7 @@ static const char *base_run(void) {
 
 /* A fresh copy of the base run (cp -a keeps the links). */
 static char *copy_run(const char *tag) {
-    char *dir = cli_fmt("%s/%s", cli_root(), tag), *cmd = cli_fmt("rm -rf '%s' && cp -a '%s' '%s'", dir, base_run(), dir);
+    char *dir = test_fmt("%s/%s", cli_root(), tag), *cmd = test_fmt("rm -rf '%s' && cp -a '%s' '%s'", dir, base_run(), dir);
     CHECK(system(cmd) == 0);
     free(cmd);
     return dir;
@@ -64,13 +64,13 @@ TEST(hostile_absurd_sizes_are_config_errors_naming_the_key) {
         {"model.rope_base=1e999", "model.rope_base"},   {"schedule.lr=-1e999", "schedule.lr"},
         {"seed=1e300", "seed"},                         {"train.max_bad_steps=1e12", "train.max_bad_steps"},
     };
-    char *cfg = cli_fmt("%s/configs/tiny.json", CF_SOURCE_DIR);
+    char *cfg = test_fmt("%s/configs/tiny.json", CF_SOURCE_DIR);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         cli_result r = cli_run(NULL, "config", cfg, "--no-check-paths", "--set", cases[i][0], NULL);
         check_refused(&r, 2, cases[i][1], cases[i][0]);
     }
     /* a "config" that is not one: 20 MiB of zeros, bounded before it is read whole */
-    char *big = cli_fmt("%s/big.json", cli_root());
+    char *big = test_fmt("%s/big.json", cli_root());
     FILE *f = fopen(big, "wb");
     CHECK(f && ftruncate(fileno(f), 20 << 20) == 0);
     if (f) fclose(f);
@@ -125,7 +125,7 @@ static int count_clean_lines(const char *text, size_t n, const char *what) {
 TEST(hostile_translate_and_eval_write_one_line_per_input_whatever_the_model_decodes) {
     /* stdin: 200 lines, among them empty ones, a NUL, a lone CR, invalid UTF-8 and a last line
      * without its newline */
-    char *in = cli_fmt("%s/in200", cli_root());
+    char *in = test_fmt("%s/in200", cli_root());
     FILE *f = fopen(in, "wb");
     for (int i = 0; i < 199; i++) {
         if (i % 50 == 7) fputs("\n", f);
@@ -144,7 +144,7 @@ TEST(hostile_translate_and_eval_write_one_line_per_input_whatever_the_model_deco
         snprintf(tag, sizeof tag, "forced-%02x", bytes[k]);
         snprintf(what, sizeof what, "a model that emits byte 0x%02x", bytes[k]);
         char *dir = forced_token_run(CF_TOK_BYTE_BASE + bytes[k], tag);
-        char *out = cli_fmt("%s/%s.out", cli_root(), tag);
+        char *out = test_fmt("%s/%s.out", cli_root(), tag);
         cli_result r = cli_run(&(cli_opts){.stdin_path = in, .stdout_path = out}, "translate", dir, NULL);
         CHECK_MSG(r.code == 0 && cli_clean_stderr(r.err), "%s: exit %d\n%s", what, r.code, r.err);
         cli_result_free(&r);
@@ -159,14 +159,14 @@ TEST(hostile_translate_and_eval_write_one_line_per_input_whatever_the_model_deco
         r = cli_run(NULL, "eval", dir, "--split", "test", NULL);
         CHECK_MSG(r.code == 0 && strstr(r.out, "hypotheses in "), "%s: eval exit %d\n%s%s", what, r.code, r.out, r.err);
         cli_result_free(&r);
-        char *hyp = cli_fmt("%s/checkpoints/step-00000100/test.hyp", dir);
+        char *hyp = test_fmt("%s/checkpoints/step-00000100/test.hyp", dir);
         text = test_read_file(hyp, &n);
         lines = text ? count_clean_lines(text, n, what) : -1;
         CHECK_MSG(lines == 20, "%s: %s has %d lines for 20 sentences", what, hyp, lines);
         free(text);
         free(hyp);
         free(out);
-        cli_rm_tree(dir);
+        test_rm_tree(dir);
         free(dir);
     }
     free(in);
@@ -179,7 +179,7 @@ TEST(hostile_eval_reports_a_hypothesis_file_it_cannot_write) {
     CHECK(strstr(r.err, "/nonexistent/dir/x.hyp") && strstr(r.out, "hypotheses NOT written"));
     cli_result_free(&r);
     /* translate into a full device */
-    char *in = cli_fmt("%s/test.de", cli_root());
+    char *in = test_fmt("%s/test.de", cli_root());
     r = cli_run(&(cli_opts){.stdin_path = in, .stdout_path = "/dev/full"}, "translate", dir, NULL);
     check_refused(&r, 1, "<stdout>: write failed: No space left on device", "translate > /dev/full");
     free(in);
@@ -187,13 +187,13 @@ TEST(hostile_eval_reports_a_hypothesis_file_it_cannot_write) {
 
 TEST(hostile_translate_stdin_long_lines_are_bounded) {
     /* a 17 MiB line (cut to 16 MiB, warned about) between two short ones: three lines out */
-    char *in = cli_fmt("%s/huge.in", cli_root());
+    char *in = test_fmt("%s/huge.in", cli_root());
     FILE *f = fopen(in, "wb");
     fputs("der Hund\n", f);
     for (int i = 0; i < (17 << 20) / 8; i++) fputs("Hunde x ", f);
     fputs("\ndie Katze\n", f);
     fclose(f);
-    char *out = cli_fmt("%s/huge.out", cli_root());
+    char *out = test_fmt("%s/huge.out", cli_root());
     cli_result r = cli_run(&(cli_opts){.stdin_path = in, .stdout_path = out}, "translate", base_run(), NULL);
     CHECK_EXIT(r, 0);
     CHECK_CLEAN(r);
@@ -223,7 +223,7 @@ TEST(hostile_translate_memory_stays_bounded_over_many_long_lines) {
         printf("    skipped under a sanitizer (it needs more address space than any limit)\n");
         return;
     }
-    char *in = cli_fmt("%s/long48.in", cli_root()), *out = cli_fmt("%s/long48.out", cli_root());
+    char *in = test_fmt("%s/long48.in", cli_root()), *out = test_fmt("%s/long48.out", cli_root());
     FILE *f = fopen(in, "wb");
     for (int i = 0; i < 48; i++) {
         for (int k = 0; k < (4 << 20) / 8; k++) fputs("Hunde x ", f);
@@ -246,14 +246,14 @@ TEST(hostile_translate_memory_stays_bounded_over_many_long_lines) {
 
 /* ---- 3. crafted files in a run directory ---- */
 
-static void write_text(const char *path, const char *text) { CHECK(cli_write_file(path, text, strlen(text))); }
+static void write_text(const char *path, const char *text) { CHECK(test_write_file(path, text, strlen(text))); }
 
 TEST(hostile_crafted_tokenizer_json_is_refused) {
-    char *dir = copy_run("tok"), *tok = cli_fmt("%s/tokenizer.json", dir);
+    char *dir = copy_run("tok"), *tok = test_fmt("%s/tokenizer.json", dir);
     write_text(tok, "{\"format\": \"cformer-bpe\", \"version\": 1, \"vocab\": [\"<pad>\"], \"merges\": [[4, 4]]}");
     cli_result r = cli_run(NULL, "translate", dir, NULL);
     check_refused(&r, 2, tok, "a crafted tokenizer.json");
-    cli_rm_tree(dir);
+    test_rm_tree(dir);
     free(tok);
     free(dir);
 }
@@ -267,7 +267,7 @@ static void write_st(const char *path, uint64_t hlen, const char *header) {
 }
 
 TEST(hostile_crafted_safetensors_are_refused_with_bounded_memory) {
-    char *dir = copy_run("st"), *model = cli_fmt("%s/checkpoints/step-00000008/model.safetensors", dir);
+    char *dir = copy_run("st"), *model = test_fmt("%s/checkpoints/step-00000008/model.safetensors", dir);
     /* 1. a header length of 1 TB */
     write_st(model, (uint64_t)1 << 40, "{}");
     cli_result r = cli_run(NULL, "info", dir, NULL);
@@ -295,7 +295,7 @@ TEST(hostile_crafted_safetensors_are_refused_with_bounded_memory) {
         r = cli_run(NULL, "info", dir, NULL);
         check_refused(&r, 2, headers[i][1], headers[i][0]);
     }
-    cli_rm_tree(dir);
+    test_rm_tree(dir);
     free(model);
     free(dir);
 }
@@ -303,7 +303,7 @@ TEST(hostile_crafted_safetensors_are_refused_with_bounded_memory) {
 /* Rewrites state.json of step 8 of dir with cJSON edits applied by edit, re-stamping its checksum
  * by the documented rule (so that the trainer's own checks are what refuses it). */
 static void restamp_state(const char *dir, void (*edit)(cJSON *)) {
-    char *path = cli_fmt("%s/checkpoints/step-00000008/state.json", dir), *text = test_read_file(path, NULL);
+    char *path = test_fmt("%s/checkpoints/step-00000008/state.json", dir), *text = test_read_file(path, NULL);
     cJSON *root = cJSON_Parse(text);
     cJSON_DeleteItemFromObject(root, "state_crc32");
     edit(root);
@@ -341,18 +341,18 @@ TEST(hostile_crafted_state_json_is_refused_naming_the_key) {
         cli_result r = cli_runv(NULL, a.n, a.v);
         cli_args_free(&a);
         check_refused(&r, 2, cases[i].key, cases[i].key);
-        cli_rm_tree(dir);
+        test_rm_tree(dir);
         free(dir);
     }
     /* a changed digit without a new checksum: the checksum says so */
-    char *dir = copy_run("state-crc"), *path = cli_fmt("%s/checkpoints/step-00000008/state.json", dir);
+    char *dir = copy_run("state-crc"), *path = test_fmt("%s/checkpoints/step-00000008/state.json", dir);
     char *text = test_read_file(path, NULL), *p = strstr(text, "\"best_step\":\t");
     CHECK(p != NULL);
     if (p) p[strlen("\"best_step\":\t")] ^= 1; /* 4 -> 5 */
     write_text(path, text);
     cli_result r = cli_run(NULL, "info", dir, NULL);
     check_refused(&r, 2, "state.json: checksum mismatch", "an edited state.json");
-    cli_rm_tree(dir);
+    test_rm_tree(dir);
     free(text);
     free(path);
     free(dir);
@@ -361,15 +361,15 @@ TEST(hostile_crafted_state_json_is_refused_naming_the_key) {
 TEST(hostile_latest_and_best_links_must_name_a_step_beside_them) {
     const char *targets[] = {"/etc", "../../", "step-00000004/../../..", "step-1", "../base/checkpoints/step-00000008"};
     for (size_t i = 0; i < sizeof targets / sizeof targets[0]; i++) {
-        char *dir = copy_run("link"), *latest = cli_fmt("%s/checkpoints/latest", dir);
+        char *dir = copy_run("link"), *latest = test_fmt("%s/checkpoints/latest", dir);
         CHECK(unlink(latest) == 0 && symlink(targets[i], latest) == 0);
         cli_result r = cli_run(NULL, "info", dir, NULL);
         check_refused(&r, 2, "not a step-NNNNNNNN directory", targets[i]);
-        char *best = cli_fmt("%s/checkpoints/best", dir);
+        char *best = test_fmt("%s/checkpoints/best", dir);
         CHECK(unlink(best) == 0 && symlink(targets[i], best) == 0);
         r = cli_run(NULL, "eval", best, NULL);
         check_refused(&r, 2, "not a step-NNNNNNNN directory", targets[i]);
-        cli_rm_tree(dir);
+        test_rm_tree(dir);
         free(best);
         free(latest);
         free(dir);
@@ -383,26 +383,26 @@ TEST(hostile_evaluation_text_must_be_text) {
     const struct { const char *line; const char *what; } cases[] = {
         {"a \xff b\n", "not valid UTF-8"}, {"ein\0Hund\n", "a NUL"}, {"\xed\xa0\x80 surrogate\n", "not valid UTF-8"}};
     for (int i = 0; i < 3; i++) {
-        char *ref = cli_fmt("%s/bad-%d.en", cli_root(), i), *src = cli_fmt("%s/valid.en", cli_root());
+        char *ref = test_fmt("%s/bad-%d.en", cli_root(), i), *src = test_fmt("%s/valid.en", cli_root());
         char *good = test_read_file(src, NULL);
         FILE *f = fopen(ref, "wb");
         fputs(good, f);
         fwrite(cases[i].line, 1, i == 1 ? 9 : strlen(cases[i].line), f); /* line 21 */
         fclose(f);
-        char *de = cli_fmt("%s/bad.de", cli_root()), *valid_de = cli_fmt("%s/valid.de", cli_root());
+        char *de = test_fmt("%s/bad.de", cli_root()), *valid_de = test_fmt("%s/valid.de", cli_root());
         char *text = test_read_file(valid_de, NULL);
         f = fopen(de, "wb");
         fprintf(f, "%sder Hund\n", text);
         fclose(f);
-        char *set_src = cli_fmt("data.valid_src=%s", de), *set_tgt = cli_fmt("data.valid_tgt=%s", ref);
+        char *set_src = test_fmt("data.valid_src=%s", de), *set_tgt = test_fmt("data.valid_tgt=%s", ref);
         const char *extra[] = {set_src, set_tgt, NULL};
-        char *dir = cli_fmt("%s/badref-%d", cli_root(), i), *where = cli_fmt("%s:21:", ref);
+        char *dir = test_fmt("%s/badref-%d", cli_root(), i), *where = test_fmt("%s:21:", ref);
         cli_args a;
         cli_train_args(&a, dir, false, extra);
         cli_result r = cli_runv(NULL, a.n, a.v);
         cli_args_free(&a);
         check_refused(&r, 2, where, cases[i].what);
-        cli_rm_tree(dir);
+        test_rm_tree(dir);
         free(where);
         free(dir);
         free(set_src);

@@ -35,28 +35,9 @@
 
 /* ---- small utilities ---- */
 
-static void sleep_s(double s) {
-    struct timespec t = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
-    while (nanosleep(&t, &t) != 0 && errno == EINTR) {}
-}
 
-/* A malloc'ed printf. */
-static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt(const char *f, ...) {
-    va_list ap;
-    va_start(ap, f);
-    char *s = NULL;
-    if (vasprintf(&s, f, ap) < 0) abort();
-    va_end(ap);
-    return s;
-}
 
-static bool write_text(const char *path, const char *text) {
-    FILE *fp = fopen(path, "w");
-    if (!fp) return false;
-    bool ok = fputs(text, fp) >= 0;
-    return fclose(fp) == 0 && ok;
-}
+static bool write_text(const char *path, const char *text) { return test_write_file(path, text, strlen(text)); }
 
 static bool exists(const char *path) { return access(path, F_OK) == 0; }
 
@@ -97,16 +78,13 @@ static const char *root_dir(void) {
     atexit(remove_root);
     const char *names[] = {"valid.de", "valid.en", "test.de", "test.en"};
     for (int i = 0; i < 4; i++) {
-        char *src = fmt("%s/data/toy/%s", CF_SOURCE_DIR, names[i]), *dst = fmt("%s/%s", root, names[i]);
+        char *src = test_fmt("%s/data/toy/%s", CF_SOURCE_DIR, names[i]), *dst = test_fmt("%s/%s", root, names[i]);
         CHECK_MSG(head_lines(src, dst, 40), "cannot copy %s to %s", src, dst);
         free(src);
         free(dst);
     }
     return root;
 }
-
-/* BUILD/cformer next to this binary, BUILD/tests/unit, so that `make asan` runs the asan CLI. */
-static const char *cformer(void) { return test_cformer_path(); }
 
 /* ---- running a command ---- */
 
@@ -137,8 +115,8 @@ typedef struct proc {
 static proc start(const argv_list *a, const char *stdin_path) {
     static int counter;
     proc p = {.code = -1};
-    p.out_path = fmt("%s/cmd-%03d.out", root_dir(), counter);
-    p.err_path = fmt("%s/cmd-%03d.err", root_dir(), counter++);
+    p.out_path = test_fmt("%s/cmd-%03d.out", root_dir(), counter);
+    p.err_path = test_fmt("%s/cmd-%03d.err", root_dir(), counter++);
     fflush(stdout);
     p.pid = fork();
     if (p.pid == 0) {
@@ -169,7 +147,7 @@ static bool wait_for(proc *p, double timeout_s) {
             return true;
         }
         if (r < 0 || cf_now_s() >= t_end) return false;
-        sleep_s(0.002);
+        test_sleep_s(0.002);
     }
 }
 
@@ -215,9 +193,9 @@ static result run(argv_list *a, const char *stdin_path) {
 static proc start_train(const char *dir, bool resume, const char *const *extra) {
     const char *r = root_dir();
     argv_list a = {0};
-    arg(&a, strdup(cformer()));
+    arg(&a, strdup(test_cformer_path()));
     arg(&a, strdup("train"));
-    arg(&a, fmt("%s/configs/tiny.json", CF_SOURCE_DIR));
+    arg(&a, test_fmt("%s/configs/tiny.json", CF_SOURCE_DIR));
     arg(&a, strdup("--out"));
     arg(&a, strdup(dir));
     if (resume) arg(&a, strdup("--resume"));
@@ -236,7 +214,7 @@ static proc start_train(const char *dir, bool resume, const char *const *extra) 
                               {"test_tgt", "test.en"}};
     for (int i = 0; i < 4; i++) {
         arg(&a, strdup("--set"));
-        arg(&a, fmt("data.%s=%s/%s", files[i][0], r, files[i][1]));
+        arg(&a, test_fmt("data.%s=%s/%s", files[i][0], r, files[i][1]));
     }
     for (int i = 0; extra && extra[i]; i++) {
         arg(&a, strdup("--set"));
@@ -255,7 +233,7 @@ static result train(const char *dir, bool resume, const char *const *extra) {
 /* `cformer SUB ARG...` (NULL-terminated). */
 static result cli(const char *stdin_path, const char *sub, ...) {
     argv_list a = {0};
-    arg(&a, strdup(cformer()));
+    arg(&a, strdup(test_cformer_path()));
     arg(&a, strdup(sub));
     va_list ap;
     va_start(ap, sub);
@@ -270,10 +248,10 @@ static result cli(const char *stdin_path, const char *sub, ...) {
 
 /* ---- what runs leave behind ---- */
 
-static char *run_path(const char *dir, const char *name) { return fmt("%s/%s", dir, name); }
+static char *run_path(const char *dir, const char *name) { return test_fmt("%s/%s", dir, name); }
 
 static char *ckpt_file(const char *dir, int step, const char *name) {
-    return fmt("%s/checkpoints/step-%08d/%s", dir, step, name);
+    return test_fmt("%s/checkpoints/step-%08d/%s", dir, step, name);
 }
 
 static double run_a_secs;      /* how long run A took: the time scale of the kill test */
@@ -556,7 +534,7 @@ static bool kill_when(const char *dir, const char *const *extra, bool (*until)(c
     double t_end = cf_now_s() + max_s;
     bool ended = false;
     /* a short poll: a checkpoint of the tiny model is written in a few milliseconds */
-    while (!(ended = wait_for(&p, 0)) && cf_now_s() < t_end && !(until && until(dir, p.pid))) sleep_s(0.0002);
+    while (!(ended = wait_for(&p, 0)) && cf_now_s() < t_end && !(until && until(dir, p.pid))) test_sleep_s(0.0002);
     if (!ended) {
         kill_and_reap(&p, SIGKILL);
         /* it may have ended on its own between the check and the kill */
@@ -637,7 +615,7 @@ TEST(e2e_ctrl_c_writes_a_checkpoint_and_resumes) {
     proc p = start_train(d, false, NULL);
     /* SIGINT once the loop runs (before, the default action would just end the process). */
     double t_end = cf_now_s() + TIMEOUT_S;
-    while (!wait_for(&p, 0) && !logged_a_step(p.out_path) && cf_now_s() < t_end) sleep_s(0.001);
+    while (!wait_for(&p, 0) && !logged_a_step(p.out_path) && cf_now_s() < t_end) test_sleep_s(0.001);
     kill(p.pid, SIGINT);
     result r = finish(&p);
     CHECK_CODE(r, 130);
@@ -656,8 +634,8 @@ TEST(e2e_ctrl_c_writes_a_checkpoint_and_resumes) {
         argv_list sh = {0};
         arg(&sh, strdup("/bin/sh"));
         arg(&sh, strdup("-c"));
-        arg(&sh, fmt("cformer() { \"$0\" \"$@\"; }; %s", command));
-        arg(&sh, strdup(cformer()));
+        arg(&sh, test_fmt("cformer() { \"$0\" \"$@\"; }; %s", command));
+        arg(&sh, strdup(test_cformer_path()));
         r = run(&sh, NULL);
         CHECK_CODE(r, 0);
         CHECK_MSG(strstr(r.out, "continuing from"), "the given command did not resume:\n%s", r.out);
@@ -706,7 +684,7 @@ TEST(e2e_refuse_unknown_config_key) {
     result r = cli(NULL, "train", path, "--out", out, NULL);
     CHECK_REFUSED(r, "unknown key \"train.max_stesp\" (did you mean \"train.max_steps\"?)");
     result_free(&r);
-    char *tiny = fmt("%s/configs/tiny.json", CF_SOURCE_DIR);
+    char *tiny = test_fmt("%s/configs/tiny.json", CF_SOURCE_DIR);
     r = cli(NULL, "train", tiny, "--out", out, "--set", "train.eval_evry=3", NULL);
     free(tiny);
     CHECK_REFUSED(r, "did you mean \"train.eval_every\"");
@@ -830,7 +808,7 @@ enum { N_WIDE = sizeof wide_sets / sizeof wide_sets[0] };
 static result train_wide(const char *dir, bool resume, int threads, int max_steps) {
     const char *extra[N_WIDE + 3];
     memcpy(extra, wide_sets, sizeof wide_sets);
-    char *t = fmt("train.threads=%d", threads), *m = fmt("train.max_steps=%d", max_steps);
+    char *t = test_fmt("train.threads=%d", threads), *m = test_fmt("train.max_steps=%d", max_steps);
     extra[N_WIDE] = t;
     extra[N_WIDE + 1] = m;
     extra[N_WIDE + 2] = NULL;
@@ -847,10 +825,10 @@ TEST(e2e_any_thread_count_gives_identical_files) {
     result_free(&r);
     const char *names[] = {"model.safetensors", "optim.safetensors"};
     for (int threads = 2; threads <= 4; threads++) {
-        char *dir = fmt("%s/W%d", root_dir(), threads);
+        char *dir = test_fmt("%s/W%d", root_dir(), threads);
         r = train_wide(dir, false, threads, 20);
         CHECK_CODE(r, 0);
-        char *banner = fmt("| %d threads |", threads);
+        char *banner = test_fmt("| %d threads |", threads);
         CHECK_MSG(strstr(r.out, banner) != NULL, "not run on %d threads:\n%s", threads, r.out);
         free(banner);
         result_free(&r);
@@ -864,7 +842,7 @@ TEST(e2e_any_thread_count_gives_identical_files) {
         free(dir);
     }
     /* 2 threads to update 10, then 1 thread from its checkpoint to 20 */
-    char *two = fmt("%s/W2", root_dir()), *resumed = run_path(root_dir(), "W2to1");
+    char *two = test_fmt("%s/W2", root_dir()), *resumed = run_path(root_dir(), "W2to1");
     r = train_wide(resumed, false, 2, 10);
     CHECK_CODE(r, 0);
     result_free(&r);
@@ -943,7 +921,7 @@ TEST(e2e_wordpiece_and_unigram_runs) {
     const char *kinds[] = {"wordpiece", "unigram"};
     for (int k = 0; k < 2; k++) {
         char *dir = run_path(root_dir(), kinds[k]);
-        char *set_kind = fmt("data.tokenizer=%s", kinds[k]);
+        char *set_kind = test_fmt("data.tokenizer=%s", kinds[k]);
         const char *extra[] = {set_kind, "train.max_steps=4", "schedule.total_steps=4", "data.vocab_size=600", NULL};
         result r = train(dir, false, extra);
         CHECK_CODE(r, 0);
@@ -952,11 +930,11 @@ TEST(e2e_wordpiece_and_unigram_runs) {
         char *tok = run_path(dir, "tokenizer.json");
         size_t n;
         char *json = test_read_file(tok, &n);
-        char *want = fmt("\"format\": \"cformer-%s\"", kinds[k]);
+        char *want = test_fmt("\"format\": \"cformer-%s\"", kinds[k]);
         CHECK_MSG(json && strstr(json, want), "%s is not a %s file", tok, kinds[k]);
         char *config = run_path(dir, "config.json");
         char *cj = test_read_file(config, &n);
-        char *want_cfg = fmt("\"tokenizer\":\t\"%s\"", kinds[k]);
+        char *want_cfg = test_fmt("\"tokenizer\":\t\"%s\"", kinds[k]);
         CHECK_MSG(cj && strstr(cj, want_cfg), "config.json does not name the kind");
         r = cli(NULL, "eval", dir, "--split", "test", "--beam", "1", NULL);
         CHECK_CODE(r, 0);

@@ -1,10 +1,14 @@
 /* tests/testlib.c - see testlib.h. */
 #include "tests/testlib.h"
 
+#include <errno.h>
+#include <ftw.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "tests/test.h"
@@ -40,6 +44,34 @@ const char *test_cformer_path(void) {
     }
     if (n <= 0 || access(path, X_OK) != 0) snprintf(path, sizeof path, "%s/build/cformer", CF_SOURCE_DIR);
     return path;
+}
+
+char *test_fmt(const char *f, ...) {
+    va_list ap;
+    va_start(ap, f);
+    char *s = NULL;
+    if (vasprintf(&s, f, ap) < 0) abort();
+    va_end(ap);
+    return s;
+}
+
+bool test_write_file(const char *path, const void *data, size_t n) {
+    FILE *fp = fopen(path, "wb");
+    if (!fp) return false;
+    bool ok = fwrite(data, 1, n, fp) == n;
+    return fclose(fp) == 0 && ok;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int type, struct FTW *ftw) {
+    (void)st, (void)type, (void)ftw;
+    return remove(path);
+}
+
+void test_rm_tree(const char *path) { nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
+
+void test_sleep_s(double s) {
+    struct timespec t = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+    while (nanosleep(&t, &t) != 0 && errno == EINTR) {}
 }
 
 void test_fill_uniform(cf_real *x, int64_t n, double lo, double hi, uint64_t seed) {

@@ -1,4 +1,5 @@
-/* tests/testlib.h - helpers shared by test files: fixtures, random tensors, comparisons. */
+/* tests/testlib.h - helpers shared by test files: fixtures, files and processes, random tensors,
+ * comparisons. */
 #ifndef CF_TESTLIB_H
 #define CF_TESTLIB_H
 
@@ -15,6 +16,14 @@ char *test_read_file(const char *path, size_t *n);
 /* BUILD/cformer next to the running test binary (BUILD/tests/unit), so that `make asan` runs the
  * asan CLI; build/cformer of the source tree if there is none (static buffer). */
 const char *test_cformer_path(void);
+/* A malloc'ed printf. */
+char *test_fmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* path's bytes become data[0..n); false if it cannot be written. */
+bool test_write_file(const char *path, const void *data, size_t n);
+/* rm -rf path (no symlink is followed). */
+void test_rm_tree(const char *path);
+/* Sleep s seconds (through signals). */
+void test_sleep_s(double s);
 /* Uniform values in [lo, hi) from a seeded generator. */
 void test_fill_uniform(cf_real *x, int64_t n, double lo, double hi, uint64_t seed);
 /* A parameter (persistent tensor) filled with uniform values. */
