@@ -7,15 +7,8 @@ set -e
 arch=$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
 wanted="libopenblas-openmp-dev libcjson-dev zlib1g-dev gcc make"
 missing=""
-if [ "$1" = "--sanitizers" ]; then
-    command -v clang >/dev/null 2>&1 || missing="$missing clang"
-    llvm=$(clang -print-resource-dir 2>/dev/null | sed 's|/lib/clang/.*||')
-    ver=$(clang -dumpversion 2>/dev/null | cut -d. -f1)
-    [ -n "$llvm" ] && ls "$llvm"/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1 ||
-        missing="$missing libclang-rt-${ver:-14}-dev"
-    [ -n "$llvm" ] && [ -f "$llvm/lib/libarcher.so" ] && [ -f "$llvm/lib/libomp.so" ] ||
-        missing="$missing libomp-${ver:-14}-dev"
-    if [ -z "$missing" ]; then exit 0; fi
+# The packages in $missing from Debian's archive (as root), or how to get them and exit 1.
+install_missing() {
     if [ "$(id -u)" -ne 0 ]; then
         echo "deps: missing:$missing"
         echo "deps: run as root:  apt-get update && apt-get install -y$missing"
@@ -25,6 +18,17 @@ if [ "$1" = "--sanitizers" ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq $missing
+}
+if [ "$1" = "--sanitizers" ]; then
+    command -v clang >/dev/null 2>&1 || missing="$missing clang"
+    llvm=$(clang -print-resource-dir 2>/dev/null | sed 's|/lib/clang/.*||')
+    ver=$(clang -dumpversion 2>/dev/null | cut -d. -f1)
+    [ -n "$llvm" ] && ls "$llvm"/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1 ||
+        missing="$missing libclang-rt-${ver:-14}-dev"
+    [ -n "$llvm" ] && [ -f "$llvm/lib/libarcher.so" ] && [ -f "$llvm/lib/libomp.so" ] ||
+        missing="$missing libomp-${ver:-14}-dev"
+    if [ -z "$missing" ]; then exit 0; fi
+    install_missing
     # clang's version is known only now: the runtimes of that version
     if [ -z "$ver" ]; then exec "$0" --sanitizers; fi
     exit 0
@@ -45,12 +49,4 @@ if [ -z "$missing" ]; then
     echo "deps: all present ($wanted)"
     exit 0
 fi
-if [ "$(id -u)" -ne 0 ]; then
-    echo "deps: missing:$missing"
-    echo "deps: run as root:  apt-get update && apt-get install -y$missing"
-    exit 1
-fi
-echo "deps: installing:$missing"
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq $missing
+install_missing
