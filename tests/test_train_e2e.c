@@ -523,6 +523,64 @@ TEST(e2e_resume_is_bit_identical) {
     free(b);
 }
 
+/* The config in the metadata of a checkpoint's model.safetensors, with key SECTION.NAME removed
+ * (as a cformer from before that key would have written it), header re-padded and state.json
+ * re-stamped. */
+static void drop_saved_config_key(const char *ckpt, const char *section, const char *name) {
+    char *path = test_fmt("%s/model.safetensors", ckpt);
+    size_t n = 0;
+    unsigned char *bytes = (unsigned char *)test_read_file(path, &n);
+    uint64_t hlen = 0;
+    for (int i = 7; bytes && n >= 8 && i >= 0; i--) hlen = hlen << 8 | bytes[i];
+    CHECK_MSG(bytes && n >= 8 && hlen <= n - 8, "%s: no safetensors header", path);
+    if (!bytes || n < 8 || hlen > n - 8) {
+        free(bytes), free(path);
+        return;
+    }
+    cJSON *header = cJSON_ParseWithLength((const char *)bytes + 8, (size_t)hlen);
+    cJSON *meta = cJSON_GetObjectItemCaseSensitive(header, "__metadata__");
+    cJSON *cfg_item = cJSON_GetObjectItemCaseSensitive(meta, "config");
+    cJSON *cfg = cJSON_IsString(cfg_item) ? cJSON_Parse(cfg_item->valuestring) : NULL;
+    cJSON *sec = cJSON_GetObjectItemCaseSensitive(cfg, section);
+    CHECK_MSG(cJSON_GetObjectItemCaseSensitive(sec, name), "%s: the saved config has no %s.%s", path, section, name);
+    cJSON_DeleteItemFromObjectCaseSensitive(sec, name);
+    char *cfg_text = cJSON_PrintUnformatted(cfg);
+    cJSON_ReplaceItemInObjectCaseSensitive(meta, "config", cJSON_CreateString(cfg_text));
+    char *h = cJSON_PrintUnformatted(header);
+    size_t len = strlen(h), padded = (len + 8 + 7) / 8 * 8 - 8; /* the data stays 8-byte aligned */
+    FILE *f = fopen(path, "wb");
+    unsigned char le[8];
+    for (int i = 0; i < 8; i++) le[i] = (unsigned char)((uint64_t)padded >> (8 * i));
+    bool ok = f && fwrite(le, 1, 8, f) == 8 && fwrite(h, 1, len, f) == len;
+    for (size_t i = len; ok && i < padded; i++) ok = fputc(' ', f) != EOF;
+    ok = ok && fwrite(bytes + 8 + hlen, 1, n - 8 - hlen, f) == n - 8 - hlen;
+    CHECK_MSG(f && fclose(f) == 0 && ok, "cannot rewrite %s", path);
+    test_restamp_state(ckpt, "model.safetensors", NULL);
+    free(h), free(cfg_text), cJSON_Delete(cfg), cJSON_Delete(header), free(bytes), free(path);
+}
+
+/* A checkpoint written before a config key existed (data.task came later) resumes: the key it
+ * lacks has its default, which is what the run uses, so nothing changed (the first Multi30k
+ * checkpoints were refused: "data.task changed from (absent) to \"translation\""). Still
+ * bit-identical to run A. */
+TEST(e2e_resume_a_checkpoint_from_before_a_new_key) {
+    char *b = run_path(root_dir(), "old-key");
+    result r = train(b, false, (const char *[]){"train.max_steps=8", NULL});
+    CHECK_CODE(r, 0);
+    result_free(&r);
+    char *ckpt = test_fmt("%s/checkpoints/step-00000008", b);
+    drop_saved_config_key(ckpt, "data", "task");
+    r = train(b, true, NULL);
+    CHECK_CODE(r, 0);
+    CHECK_MSG(strstr(r.out, "(step 8)") && !strstr(r.out, "data.task") && !strstr(r.err, "data.task"),
+              "resume of a checkpoint without data.task:\n%s%s", r.out, r.err);
+    result_free(&r);
+    check_final_like_a(b, true);
+    rm_tree(b);
+    free(ckpt);
+    free(b);
+}
+
 /* ---- 3. SIGKILL at any moment, then --resume ---- */
 
 /* Starts run dir (always with --resume: the first session finds no checkpoint and starts from 0)

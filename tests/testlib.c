@@ -1,6 +1,7 @@
 /* tests/testlib.c - see testlib.h. */
 #include "tests/testlib.h"
 
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <ftw.h>
 #include <math.h>
@@ -10,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "tests/test.h"
 
@@ -68,6 +70,45 @@ static int rm_entry(const char *path, const struct stat *st, int type, struct FT
 }
 
 void test_rm_tree(const char *path) { nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
+
+void test_restamp_state(const char *ckpt_dir, const char *file, void (*edit)(cJSON *root)) {
+    char *path = test_fmt("%s/state.json", ckpt_dir), *text = test_read_file(path, NULL);
+    cJSON *root = text ? cJSON_Parse(text) : NULL;
+    CHECK_MSG(root, "%s does not parse", path);
+    if (!root) {
+        free(text), free(path);
+        return;
+    }
+    if (file) {
+        char *fpath = test_fmt("%s/%s", ckpt_dir, file);
+        size_t n = 0;
+        char *bytes = test_read_file(fpath, &n);
+        CHECK_MSG(bytes, "cannot read %s", fpath);
+        char hex[16];
+        snprintf(hex, sizeof hex, "%08lx", bytes ? crc32_z(0, (const Bytef *)bytes, n) : 0ul);
+        cJSON *e = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(root, "files"), file);
+        cJSON_ReplaceItemInObjectCaseSensitive(e, "bytes", cJSON_CreateNumber((double)n));
+        cJSON_ReplaceItemInObjectCaseSensitive(e, "crc32", cJSON_CreateString(hex));
+        free(bytes), free(fpath);
+    }
+    cJSON_DeleteItemFromObjectCaseSensitive(root, "state_crc32");
+    if (edit) edit(root);
+    /* the last member is the CRC32 of every byte before its comma */
+    char *out = cJSON_Print(root);
+    size_t len = strlen(out) - 1; /* without the closing brace and the whitespace before it */
+    while (len > 0 && (out[len - 1] == '\n' || out[len - 1] == '\t')) len--;
+    FILE *f = fopen(path, "wb");
+    CHECK_MSG(f, "cannot write %s", path);
+    if (f) {
+        fprintf(f, "%.*s,\n\t\"state_crc32\":\t\"%08lx\"\n}\n", (int)len, out,
+                crc32(0, (const Bytef *)out, (uInt)len));
+        fclose(f);
+    }
+    free(out);
+    cJSON_Delete(root);
+    free(text);
+    free(path);
+}
 
 void test_sleep_s(double s) {
     struct timespec t = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};

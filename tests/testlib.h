@@ -22,6 +22,12 @@ char *test_fmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 bool test_write_file(const char *path, const void *data, size_t n);
 /* rm -rf path (no symlink is followed). */
 void test_rm_tree(const char *path);
+/* Rewrites CKPT_DIR/state.json by the checkpoint rules (docs/checkpoint.md) so that its checks
+ * pass again after a test changed the checkpoint on purpose: the size and CRC32 of
+ * CKPT_DIR/file (NULL: none) as they are now, then edit(root) (NULL: none), then state.json's
+ * own checksum. The trainer's later checks are then what sees the change. */
+struct cJSON;
+void test_restamp_state(const char *ckpt_dir, const char *file, void (*edit)(struct cJSON *root));
 /* Sleep s seconds (through signals). */
 void test_sleep_s(double s);
 /* Uniform values in [lo, hi) from a seeded generator. */

@@ -244,13 +244,17 @@ static char *checkpoint_config_json(const char *config_json) {
     return text;
 }
 
-/* Compare the checkpoint's config with the one given now: refuse shape changes, report others. */
+/* Compare the checkpoint's config with the one given now: refuse shape changes, report others.
+ * The saved config is compared as parsed today: a key it lacks (one added to cformer after the
+ * checkpoint was written) has its default, so it differs only if the run now sets another value. */
 static int check_resume_config(trainer *t, const char *saved_json, const char *ckpt) {
     cf_config saved;
     if (cf_config_parse_opts(&saved, saved_json, ckpt, 0, NULL, &(cf_config_opts){.check_paths = false}) != 0)
         return -1;
     int rc = 0;
-    cJSON *a = cJSON_Parse(saved_json);
+    char *saved_full = cf_config_to_json(&saved);
+    cJSON *a = cJSON_Parse(saved_full);
+    free(saved_full);
     char *now_json = cf_config_to_json(&t->cfg);
     cJSON *b = cJSON_Parse(now_json);
     for (const cJSON *sec = b ? b->child : NULL; sec; sec = sec->next) {
