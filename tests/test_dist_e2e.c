@@ -196,6 +196,39 @@ TEST(dist_e2e_k_ranks_equal_grad_accum_k) {
     }
 }
 
+/* The "expert_load" fields of metrics.jsonl, in order. */
+static char *expert_loads(const char *dir) {
+    char *path = test_fmt("%s/metrics.jsonl", dir), *text = test_read_file(path, NULL), *out = strdup("");
+    for (char *p = text ? strstr(text, "\"expert_load\":") : NULL; p; p = strstr(p + 1, "\"expert_load\":")) {
+        char *more = test_fmt("%s%.*s\n", out, (int)strcspn(p, "}"), p);
+        free(out);
+        out = more;
+    }
+    free(text);
+    free(path);
+    return out;
+}
+
+/* A mixture-of-experts model: 2 ranks train what one process with grad_accum 2 trains, and the
+ * logged expert load is the global batch's (the ranks' counts summed), not rank 0's half. */
+TEST(dist_e2e_moe_ranks_log_the_global_expert_load) {
+    if (!mpi_ready(__func__)) return;
+    const char *moe = "--set model.num_experts=4 --set model.num_experts_per_token=2";
+    char *ref = test_fmt("%s/moe-accum2", root_dir()), *dir = test_fmt("%s/moe-ranks2", root_dir());
+    char *extra = test_fmt("%s --set train.grad_accum=2 --set train.threads=1", moe);
+    char *cmd_ref = train_cmd(0, ref, extra), *cmd = train_cmd(2, dir, moe), *out = NULL;
+    int code = run(cmd_ref, &out);
+    CHECK_MSG(code == 0, "grad_accum 2: exit %d:\n%s", code, out);
+    free(out);
+    code = run(cmd, &out);
+    CHECK_MSG(code == 0, "2 ranks: exit %d:\n%s", code, out);
+    free(out);
+    check_same_checkpoint(ref, dir, "MoE: 2 ranks vs grad_accum 2");
+    char *la = expert_loads(ref), *lb = expert_loads(dir);
+    CHECK_MSG(la[0] && strcmp(la, lb) == 0, "logged expert load, 2 ranks:\n%s--- grad_accum 2:\n%s", lb, la);
+    free(la), free(lb), free(cmd), free(cmd_ref), free(extra), free(dir), free(ref);
+}
+
 /* 2 ranks to update 4, then one process with grad_accum 2 to 8; and the other way round. */
 TEST(dist_e2e_resume_with_another_rank_count) {
     if (!mpi_ready(__func__)) return;

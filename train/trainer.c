@@ -244,6 +244,34 @@ static char *checkpoint_config_json(const char *config_json) {
     return text;
 }
 
+/* K ranks: the expert assignments and load-balancing losses since the last log line, summed over
+ * the ranks in rank order, so that the log shows the global batch's expert load as one process
+ * with grad_accum K does (the counts exactly; the mean loss up to the order of its sum). Every
+ * rank calls it at the same update. 0, or -1 with a message (the exchange failed). */
+static int moe_sum_over_ranks(trainer *t) {
+    cf_moe_collector *c = t->model->moe;
+    const int64_t n = c->n_layers * c->n_experts;
+    const size_t per = (size_t)n + 2;
+    double *mine = cf_xmalloc(per * sizeof *mine), *all = cf_xmalloc(per * (size_t)t->ranks * sizeof *all);
+    for (int64_t i = 0; i < n; i++) mine[i] = (double)c->counts[i]; /* exact below 2^53 */
+    mine[n] = c->aux_sum;
+    mine[n + 1] = (double)c->aux_n;
+    int rc = cf_dist_allgather(mine, all, per * sizeof *mine, "expert load");
+    if (rc == 0) {
+        for (size_t i = 0; i < per; i++) {
+            double sum = 0;
+            for (int r = 0; r < t->ranks; r++) sum += all[(size_t)r * per + i];
+            mine[i] = sum;
+        }
+        for (int64_t i = 0; i < n; i++) c->counts[i] = (int64_t)mine[i];
+        c->aux_sum = mine[n];
+        c->aux_n = (int64_t)mine[n + 1];
+    }
+    free(mine);
+    free(all);
+    return rc;
+}
+
 /* Compare the checkpoint's config with the one given now: refuse shape changes, report others.
  * The saved config is compared as parsed today: a key it lacks (one added to cformer after the
  * checkpoint was written) has its default, so it differs only if the run now sets another value. */
@@ -523,6 +551,7 @@ static int train_loop(trainer *t) {
         if (t->step % tc->log_every == 0 || t->step == tc->max_steps) {
             double dt = cf_now_s() - w.t0, tps = dt > 0 ? w.rate_tokens / dt : 0;
             cf_moe_load moe = {0}; /* MoE: expert shares since the last line */
+            if (t->model->moe && t->ranks > 1 && moe_sum_over_ranks(t) != 0) return 1;
             if (t->model->moe) cf_moe_collector_take(t->model->moe, &moe);
             cf_train_event e = {.step = t->step, .epoch = (int64_t)cf_batcher_state(t->batches).epoch,
                                 .loss = w.tokens > 0 ? w.loss_sum / w.tokens : 0, .lr = lr, .grad_norm = grad_norm,
