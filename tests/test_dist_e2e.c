@@ -151,18 +151,22 @@ static void check_same_checkpoint(const char *a, const char *b, const char *what
     }
 }
 
-/* The "loss" fields of metrics.jsonl, in order. */
-static char *losses(const char *dir) {
+/* Each `"key":value` of metrics.jsonl, in order, one a line (the value ends at a character of end). */
+static char *metric_fields(const char *dir, const char *key, const char *end) {
     char *path = test_fmt("%s/metrics.jsonl", dir), *text = test_read_file(path, NULL), *out = strdup("");
-    for (char *p = text ? strstr(text, "\"loss\":") : NULL; p; p = strstr(p + 1, "\"loss\":")) {
-        char *more = test_fmt("%s%.*s\n", out, (int)strcspn(p, ","), p);
+    char *needle = test_fmt("\"%s\":", key);
+    for (char *p = text ? strstr(text, needle) : NULL; p; p = strstr(p + 1, needle)) {
+        char *more = test_fmt("%s%.*s\n", out, (int)strcspn(p, end), p);
         free(out);
         out = more;
     }
+    free(needle);
     free(text);
     free(path);
     return out;
 }
+
+static char *losses(const char *dir) { return metric_fields(dir, "loss", ","); }
 
 /* One process with grad_accum k, run once per k and shared by the tests. */
 static const char *reference(int k) {
@@ -196,19 +200,6 @@ TEST(dist_e2e_k_ranks_equal_grad_accum_k) {
     }
 }
 
-/* The "expert_load" fields of metrics.jsonl, in order. */
-static char *expert_loads(const char *dir) {
-    char *path = test_fmt("%s/metrics.jsonl", dir), *text = test_read_file(path, NULL), *out = strdup("");
-    for (char *p = text ? strstr(text, "\"expert_load\":") : NULL; p; p = strstr(p + 1, "\"expert_load\":")) {
-        char *more = test_fmt("%s%.*s\n", out, (int)strcspn(p, "}"), p);
-        free(out);
-        out = more;
-    }
-    free(text);
-    free(path);
-    return out;
-}
-
 /* A mixture-of-experts model: 2 ranks train what one process with grad_accum 2 trains, and the
  * logged expert load is the global batch's (the ranks' counts summed), not rank 0's half. */
 TEST(dist_e2e_moe_ranks_log_the_global_expert_load) {
@@ -224,7 +215,7 @@ TEST(dist_e2e_moe_ranks_log_the_global_expert_load) {
     CHECK_MSG(code == 0, "2 ranks: exit %d:\n%s", code, out);
     free(out);
     check_same_checkpoint(ref, dir, "MoE: 2 ranks vs grad_accum 2");
-    char *la = expert_loads(ref), *lb = expert_loads(dir);
+    char *la = metric_fields(ref, "expert_load", "}"), *lb = metric_fields(dir, "expert_load", "}");
     CHECK_MSG(la[0] && strcmp(la, lb) == 0, "logged expert load, 2 ranks:\n%s--- grad_accum 2:\n%s", lb, la);
     free(la), free(lb), free(cmd), free(cmd_ref), free(extra), free(dir), free(ref);
 }
