@@ -159,12 +159,16 @@ static void fault_start(fault_case *c, int index) {
     c->proc = train_start(&(cli_opts){.env = {c->env}}, c->dir, false, NULL);
 }
 
-/* s with every digit replaced by '#' (malloc'ed): step numbers and PIDs in temporary names differ
- * between runs. */
+/* s with every run of digits replaced by one '#' (malloc'ed): step numbers and PIDs in temporary
+ * names differ between runs, in their number of digits too (PID 948 in one run, 1002 in the next). */
 static char *no_digits(const char *s) {
-    char *d = strdup(s);
-    for (char *p = d; *p; p++)
-        if (*p >= '0' && *p <= '9') *p = '#';
+    char *d = strdup(s), *o = d;
+    for (const char *p = s; *p; p++) {
+        bool digit = *p >= '0' && *p <= '9';
+        if (!digit) *o++ = *p;
+        else if (p == s || p[-1] < '0' || p[-1] > '9') *o++ = '#';
+    }
+    *o = 0;
     return d;
 }
 
