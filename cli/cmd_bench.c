@@ -32,7 +32,7 @@
 
 static const char *usage =
     "usage: cformer bench CONFIG [--steps N] [--warmup N] [--threads N] [--fixed-threads] [--set key.path=value]...\n"
-    "                    [--json] [--profile]\n"
+    "                    [--json] [--profile] [--scaling]\n"
     "\n"
     "Time the trainer's own training steps (forward, label-smoothed loss, backward and arena reset for\n"
     "each of train.grad_accum micro-batches, then clip, optimizer step, zero grad) of CONFIG's model on\n"
@@ -46,6 +46,9 @@ static const char *usage =
     "  --set key.path=v override a config key (repeatable), e.g. --set bench.batch_size=64\n"
     "  --json           one JSON object on stdout instead of the report\n"
     "  --profile        also print forward and backward time per op (core/profile.h)\n"
+    "  --scaling        time bench.steps steps on 1 thread and as many on --threads N (fixed), interleaved\n"
+    "                   (1 N N 1 1 N N 1 ...) so that the machine's drift falls on both; prints the speed-up\n"
+    "                   (with --profile: per op)\n"
     "\n"
     "cformer bench attention: the attention variants side by side (cformer bench attention --help).\n"
     "cformer bench decode: greedy and beam-search decoding of a run or a config (cformer bench decode --help).\n";
@@ -89,10 +92,46 @@ static const cf_seq_batch *next_micro_batch(void *arg) {
 enum { PH_FORWARD, PH_BACKWARD, PH_OPTIM, PH_RESET, PH_TOTAL, N_PHASES };
 static const char *phase_names[N_PHASES] = {"forward+loss", "backward", "clip+adamw+zero", "arena reset", "step"};
 
-static int run_bench(const cf_config *cfg, bool json, bool profile) {
+/* --scaling: timed step k runs on 1 thread when k % 4 is 0 or 3, else on all (1 N N 1 1 N N 1...),
+ * so that a drift of the machine's speed (other tenants of the host) falls on both counts alike;
+ * steps 2j and 2j+1 are a pair, one step of each count. */
+static bool scaling_one_thread(int64_t k) { return k % 4 == 0 || k % 4 == 3; }
+
+/* The two profiles of --scaling --profile side by side, by the N-thread total, per step. */
+static void print_profile_scaling(const cf_profile *one, const cf_profile *all, int threads, int64_t steps) {
+    bool done[CF_PROFILE_MAX_OPS] = {false};
+    double k = 1e3 / (double)(steps > 0 ? steps : 1), sum1 = 0, sumn = 0;
+    printf("%-22s %14s %14s %9s\n", "op", "1 thread ms", "threads ms", "speed-up");
+    for (int printed = 0; printed < all->n; printed++) {
+        int best = -1;
+        for (int i = 0; i < all->n; i++) {
+            double t = all->ops[i].forward_s + all->ops[i].backward_s;
+            if (!done[i] && (best < 0 || t > all->ops[best].forward_s + all->ops[best].backward_s)) best = i;
+        }
+        done[best] = true;
+        const cf_profile_entry *e = &all->ops[best];
+        double tn = (e->forward_s + e->backward_s) * k, t1 = 0;
+        for (int i = 0; i < one->n; i++)
+            if (strcmp(one->ops[i].op, e->op) == 0) t1 = (one->ops[i].forward_s + one->ops[i].backward_s) * k;
+        sum1 += t1;
+        sumn += tn;
+        printf("%-22s %14.3f %14.3f %8.2fx\n", e->op, t1, tn, tn > 0 ? t1 / tn : 0);
+    }
+    printf("%-22s %14.3f %14.3f %8.2fx  (%d threads)\n", "(all ops)", sum1, sumn, sumn > 0 ? sum1 / sumn : 0, threads);
+}
+
+static int run_bench(const cf_config *cfg, bool json, bool profile, bool scaling) {
     const cf_bench_config *bc = &cfg->bench;
     const int64_t B = bc->batch_size, S = bc->src_len, T = bc->tgt_len, V = cfg->data.vocab_size;
     const int64_t n_steps = bc->steps, n_warm = bc->warmup;
+    const int threads = cf_threads_max();
+    if (scaling && threads < 2) {
+        cf_error_set("bench --scaling compares 1 thread with more: it needs --threads 2 or more (this run has %d)",
+                     threads);
+        return -1;
+    }
+    /* --scaling: n_steps timed steps on each count, interleaved */
+    const int64_t n_timed = scaling ? 2 * n_steps : n_steps;
     double rss_start = peak_rss_mib();
 
     cf_model_config mc = cfg->model;
@@ -116,6 +155,8 @@ static int run_bench(const cf_config *cfg, bool json, bool profile) {
     int32_t *tgt_out = cf_xmalloc((size_t)(A * B * T) * sizeof *tgt_out);
     for (int64_t b = 0; b < B; b++) src_lens[b] = (int32_t)S;
     double *times = cf_xcalloc((size_t)(N_PHASES * n_steps), sizeof *times); /* [phase][step] */
+    double *times1 = cf_xcalloc((size_t)n_steps + 1, sizeof *times1);       /* --scaling: 1-thread steps */
+    double *pair_ratio = cf_xcalloc((size_t)n_steps + 1, sizeof *pair_ratio);
     cf_rng rng = cf_rng_init(cfg->seed, CF_RNG_STREAM_DATA);
     micro_batches mb = {.b = cf_xmalloc((size_t)A * sizeof *mb.b), .n = A};
     for (int64_t a = 0; a < A; a++)
@@ -126,8 +167,9 @@ static int run_bench(const cf_config *cfg, bool json, bool profile) {
     cf_nan_guard_init(&guard, 0);
     cf_grad_sync *sync = cf_grad_sync_new(opt->params, opt->n, A, 0);
     CF_ASSERT(sync, "grad sync");
-    cf_profile *prof = profile ? cf_xmalloc(sizeof *prof) : NULL;
+    cf_profile *prof = profile ? cf_xmalloc(sizeof *prof) : NULL, *prof1 = profile && scaling ? cf_xmalloc(sizeof *prof1) : NULL;
     if (prof) cf_profile_init(prof);
+    if (prof1) cf_profile_init(prof1);
     const cf_step_setup setup = {.ctx = ctx, .model = m, .opt = opt, .schedule = &cfg->schedule,
                                  .label_smoothing = cfg->train.label_smoothing, .clip = cfg->train.clip,
                                  .grad_accum = A, .guard = &guard, .sync = sync};
@@ -135,22 +177,27 @@ static int run_bench(const cf_config *cfg, bool json, bool profile) {
     size_t arena_mallocs0 = 0, heap0 = 0;
     double first_loss = 0, last_loss = 0;
     int min_threads = cf_threads_max(), max_used = 0; /* over the timed steps (load following) */
-    for (int64_t step = 0; step < n_warm + n_steps; step++) {
+    int64_t n_all = 0, n_one = 0; /* timed steps so far on all threads, on one (--scaling) */
+    for (int64_t step = 0; step < n_warm + n_timed; step++) {
         for (int64_t a = 0; a < A; a++)
             fill_batch(&rng, V, B, S, T, src + a * B * S, tgt_in + a * B * T, tgt_out + a * B * T);
         if (step == n_warm) {
             arena_mallocs0 = ctx->arena.mallocs;
             heap0 = heap_in_use();
-            if (profile) ctx->profile = prof;
         }
+        bool one = scaling && step >= n_warm && scaling_one_thread(step - n_warm);
+        if (scaling) cf_threads_set_count(one ? 1 : threads);
+        if (profile && step >= n_warm) ctx->profile = one ? prof1 : prof;
         double t0 = cf_now_s();
         cf_step_result r;
         cf_train_step(&setup, step, next_micro_batch, &mb, &r);
         double t1 = cf_now_s();
         if (step == 0) first_loss = r.loss;
         last_loss = r.loss;
-        if (step >= n_warm) {
-            int64_t k = step - n_warm;
+        if (one) {
+            times1[n_one++] = t1 - t0;
+        } else if (step >= n_warm) {
+            int64_t k = n_all++;
             times[PH_FORWARD * n_steps + k] = r.forward_s;
             times[PH_BACKWARD * n_steps + k] = r.backward_s;
             times[PH_OPTIM * n_steps + k] = r.update_s;
@@ -159,8 +206,13 @@ static int run_bench(const cf_config *cfg, bool json, bool profile) {
             if (r.threads < min_threads) min_threads = r.threads;
             if (r.threads > max_used) max_used = r.threads;
         }
+        if (scaling && step >= n_warm && (step - n_warm) % 2 == 1) { /* a pair is complete */
+            int64_t j = (step - n_warm) / 2;
+            pair_ratio[j] = times1[n_one - 1] / times[PH_TOTAL * n_steps + n_all - 1];
+        }
     }
     ctx->profile = NULL;
+    if (scaling) cf_threads_set_count(threads);
     size_t arena_mallocs = ctx->arena.mallocs - arena_mallocs0;
     long long heap_delta = (long long)heap_in_use() - (long long)heap0;
     double rss_peak = peak_rss_mib();
@@ -170,14 +222,26 @@ static int run_bench(const cf_config *cfg, bool json, bool profile) {
         fill_batch(&rng, V, B, S, T, src + a * B * S, tgt_in + a * B * T, tgt_out + a * B * T);
     cf_gemm_log_install(&glog);
     cf_step_result r_extra;
-    cf_train_step(&setup, n_warm + n_steps, next_micro_batch, &mb, &r_extra);
+    cf_train_step(&setup, n_warm + n_timed, next_micro_batch, &mb, &r_extra);
     cf_gemm_log_install(NULL);
-    cf_gemm_ceiling ceiling;
+    cf_gemm_ceiling ceiling, ceiling1 = {0};
+    if (scaling) { /* the products alone on one thread: how well the GEMMs themselves scale */
+        cf_threads_set_count(1);
+        cf_gemm_ceiling_measure(&glog, &ceiling1);
+        cf_threads_set_count(threads);
+    }
     cf_gemm_ceiling_measure(&glog, &ceiling);
     cf_gemm_log_free(&glog);
     double med[N_PHASES];
     for (int p = 0; p < N_PHASES; p++) med[p] = cf_median(times + p * n_steps, n_steps);
     double t_step = med[PH_TOTAL];
+    double t_step1 = scaling ? cf_median(times1, n_steps) : 0, pair_med = scaling ? cf_median(pair_ratio, n_steps) : 0;
+    double pair_lo = pair_med, pair_hi = pair_med;
+    for (int64_t j = 0; scaling && j < n_steps; j++) {
+        if (pair_ratio[j] < pair_lo) pair_lo = pair_ratio[j];
+        if (pair_ratio[j] > pair_hi) pair_hi = pair_ratio[j];
+    }
+    double tiled_scaling = scaling && ceiling.tiled_s > 0 ? ceiling1.tiled_s / ceiling.tiled_s : 0;
     double fwd_flops = cf_transformer_flops(m, S, T) * (double)(A * B);
     double tgt_tps = (double)(A * B * T) / t_step, all_tps = (double)(A * B * (S + T)) / t_step;
     double gflops = 3.0 * fwd_flops / t_step * 1e-9;
@@ -191,13 +255,18 @@ static int run_bench(const cf_config *cfg, bool json, bool profile) {
                "\"tok_s\":%.1f,\"gflop_s\":%.2f,\"peak_rss_mib\":%.1f,\"rss_start_mib\":%.1f,\"arena_mallocs\":%zu,"
                "\"heap_delta_bytes\":%lld,\"arena_mib\":%.1f,\"arena_used_mib\":%.1f,\"first_loss\":%.4f,\"last_loss\":%.4f,"
                "\"forward_ms\":%.4f,\"backward_ms\":%.4f,\"optim_ms\":%.4f,\"reset_ms\":%.4f,\"openblas_coretype\":\"%s\","
-               "\"ceiling_gemm_flop\":%.0f,\"ceiling_sgemm_gflop_s\":%.2f,\"ceiling_tiled_gflop_s\":%.2f}\n",
+               "\"ceiling_gemm_flop\":%.0f,\"ceiling_sgemm_gflop_s\":%.2f,\"ceiling_tiled_gflop_s\":%.2f",
                cfg->name, cf_threads_max(), min_threads, max_used, cf_threads_adaptive() ? "true" : "false", (long long)B, (long long)S, (long long)T, (long long)V,
                (long long)cf_transformer_num_params(m), (long long)n_steps, (long long)n_warm, t_step * 1e3, tgt_tps,
                all_tps, gflops, rss_peak, rss_start, arena_mallocs, heap_delta,
                (double)cf_arena_capacity(&ctx->arena) / (1 << 20), (double)ctx->arena.high_water / (1 << 20), first_loss, last_loss, med[PH_FORWARD] * 1e3,
                med[PH_BACKWARD] * 1e3, med[PH_OPTIM] * 1e3, med[PH_RESET] * 1e3, coretype ? coretype : "",
                ceiling.flops, sgemm_gflops, tiled_gflops);
+        if (scaling)
+            printf(",\"scaling_step_ms_1_thread\":%.4f,\"scaling_speedup\":%.4f,\"scaling_pair_median\":%.4f,"
+                   "\"scaling_pair_min\":%.4f,\"scaling_pair_max\":%.4f,\"scaling_tiled_gemm_speedup\":%.4f",
+                   t_step1 * 1e3, t_step1 / t_step, pair_med, pair_lo, pair_hi, tiled_scaling);
+        printf("}\n");
     } else {
         printf("bench %s: d_model %lld, %lld heads, %lld+%lld layers, d_ff %lld, vocab %lld: %.2fM parameters\n",
                cfg->name, (long long)mc.d_model, (long long)mc.n_heads, (long long)mc.enc_layers,
@@ -225,14 +294,24 @@ static int run_bench(const cf_config *cfg, bool json, bool profile) {
                (double)ctx->arena.high_water / (1 << 20), (double)cf_arena_capacity(&ctx->arena) / (1 << 20));
         printf("timed steps: %zu arena mallocs, heap in use %+lld bytes (glibc mallinfo2)\n", arena_mallocs,
                heap_delta);
+        if (scaling)
+            printf("1 -> %d threads  %.2f -> %.2f ms a step: %.2fx (median over %lld interleaved pairs %.2fx, "
+                   "range %.2f-%.2fx); the step's products alone, tiled: %.2fx\n", threads, t_step1 * 1e3,
+                   t_step * 1e3, t_step1 / t_step, (long long)n_steps, pair_med, pair_lo, pair_hi, tiled_scaling);
     }
     cf_grad_sync_free(sync);
-    if (prof) {
+    if (prof && !json) {
         printf("\nper op, per step (forward: time since the previous op's record; --profile slows the step):\n");
-        cf_profile_print(prof, stdout, n_steps);
-        free(prof);
+        if (prof1)
+            print_profile_scaling(prof1, prof, threads, n_steps);
+        else
+            cf_profile_print(prof, stdout, n_steps);
     }
+    free(prof);
+    free(prof1);
     free(times);
+    free(times1);
+    free(pair_ratio);
     free(mb.b);
     free(src);
     free(src_lens);
@@ -254,7 +333,7 @@ int cf_cmd_bench(int argc, char **argv) {
     if (argc > 0 && strcmp(argv[0], "decode") == 0) return cf_cmd_bench_decode(argc - 1, argv + 1);
     if (argc >= 1 && strcmp(argv[0], "attention") == 0) return cf_cmd_bench_attention(argc - 1, argv + 1);
     const char *path = NULL;
-    bool json = false, profile = false;
+    bool json = false, profile = false, scaling = false;
     /* --steps/--warmup/--threads become overrides, so the config's validation covers them */
     char **sets = cf_xcalloc((size_t)argc + 1, sizeof *sets);
     char **owned = cf_xcalloc((size_t)argc + 1, sizeof *owned);
@@ -282,6 +361,9 @@ int cf_cmd_bench(int argc, char **argv) {
             json = true;
         } else if (strcmp(a, "--profile") == 0) {
             profile = true;
+        } else if (strcmp(a, "--scaling") == 0) {
+            scaling = true;
+            sets[n_sets++] = fixed;
         } else if (strcmp(a, "--fixed-threads") == 0) {
             sets[n_sets++] = fixed;
         } else if (strcmp(a, "--set") == 0 && i + 1 < argc) {
@@ -308,7 +390,7 @@ int cf_cmd_bench(int argc, char **argv) {
     int rc = cf_threads_init((int)cfg.train.threads);
     if (rc == 0) {
         cf_threads_set_adaptive(cfg.train.adapt_threads);
-        rc = run_bench(&cfg, json, profile);
+        rc = run_bench(&cfg, json, profile, scaling);
     }
     if (rc != 0)
         fprintf(stderr, "error: %s\n", cf_error_message());

@@ -73,6 +73,12 @@ static void set_current(int n) {
     omp_set_num_threads(n);
 }
 
+int cf_threads_set_count(int n) {
+    int max = cf_threads_max();
+    set_current(n < 1 ? 1 : n > max ? max : n);
+    return cur_threads;
+}
+
 /* Under a finite address-space limit (ulimit -v), OpenBLAS's per-call buffers (128 MiB each) are
  * the one allocation that cannot fail cleanly: blas_memory_alloc retries a failed allocation
  * forever, so a thread that needs its first buffer once memory is used up hangs the run (seen:

@@ -44,6 +44,11 @@ const char *cf_threads_blas_model(void);
  * of the CPUs that other processes leave free. */
 void cf_threads_set_siblings(int n_sharing, const int *pids, int n_pids);
 
+/* Sets the count for the next parallel loops, clamped to [1, cf_threads_max()]; returns it. For a
+ * benchmark that compares thread counts step by step in one process (`cformer bench --scaling`);
+ * load following, when on, may change it again at its next sample. */
+int cf_threads_set_count(int n);
+
 /* Load following (off by default; cf_threads_init keeps the setting). */
 void cf_threads_set_adaptive(bool on);
 bool cf_threads_adaptive(void);
