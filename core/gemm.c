@@ -144,6 +144,29 @@ static void gemm_run(int64_t count, bool trans_a, bool trans_b, int64_t m, int64
     });
 }
 
+void cf_gemm_rm_group(const cf_gemm_args *g, int n) {
+    CF_ASSERT(n >= 0 && n <= CF_GEMM_GROUP_MAX, "gemm group of %d products (at most %d)", n, CF_GEMM_GROUP_MAX);
+    gemm_tiles t[CF_GEMM_GROUP_MAX];
+    int64_t first[CF_GEMM_GROUP_MAX + 1] = {0}; /* product i's tiles are tasks first[i] .. first[i+1] */
+    for (int i = 0; i < n; i++) {
+        const cf_gemm_args *p = &g[i];
+        check_int(p->m, p->n, p->k, p->lda, p->ldb, p->ldc);
+        bool empty = p->m == 0 || p->n == 0;
+        if (!empty && gemm_log && !omp_in_parallel()) log_product(1, p->trans_a, p->trans_b, p->m, p->n, p->k);
+        t[i] = tiles_of(p->m, p->n, p->k);
+        first[i + 1] = first[i] + (empty ? 0 : t[i].tm * t[i].tn);
+    }
+    CF_PARALLEL_FOR_DYNAMIC(first[n] > 1, for (int64_t task = 0; task < first[n]; task++) {
+        int i = 0;
+        while (task >= first[i + 1]) i++;
+        const cf_gemm_args *p = &g[i];
+        int64_t tile = task - first[i], i0 = (tile / t[i].tn) * t[i].rows, j0 = (tile % t[i].tn) * t[i].cols;
+        int64_t mm = p->m - i0 < t[i].rows ? p->m - i0 : t[i].rows, nn = p->n - j0 < t[i].cols ? p->n - j0 : t[i].cols;
+        gemm_tile(p->trans_a, p->trans_b, i0, mm, j0, nn, p->k, p->alpha, p->a, p->lda, p->b, p->ldb, p->beta, p->c,
+                  p->ldc);
+    });
+}
+
 void cf_gemm_rm_batched(int64_t count, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, cf_real alpha,
                         const cf_real *a, int64_t sa, int64_t lda, const cf_real *b, int64_t sb, int64_t ldb,
                         cf_real beta, cf_real *c, int64_t sc, int64_t ldc) {

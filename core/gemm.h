@@ -63,6 +63,25 @@ void cf_gemm_rm_batched(int64_t count, bool trans_a, bool trans_b, int64_t m, in
                         const cf_real *a, int64_t sa, int64_t lda, const cf_real *b, int64_t sb, int64_t ldb,
                         cf_real beta, cf_real *c, int64_t sc, int64_t ldc);
 
+/* Independent products (their C's do not overlap) whose tiles share one parallel loop: a thread
+ * that is done with one product's tiles takes the next one's, and there is one barrier, not n.
+ * Each product is computed exactly as cf_gemm_rm would compute it (same tiles, same calls), so
+ * grouping changes no bit. A backward pass's dx and dW products, for instance. */
+typedef struct cf_gemm_args {
+    bool trans_a, trans_b;
+    int64_t m, n, k;
+    cf_real alpha;
+    const cf_real *a;
+    int64_t lda;
+    const cf_real *b;
+    int64_t ldb;
+    cf_real beta;
+    cf_real *c;
+    int64_t ldc;
+} cf_gemm_args;
+enum { CF_GEMM_GROUP_MAX = 8 };
+void cf_gemm_rm_group(const cf_gemm_args *products, int n);
+
 /* The whole product in one single-threaded BLAS call on the calling thread: for kernels that
  * partition their own work (an attention head per task). Every BLAS call in cformer goes through
  * this function, which is what keeps OpenBLAS from starting threads of its own. */

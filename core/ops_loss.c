@@ -225,8 +225,12 @@ cf_tensor *cf_linear_cross_entropy(cf_ctx *ctx, cf_tensor *x, cf_tensor *w, cons
                 l[y] -= coef * hit;
             }
         });
-        if (s->dx) cf_gemm_rm(false, false, nr, d, V, 1, logits, V, w->data, d, 0, s->dx + c0 * d, d);
-        if (s->dw) cf_gemm_rm(true, false, V, d, nr, 1, logits, V, xc, d, c0 == 0 ? 0 : 1, s->dw, d);
+        /* dx and dW of the chunk in one parallel loop (core/gemm.h: the same bits as two calls) */
+        cf_gemm_args prod[2];
+        int np = 0;
+        if (s->dx) prod[np++] = (cf_gemm_args){false, false, nr, d, V, 1, logits, V, w->data, d, 0, s->dx + c0 * d, d};
+        if (s->dw) prod[np++] = (cf_gemm_args){true, false, V, d, nr, 1, logits, V, xc, d, c0 == 0 ? 0 : 1, s->dw, d};
+        cf_gemm_rm_group(prod, np);
     }
     double loss = 0, nll_sum = 0;
     for (int64_t r = 0; r < N; r++) {

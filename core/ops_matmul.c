@@ -92,13 +92,17 @@ static void linear_backward(cf_ctx *ctx, cf_node *node) {
     int64_t rows = cf_rows(x), in = cf_cols(x), outc = w->shape[0];
     const cf_real *dy = node->out->grad;
     if (rows == 0) return;
+    /* dx and dW in one parallel loop (core/gemm.h: the same bits as two calls) */
+    cf_gemm_args prod[2];
+    int n = 0;
     if (x->requires_grad) { /* dx[R,IN] += dy[R,OUT] @ w[OUT,IN] */
         bool fresh; /* a new gradient buffer is stored into (beta 0): no zero-fill pass */
         cf_real *dx = cf_grad_first(ctx, x, &fresh);
-        cf_gemm_rm(false, false, rows, in, outc, 1, dy, outc, w->data, in, fresh ? 0 : 1, dx, in);
+        prod[n++] = (cf_gemm_args){false, false, rows, in, outc, 1, dy, outc, w->data, in, fresh ? 0 : 1, dx, in};
     }
     if (w->requires_grad) /* dw[OUT,IN] += dy^T @ x */
-        cf_gemm_rm(true, false, outc, in, rows, 1, dy, outc, x->data, in, 1, cf_grad(ctx, w), in);
+        prod[n++] = (cf_gemm_args){true, false, outc, in, rows, 1, dy, outc, x->data, in, 1, cf_grad(ctx, w), in};
+    cf_gemm_rm_group(prod, n);
     if (bias && bias->requires_grad) {
         double *scratch = cf_scratch(ctx, (size_t)cf_col_sum_scratch(rows, outc) * sizeof(double));
         cf_col_sum_add(dy, rows, outc, outc, cf_grad(ctx, bias), scratch);

@@ -113,6 +113,43 @@ TEST(gemm_batched_equals_one_product_at_a_time) {
 
 /* The plan is a function of the shape alone, cuts rows before columns, in powers of two, never
  * below 16 rows, and leaves small products whole. */
+/* A group (one parallel loop over the tiles of several products) gives the bits of separate calls,
+ * on 1 and 2 threads, with transposes, beta 1 accumulation, an empty product and a tiny one. */
+TEST(gemm_group_equals_separate_calls) {
+    enum { M = 700, N = 96, K = 130 };
+    cf_real *a = malloc(M * K * sizeof *a), *b = malloc(K * N * sizeof *b), *d = malloc(M * N * sizeof *d);
+    cf_real *dx1 = malloc(M * K * sizeof *dx1), *dx2 = malloc(M * K * sizeof *dx2);
+    cf_real *dw1 = malloc(K * N * sizeof *dw1), *dw2 = malloc(K * N * sizeof *dw2), s1[4], s2[4];
+    test_fill_uniform(a, M * K, -1, 1, 3);
+    test_fill_uniform(b, K * N, -1, 1, 4);
+    test_fill_uniform(d, M * N, -1, 1, 5);
+    for (int threads = 1; threads <= 2; threads++) {
+        cf_threads_init(threads);
+        test_fill_uniform(dw1, K * N, -1, 1, 6); /* beta 1: accumulated into */
+        memcpy(dw2, dw1, K * N * sizeof *dw1);
+        /* dx = d @ b^T, dW += a^T @ d, an empty product, a 2 x 2 one: a linear layer's backward */
+        cf_gemm_rm(false, true, M, K, N, 1, d, N, b, N, 0, dx1, K);
+        cf_gemm_rm(true, false, K, N, M, 1, a, K, d, N, 1, dw1, N);
+        cf_gemm_rm(false, false, 2, 2, 3, 1, a, K, b, N, 0, s1, 2);
+        cf_gemm_args g[] = {{false, true, M, K, N, 1, d, N, b, N, 0, dx2, K},
+                            {true, false, K, N, M, 1, a, K, d, N, 1, dw2, N},
+                            {false, false, 0, N, K, 1, a, K, b, N, 0, NULL, N},
+                            {false, false, 2, 2, 3, 1, a, K, b, N, 0, s2, 2}};
+        cf_gemm_rm_group(g, 4);
+        CHECK_MSG(memcmp(dx1, dx2, M * K * sizeof *dx1) == 0, "dx differs on %d threads", threads);
+        CHECK_MSG(memcmp(dw1, dw2, K * N * sizeof *dw1) == 0, "dW differs on %d threads", threads);
+        CHECK(memcmp(s1, s2, sizeof s1) == 0);
+    }
+    cf_threads_init(0);
+    free(a);
+    free(b);
+    free(d);
+    free(dx1);
+    free(dx2);
+    free(dw1);
+    free(dw2);
+}
+
 TEST(gemm_plan_is_fixed_by_the_shape) {
     const int64_t shapes[][3] = {{1024, 128, 128}, {1536, 8000, 256}, {128, 128, 1024}, {16, 9000, 64},
                                  {8, 8, 8},         {100000, 64, 64},  {40, 40, 4000}};
