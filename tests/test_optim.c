@@ -501,6 +501,65 @@ TEST(optim_bit_identical_across_threads) {
     cf_param_free(p1);
 }
 
+/* The training step's fused pass against the three calls it replaces: the same parameters, state
+ * and zeroed gradients, bit for bit, for every kind and thread count (scale < 1 as when clipping,
+ * and exactly 1; steps repeated so the moments are not at their first-step values). */
+static void fused_vs_separate(cf_optim_kind kind, int threads, double scale) {
+    CHECK(cf_threads_init(threads) == 0);
+    cf_tensor *w[2], *b[2];
+    cf_param_list pl[2];
+    cf_optimizer *opt[2];
+    for (int f = 0; f < 2; f++) {
+        w[f] = test_param_uniform("fused.weight", 2, (int64_t[]){300, 257}, -1, 1, 41);
+        b[f] = test_param_uniform("fused.bias", 1, (int64_t[]){257}, -1, 1, 42);
+        cf_param_list_init(&pl[f]);
+        cf_param_list_add_auto(&pl[f], w[f], true);
+        cf_param_list_add_auto(&pl[f], b[f], true);
+        cf_optim_config oc = cf_optim_config_default(kind);
+        oc.momentum = kind == CF_OPTIM_SGD ? 0.9 : 0;
+        opt[f] = cf_optimizer_new(&pl[f], &oc);
+    }
+    for (int s = 0; s < 3; s++) {
+        for (int f = 0; f < 2; f++) {
+            test_fill_uniform(w[f]->grad, w[f]->numel, -1, 1, 50 + (uint64_t)s);
+            test_fill_uniform(b[f]->grad, b[f]->numel, -1, 1, 60 + (uint64_t)s);
+        }
+        cf_tensor *ps[2] = {w[0], b[0]};
+        cf_grads_scale(ps, 2, scale);
+        cf_optimizer_step(opt[0], 1e-2);
+        cf_optimizer_zero_grad(opt[0]);
+        cf_optimizer_step_and_zero(opt[1], 1e-2, scale);
+    }
+    bool same = opt[0]->t == opt[1]->t, zero = true;
+    for (int i = 0; i < 2; i++) {
+        cf_tensor *p0 = i ? b[0] : w[0], *p1 = i ? b[1] : w[1];
+        size_t bytes = (size_t)p0->numel * sizeof(cf_real);
+        same &= memcmp(p0->data, p1->data, bytes) == 0;
+        if (opt[0]->m && opt[0]->m[i]) same &= memcmp(opt[0]->m[i], opt[1]->m[i], bytes) == 0;
+        if (opt[0]->v && opt[0]->v[i]) same &= memcmp(opt[0]->v[i], opt[1]->v[i], bytes) == 0;
+        for (int64_t j = 0; j < p1->numel; j++) zero &= p1->grad[j] == 0;
+    }
+    CHECK_MSG(same, "%s, %d threads, scale %g: fused step differs from scale + step + zero", cf_optim_kind_name(kind),
+              threads, scale);
+    CHECK_MSG(zero, "%s, %d threads: fused step left a gradient non-zero", cf_optim_kind_name(kind), threads);
+    for (int f = 0; f < 2; f++) {
+        cf_optimizer_free(opt[f]);
+        cf_param_list_free(&pl[f]);
+        cf_param_free(w[f]);
+        cf_param_free(b[f]);
+    }
+    CHECK(cf_threads_init(0) == 0);
+}
+
+TEST(optim_fused_step_equals_scale_step_zero) {
+    const cf_optim_kind kinds[] = {CF_OPTIM_ADAMW, CF_OPTIM_ADAM, CF_OPTIM_SGD};
+    for (int k = 0; k < 3; k++)
+        for (int t = 0; t < TEST_N_THREAD_COUNTS; t++) {
+            fused_vs_separate(kinds[k], test_thread_counts[t], 0.37);
+            fused_vs_separate(kinds[k], test_thread_counts[t], 1.0);
+        }
+}
+
 TEST(optim_step_does_not_allocate) {
     cf_tensor *p = test_param_uniform("big.weight", 2, (int64_t[]){512, 256}, -1, 1, 5);
     cf_tensor *b = test_param_uniform("big.bias", 1, (int64_t[]){512}, -1, 1, 6);
