@@ -34,16 +34,6 @@ typedef struct variant {
     int64_t n_kv_heads;
 } variant;
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 static void fill_uniform(cf_real *x, int64_t n, uint64_t seed) {
     cf_rng r = cf_rng_init(seed, CF_RNG_STREAM_TEST);
     for (int64_t i = 0; i < n; i++) x[i] = (cf_real)(2 * cf_rng_uniform(&r) - 1);
@@ -87,7 +77,7 @@ static void bench_variant(const variant *v, int64_t B, int64_t T, int64_t d, int
     }
     int64_t kv = cf_kv_cache_bytes_per_token(&a);
     printf("| %-11s | %10lld | %9.1f | %14.1f | %11lld | %11lld | %5.1f%% |\n", v->name,
-           (long long)cf_params_numel(&ps), 1e3 * median(fwd, reps), 1e3 * median(both, reps), (long long)kv,
+           (long long)cf_params_numel(&ps), 1e3 * cf_median(fwd, reps), 1e3 * cf_median(both, reps), (long long)kv,
            (long long)kv / 2, 100.0 * (double)kv / (double)(2 * d * 4));
     free(fwd);
     free(both);
