@@ -123,7 +123,7 @@ DECODE_N ?= 64
 bench: all $(BENCH_BIN)
 	$(BENCH_BIN)
 	$(CLI) bench configs/bench_tiny.json
-	$(CLI) bench configs/bench_small.json
+	$(CLI) bench configs/bench_small.json $$(test $$(nproc) -ge 2 && echo --scaling)
 	@if /usr/bin/python3 -c 'import torch' 2>/dev/null; then bench/compare_torch.sh && \
 	    DECODE_N=$(DECODE_N) bench/compare_decode.sh 3 $(DECODE_TARGETS); \
 	else echo "bench: /usr/bin/python3 has no torch: skipping the PyTorch comparisons (make bench-torch)"; fi
