@@ -109,5 +109,7 @@ int cf_grad_sync_add(cf_grad_sync *s, int64_t m, double mean_loss, int64_t n_tok
 int cf_grad_sync_finish(cf_grad_sync *s, const volatile sig_atomic_t *stop, cf_grad_sync_totals *t);
 /* Seconds spent in exchanges (waiting for the network) and folding, since cf_grad_sync_new. */
 double cf_grad_sync_comm_seconds(const cf_grad_sync *s);
+/* The buckets the gradient vector is cut into (each exchanged on its own). */
+int cf_grad_sync_buckets(const cf_grad_sync *s);
 
 #endif

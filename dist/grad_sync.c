@@ -138,6 +138,8 @@ void cf_grad_sync_free(cf_grad_sync *s) {
 
 double cf_grad_sync_comm_seconds(const cf_grad_sync *s) { return s->comm_s; }
 
+int cf_grad_sync_buckets(const cf_grad_sync *s) { return s->n_buckets; }
+
 /* ---- the arithmetic: the only additions across micro-batches ---- */
 
 /* out[e] = w * g[e] (first) or out[e] + w * g[e], with the product rounded to float first, so

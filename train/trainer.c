@@ -833,10 +833,11 @@ int cf_train(const cf_train_args *a) {
                (long long)t.model->dec[0].self_attn.n_kv_heads, (long long)mc.enc_layers, (long long)mc.dec_layers,
                (long long)mc.d_ff, (long long)mc.tgt_vocab, (double)cf_transformer_num_params(t.model) / 1e6);
         if (t.ranks > 1)
-            printf("run: %s | %d ranks x %d threads | grad_accum %lld (%lld per rank) | %lld batches per epoch | "
-                   "max_steps %lld\n", t.dir, t.ranks, cf_threads_count(), (long long)t.cfg.train.grad_accum,
-                   (long long)(t.cfg.train.grad_accum / t.ranks), (long long)cf_batcher_n_batches(t.batches),
-                   (long long)t.cfg.train.max_steps);
+            printf("run: %s | %d ranks x %d threads | grad_accum %lld (%lld per rank) | %d gradient bucket%s | "
+                   "%lld batches per epoch | max_steps %lld\n", t.dir, t.ranks, cf_threads_count(),
+                   (long long)t.cfg.train.grad_accum, (long long)(t.cfg.train.grad_accum / t.ranks),
+                   cf_grad_sync_buckets(t.sync), cf_grad_sync_buckets(t.sync) == 1 ? "" : "s",
+                   (long long)cf_batcher_n_batches(t.batches), (long long)t.cfg.train.max_steps);
         else
             printf("run: %s | %d threads | %lld batches per epoch | max_steps %lld\n", t.dir, cf_threads_count(),
                    (long long)cf_batcher_n_batches(t.batches), (long long)t.cfg.train.max_steps);
