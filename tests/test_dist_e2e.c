@@ -183,6 +183,26 @@ static const char *reference(int k) {
     return dirs[k];
 }
 
+/* Both builds: `cformer version` says which one it is, and a build without MPI=1 links no MPI
+ * library (ldd lists none). */
+TEST(dist_e2e_version_names_the_build) {
+    char *cmd = test_fmt("'%s' version", test_cformer_path()), *out = NULL;
+    CHECK(run(cmd, &out) == 0);
+    bool says_mpi = out && strstr(out, "MPI data-parallel training") && strstr(out, "\nMPI: ");
+    bool says_none = out && strstr(out, "no MPI: built without MPI=1");
+    CHECK_MSG(cf_dist_compiled() ? says_mpi && !says_none : says_none && !says_mpi, "version of a%s build:\n%s",
+              cf_dist_compiled() ? "n MPI" : " plain", out);
+    free(out), free(cmd);
+    cmd = test_fmt("ldd '%s'", test_cformer_path());
+    out = NULL;
+    if (run(cmd, &out) == 0) { /* ldd is part of Debian's libc-bin; skip the check where it is missing */
+        bool links_mpi = strstr(out, "libmpi") != NULL;
+        CHECK_MSG(links_mpi == cf_dist_compiled(), "%s build, ldd says:\n%s", cf_dist_compiled() ? "MPI" : "plain",
+                  out);
+    }
+    free(out), free(cmd);
+}
+
 TEST(dist_e2e_k_ranks_equal_grad_accum_k) {
     if (!mpi_ready(__func__)) return;
     for (int k = 2; k <= 3; k++) {
@@ -198,6 +218,32 @@ TEST(dist_e2e_k_ranks_equal_grad_accum_k) {
         CHECK_MSG(strcmp(la, lb) == 0 && la[0], "%s: logged losses differ:\n%s---\n%s", what, lb, la);
         free(la), free(lb), free(what), free(banner), free(out), free(cmd), free(dir);
     }
+}
+
+/* The gradient cut into several buckets (d_ff 4096: 3 buckets of about 1 MiB, each split into 3
+ * chunks): 3 ranks still train what one process with grad_accum 3 trains. */
+TEST(dist_e2e_several_buckets_equal_grad_accum) {
+    if (!mpi_ready(__func__)) return;
+    const char *wide = "--set model.d_ff=4096";
+    char *one = test_fmt("%s/one-wide", root_dir()), *dir = test_fmt("%s/ranks3-buckets", root_dir());
+    char *ref_extra = test_fmt("%s --set train.grad_accum=3 --set train.threads=1", wide);
+    char *ranks_extra = test_fmt("%s --set train.bucket_mb=1", wide);
+    char *ref_cmd = train_cmd(0, one, ref_extra), *cmd = train_cmd(3, dir, ranks_extra), *out = NULL;
+    int code = run(ref_cmd, &out);
+    CHECK_MSG(code == 0, "reference run failed (%d):\n%s", code, out);
+    free(out);
+    out = NULL;
+    code = run(cmd, &out);
+    CHECK_MSG(code == 0, "3 ranks: exit %d:\n%s", code, out);
+    const char *b = out ? strstr(out, " gradient buckets |") : NULL;
+    int buckets = 0;
+    while (b && b > out && b[-1] >= '0' && b[-1] <= '9') b--;
+    if (b) buckets = atoi(b);
+    CHECK_MSG(buckets >= 2, "expected the gradient in 2 or more buckets, the banner says %d:\n%s", buckets, out);
+    check_same_checkpoint(one, dir, "3 ranks in 1 MiB buckets vs grad_accum 3");
+    char *la = losses(one), *lb = losses(dir);
+    CHECK_MSG(strcmp(la, lb) == 0 && la[0], "logged losses differ:\n%s---\n%s", lb, la);
+    free(la), free(lb), free(out), free(cmd), free(ref_cmd), free(ranks_extra), free(ref_extra), free(dir), free(one);
 }
 
 /* A mixture-of-experts model: 2 ranks train what one process with grad_accum 2 trains, and the
