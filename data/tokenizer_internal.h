@@ -147,6 +147,15 @@ void tok_buf_header(tok_buf *b, const char *format, int version, int vocab_size)
 /* The inverse mapping of a token string (without its prefix): its length, or -1 when it uses a
  * character outside the byte alphabet (*bad = that code point) or is longer than cap. */
 int64_t tok_token_bytes(const char *s, char *out, size_t cap, uint32_t *bad);
+/* Vocabulary entry id's piece string s (its prefix removed) as bytes into out (room for
+ * CF_TOK_MAX_TOKEN_BYTES): its length, or -1 + an error naming the file and entry (empty, a
+ * character outside the byte alphabet, too long). */
+int64_t tok_vocab_piece(const char *s, char *out, const char *path, int id);
+/* The checks every kind's from_pieces makes first: n pieces fit the vocabulary bound (kind names
+ * the kind in the message) and each is 1 to CF_TOK_MAX_TOKEN_BYTES bytes; 0 or -1 + error. */
+int tok_check_pieces(const char *kind, int n, const size_t *len);
+/* Prefix the pending error with "path: " (a from_pieces error, reported by a file loader). */
+void tok_error_in_file(const char *path);
 
 /* The whole file, NUL-terminated, refused past CF_TOK_MAX_FILE_BYTES; NULL + error naming it. */
 char *tok_read_file(const char *path, size_t *len);

@@ -303,6 +303,35 @@ int64_t tok_token_bytes(const char *s, char *out, size_t cap, uint32_t *bad) {
     return (int64_t)n;
 }
 
+int64_t tok_vocab_piece(const char *s, char *out, const char *path, int id) {
+    uint32_t bad = 0;
+    int64_t k = tok_token_bytes(s, out, CF_TOK_MAX_TOKEN_BYTES, &bad);
+    if (k == 0) cf_error_set("%s: vocab entry %d is an empty piece", path, id);
+    else if (k < 0 && bad) cf_error_set("%s: vocab entry %d uses U+%04X, outside the byte alphabet", path, id, bad);
+    else if (k < 0) cf_error_set("%s: vocab entry %d is longer than %d bytes", path, id, CF_TOK_MAX_TOKEN_BYTES);
+    return k > 0 ? k : -1;
+}
+
+int tok_check_pieces(const char *kind, int n, const size_t *len) {
+    if (n < 0 || n > CF_TOK_MAX_VOCAB - CF_TOK_N_BASE) {
+        cf_error_set("%s: %d pieces (at most %d)", kind, n, CF_TOK_MAX_VOCAB - CF_TOK_N_BASE);
+        return -1;
+    }
+    for (int i = 0; i < n; i++)
+        if (len[i] == 0 || len[i] > CF_TOK_MAX_TOKEN_BYTES) {
+            cf_error_set("vocab entry %d: a piece of %zu bytes (must be 1 to %d)", CF_TOK_N_BASE + i, len[i],
+                         CF_TOK_MAX_TOKEN_BYTES);
+            return -1;
+        }
+    return 0;
+}
+
+void tok_error_in_file(const char *path) {
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", cf_error_message());
+    cf_error_set("%s: %s", path, msg);
+}
+
 char *tok_read_file(const char *path, size_t *len) {
     FILE *f = fopen(path, "rb");
     if (!f) {

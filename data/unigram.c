@@ -28,17 +28,9 @@ struct cf_unigram {
 };
 
 cf_unigram *cf_unigram_from_pieces(int n, const char *const *bytes, const size_t *len, const float *score) {
-    if (n < 0 || n > CF_TOK_MAX_VOCAB - CF_TOK_N_BASE) {
-        cf_error_set("unigram: %d pieces (at most %d)", n, CF_TOK_MAX_VOCAB - CF_TOK_N_BASE);
-        return NULL;
-    }
+    if (tok_check_pieces("unigram", n, len) != 0) return NULL;
     double lowest = 0;
     for (int i = 0; i < n; i++) {
-        if (len[i] == 0 || len[i] > CF_TOK_MAX_TOKEN_BYTES) {
-            cf_error_set("vocab entry %d: a piece of %zu bytes (must be 1 to %d)", CF_TOK_N_BASE + i, len[i],
-                         CF_TOK_MAX_TOKEN_BYTES);
-            return NULL;
-        }
         if (!isfinite(score[i])) {
             cf_error_set("vocab entry %d: score %g is not a finite number", CF_TOK_N_BASE + i, (double)score[i]);
             return NULL;
@@ -270,23 +262,12 @@ cf_unigram *unigram_from_root(const cJSON *root, const char *path) {
         }
         score[i] = (float)v;
         ptr[i] = bytes + (size_t)i * CF_TOK_MAX_TOKEN_BYTES;
-        uint32_t bad = 0;
-        int64_t k = tok_token_bytes(item->child->valuestring, bytes + (size_t)i * CF_TOK_MAX_TOKEN_BYTES,
-                                    CF_TOK_MAX_TOKEN_BYTES, &bad);
-        if (k <= 0) {
-            if (k == 0) cf_error_set("%s: vocab entry %d is an empty piece", path, id);
-            else if (bad) cf_error_set("%s: vocab entry %d uses U+%04X, outside the byte alphabet", path, id, bad);
-            else cf_error_set("%s: vocab entry %d is longer than %d bytes", path, id, CF_TOK_MAX_TOKEN_BYTES);
-            goto done;
-        }
+        int64_t k = tok_vocab_piece(item->child->valuestring, bytes + (size_t)i * CF_TOK_MAX_TOKEN_BYTES, path, id);
+        if (k < 0) goto done;
         len[i] = (size_t)k;
     }
     t = cf_unigram_from_pieces(n, ptr, len, score);
-    if (!t) {
-        char msg[512];
-        snprintf(msg, sizeof msg, "%s", cf_error_message());
-        cf_error_set("%s: %s", path, msg);
-    }
+    if (!t) tok_error_in_file(path);
 done:
     free(bytes);
     free(ptr);

@@ -28,16 +28,8 @@ void wordpiece_set_min_count(cf_wordpiece *t, int64_t min_count) { t->min_count 
 int64_t cf_wordpiece_min_count(const cf_wordpiece *t) { return t->min_count; }
 
 cf_wordpiece *cf_wordpiece_from_pieces(int n, const char *const *bytes, const size_t *len, const bool *cont) {
-    if (n < 0 || n > CF_TOK_MAX_VOCAB - CF_TOK_N_BASE) {
-        cf_error_set("wordpiece: %d pieces (at most %d)", n, CF_TOK_MAX_VOCAB - CF_TOK_N_BASE);
-        return NULL;
-    }
+    if (tok_check_pieces("wordpiece", n, len) != 0) return NULL;
     for (int i = 0; i < n; i++) {
-        if (len[i] == 0 || len[i] > CF_TOK_MAX_TOKEN_BYTES) {
-            cf_error_set("vocab entry %d: a piece of %zu bytes (must be 1 to %d)", CF_TOK_N_BASE + i, len[i],
-                         CF_TOK_MAX_TOKEN_BYTES);
-            return NULL;
-        }
         if (!cont[i] && len[i] >= 2 && memcmp(bytes[i], WP_PREFIX, 2) == 0) {
             cf_error_set("vocab entry %d: a start piece may not begin with \"##\" (it would read as a continuation)",
                          CF_TOK_N_BASE + i);
@@ -186,23 +178,13 @@ cf_wordpiece *wordpiece_from_root(const cJSON *root, const char *path) {
         cont[i] = strncmp(s, WP_PREFIX, 2) == 0;
         if (cont[i]) s += 2;
         ptr[i] = bytes + (size_t)i * CF_TOK_MAX_TOKEN_BYTES;
-        uint32_t bad = 0;
-        int64_t k = tok_token_bytes(s, bytes + (size_t)i * CF_TOK_MAX_TOKEN_BYTES, CF_TOK_MAX_TOKEN_BYTES, &bad);
-        if (k <= 0) {
-            if (k == 0) cf_error_set("%s: vocab entry %d is an empty piece", path, id);
-            else if (bad) cf_error_set("%s: vocab entry %d uses U+%04X, outside the byte alphabet", path, id, bad);
-            else cf_error_set("%s: vocab entry %d is longer than %d bytes", path, id, CF_TOK_MAX_TOKEN_BYTES);
-            goto done;
-        }
+        int64_t k = tok_vocab_piece(s, bytes + (size_t)i * CF_TOK_MAX_TOKEN_BYTES, path, id);
+        if (k < 0) goto done;
         len[i] = (size_t)k;
     }
     t = cf_wordpiece_from_pieces(n, ptr, len, cont);
     if (t && mc) t->min_count = (int64_t)mc->valuedouble;
-    if (!t) {
-        char msg[512];
-        snprintf(msg, sizeof msg, "%s", cf_error_message());
-        cf_error_set("%s: %s", path, msg);
-    }
+    if (!t) tok_error_in_file(path);
 done:
     free(bytes);
     free(ptr);
