@@ -345,9 +345,13 @@ TEST(dist_e2e_killed_rank_ends_the_job) {
     int n = rank_pids(dir, pids, 8);
     CHECK_MSG(n == 2, "found %d rank processes", n);
     if (n >= 2) kill(pids[1], SIGKILL);
+    double t_kill = cf_now_s();
     bool ended = wait_job(&j, 120); /* seconds in practice: mpirun notices at once */
+    double t_end = cf_now_s();
     if (!ended) kill(-j.pid, SIGKILL), wait_job(&j, 10);
     CHECK_MSG(ended, "the job did not end within 120 s of a rank's death");
+    /* printed, not asserted (a loaded machine stretches it): docs/distributed.md quotes it */
+    if (ended) printf("  (the job ended %.2f s after rank 1's SIGKILL)\n", t_end - t_kill);
     char *out = test_read_file(j.log, NULL);
     CHECK_MSG(j.code != 0 && out && (strstr(out, "signal 9") || strstr(out, "Killed")),
               "exit %d, no word of the killed rank:\n%s", j.code, out ? out : "");
