@@ -449,6 +449,34 @@ TEST(dist_e2e_ranks_must_agree) {
     CHECK_MSG(code != 0 && strstr(out, "rank 1's config differs from rank 0's"), "exit %d:\n%s", code, out);
     CHECK_MSG(!exists(dir, "checkpoints/latest") && !exists(dir, "metrics.jsonl"), "a refused job wrote %s", dir);
     free(out), free(cmd), free(a), free(b), free(dir);
+
+    /* The same config, but rank 1 reads other bytes under the same training-data path, as on a
+     * node without a shared file system: rank 1 runs in its own mount namespace where a copy of
+     * train.de with one sentence changed is bound over the original. Needs the right to unshare
+     * and mount (root, as in CI); skipped without it. */
+    if (system("unshare --mount true >/dev/null 2>&1") != 0) {
+        printf("  (%s: the data case skipped: no right to unshare a mount namespace)\n", __func__);
+        return;
+    }
+    char *alt = test_fmt("%s/other-node.de", root_dir());
+    char *setup = test_fmt("sed '1s/^/changed /' '%s/data/toy/train.de' > '%s'", CF_SOURCE_DIR, alt);
+    CHECK(system(setup) == 0);
+    dir = test_fmt("%s/disagree-data", root_dir());
+    a = train_cmd(0, dir, NULL);
+    char *q = test_fmt("mount --bind '%s' '%s/data/toy/train.de' && exec %s", alt, CF_SOURCE_DIR, a);
+    char *quoted = strdup(""); /* q inside single quotes: each ' becomes '\'' */
+    for (const char *c = q; *c; c++) {
+        char *more = *c == '\'' ? test_fmt("%s'\\''", quoted) : test_fmt("%s%c", quoted, *c);
+        free(quoted);
+        quoted = more;
+    }
+    cmd = test_fmt("mpirun --oversubscribe -np 1 %s : -np 1 unshare --mount sh -c '%s'", a, quoted);
+    out = NULL;
+    code = run(cmd, &out);
+    CHECK_MSG(code != 0 && strstr(out, "rank 1's data (tokenizer or corpora) differs from rank 0's"), "exit %d:\n%s",
+              code, out);
+    CHECK_MSG(!exists(dir, "checkpoints/latest") && !exists(dir, "metrics.jsonl"), "a refused job wrote %s", dir);
+    free(out), free(cmd), free(a), free(dir), free(setup), free(alt), free(q), free(quoted);
 }
 
 /* The I/O point (core/fileio.h) of the n-th write to metrics.jsonl in a CF_FAULT_TRACE file; -1. */
