@@ -393,7 +393,12 @@ TEST(dist_e2e_ctrl_c_writes_one_checkpoint) {
     ssize_t n = readlink(latest, link, sizeof link - 1);
     char *want = test_fmt("step-%08lld", step);
     CHECK_MSG(n > 0 && strcmp(link, want) == 0, "latest is %s, want %s", n > 0 ? link : "(none)", want);
-    free(want), free(latest), free(out), free(j.log), free(dir);
+    /* one save of the stop step in the whole job's output (rank 0's; no rank writes it twice) */
+    char *saved = test_fmt("saved checkpoint step %lld\n", step);
+    int saves = 0;
+    for (const char *p = out ? strstr(out, saved) : NULL; p; p = strstr(p + 1, saved)) saves++;
+    CHECK_MSG(saves == 1, "the stop step %lld was saved %d times:\n%s", step, saves, out ? out : "");
+    free(saved), free(want), free(latest), free(out), free(j.log), free(dir);
 }
 
 /* Bytes in dir's metrics.jsonl (rank 0 appends a line per progress line, just before printing it). */
