@@ -185,6 +185,48 @@ TEST(safetensors_roundtrip) {
     rmdir(dir);
 }
 
+/* Regression (fuzz_safetensors, CI 2026-12-02): an empty tensor before another one is written at
+ * that tensor's start offset; the reader took the two for overlapping when the sort by offset put
+ * the empty one second. Every order of empty and non-empty tensors must read back. */
+TEST(safetensors_empty_tensors_overlap_nothing) {
+    const char *dir = test_tmpdir("stempty");
+    char path[512];
+    snprintf(path, sizeof path, "%s/e.safetensors", dir);
+    float v[4] = {1, 2, 3, 4};
+    const char *names[3] = {"z", "v", "e"}; /* sorted by name: e, v, z; by offset: ties at v's start */
+    for (int order = 0; order < 6; order++) {
+        int perm[6][3] = {{0, 1, 2}, {0, 2, 1}, {1, 0, 2}, {1, 2, 0}, {2, 0, 1}, {2, 1, 0}};
+        cf_st_writer *w = cf_st_writer_new();
+        for (int i = 0; i < 3; i++) {
+            int k = perm[order][i];
+            if (k == 1) cf_st_writer_add(w, names[k], CF_ST_F32, 1, (int64_t[]){4}, v);
+            else cf_st_writer_add(w, names[k], CF_ST_F32, 2, (int64_t[]){0, 4}, v);
+        }
+        CHECK(cf_st_writer_write(w, path) == 0);
+        cf_st_writer_free(w);
+        cf_st_file *f = cf_st_open(path);
+        CHECK_MSG(f && cf_st_count(f) == 3, "order %d: %s", order, f ? "wrong count" : cf_error_message());
+        const cf_st_tensor *t = f ? cf_st_find(f, "v") : NULL;
+        CHECK(t && t->nbytes == sizeof v && memcmp(t->data, v, sizeof v) == 0);
+        cf_st_close(f);
+    }
+    /* An empty range inside another tensor's bytes is still harmless; a real overlap is not. */
+    const char *hdr = "{\"v\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+                      "\"e\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[4,4]}}";
+    unsigned char buf[256] = {0};
+    uint64_t hlen = strlen(hdr);
+    memcpy(buf, &hlen, 8);
+    memcpy(buf + 8, hdr, hlen);
+    FILE *fp = fopen(path, "wb");
+    CHECK(fp && fwrite(buf, 1, 8 + hlen + 8, fp) == 8 + hlen + 8);
+    if (fp) fclose(fp);
+    cf_st_file *f = cf_st_open(path);
+    CHECK_MSG(f && cf_st_count(f) == 2, "%s", f ? "wrong count" : cf_error_message());
+    cf_st_close(f);
+    unlink(path);
+    rmdir(dir);
+}
+
 static void write_bytes(const char *path, const void *p, size_t n) {
     FILE *fp = fopen(path, "wb");
     fwrite(p, 1, n, fp);
