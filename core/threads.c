@@ -2,6 +2,7 @@
 #include "core/threads.h"
 
 #include <cblas.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <math.h>
 #include <omp.h>
@@ -155,6 +156,9 @@ static double clock_s(clockid_t id) {
  * CPUs that is; -1 if unreadable. read(2) into a static buffer: no allocation between steps. */
 static double busy_seconds(int *n_cpus) {
     static char buf[1 << 17];
+    errno = 0;
+    int prio = getpriority(PRIO_PROCESS, 0);
+    bool count_nice = errno != 0 || prio > 0;
     int fd = open("/proc/stat", O_RDONLY | O_CLOEXEC);
     if (fd < 0) return -1;
     size_t len = 0;
@@ -174,7 +178,12 @@ static double busy_seconds(int *n_cpus) {
         /* user nice system idle iowait irq softirq steal */
         unsigned long long v[8] = {0};
         for (int i = 0; i < 8; i++) v[i] = strtoull(end, &end, 10);
-        busy += (double)(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / hz;
+        /* Niced processes' time ("nice") is not load for a process at priority 0: the scheduler
+         * gives us ~90% of a core beside a nice-10 job (weights 1024 vs 110), so giving up a
+         * thread for it costs more than sharing the core (docs/performance.md "Load"). A niced
+         * process of our own counts it: its competitors then run at its level. */
+        unsigned long long niced = count_nice ? v[1] : 0;
+        busy += (double)(v[0] + niced + v[2] + v[5] + v[6] + v[7]) / hz;
         ++*n_cpus;
     }
     return *n_cpus > 0 ? busy : -1;

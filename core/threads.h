@@ -16,8 +16,9 @@
  * holds a core, one of our threads is descheduled for a time slice (milliseconds) at a time and the
  * others wait for it at every barrier; a 2-thread step beside one busy process ran 3.4x slower than
  * alone, and 1.8x slower than 1 thread. cf_threads_adapt measures, over the last half second, how
- * many of our CPUs other processes kept busy (/proc/stat minus our own CPU time, steal included)
- * and runs on the cores that are left (at least 1, at most the configured count).
+ * many of our CPUs other processes kept busy (/proc/stat minus our own CPU time, steal included;
+ * niced processes' time only when we are niced too: a nice-10 job leaves us ~90% of its core) and
+ * runs on the cores that are left (at least 1, at most the configured count).
  */
 #ifndef CF_THREADS_H
 #define CF_THREADS_H
