@@ -854,12 +854,12 @@ TEST(e2e_identical_runs_give_identical_files) {
 
 /* configs/tiny.json widened until every parallel path runs (GEMMs of ~1000 x 128 x 128 and more in
  * tiles, elementwise loops over > 32768 elements, attention over > 32768 score x dim products, the
- * optimizer's and norm's block loops), with dropout: 20 updates on 1, 2, 3 and 4 threads (load
+ * optimizer's and norm's block loops), with dropout: 30 updates (the issue's count) on 1, 2, 3 and 4 threads (load
  * following off, so each count really runs) write byte-identical model and optimizer files, and a
- * run stopped at update 10 on 2 threads and resumed on 1 ends identical to the uninterrupted run. */
+ * run stopped at update 15 on 2 threads and resumed on 1 ends identical to the uninterrupted run. */
 static const char *wide_sets[] = {"model.d_model=128", "model.n_heads=4", "model.d_ff=512",
-                                  "train.batch_tokens=1024", "train.max_steps=20", "schedule.total_steps=20",
-                                  "train.save_every=10", "train.eval_every=20", "train.log_every=10",
+                                  "train.batch_tokens=1024", "train.max_steps=30", "schedule.total_steps=30",
+                                  "train.save_every=15", "train.eval_every=30", "train.log_every=15",
                                   "data.test_src=null", "data.test_tgt=null", "train.adapt_threads=false"};
 enum { N_WIDE = sizeof wide_sets / sizeof wide_sets[0] };
 
@@ -878,20 +878,20 @@ static result train_wide(const char *dir, bool resume, int threads, int max_step
 
 TEST(e2e_any_thread_count_gives_identical_files) {
     char *ref = run_path(root_dir(), "W1");
-    result r = train_wide(ref, false, 1, 20);
+    result r = train_wide(ref, false, 1, 30);
     CHECK_CODE(r, 0);
     result_free(&r);
     const char *names[] = {"model.safetensors", "optim.safetensors"};
     for (int threads = 2; threads <= 4; threads++) {
         char *dir = test_fmt("%s/W%d", root_dir(), threads);
-        r = train_wide(dir, false, threads, 20);
+        r = train_wide(dir, false, threads, 30);
         CHECK_CODE(r, 0);
         char *banner = test_fmt("| %d threads |", threads);
         CHECK_MSG(strstr(r.out, banner) != NULL, "not run on %d threads:\n%s", threads, r.out);
         free(banner);
         result_free(&r);
         for (int i = 0; i < 2; i++) {
-            char *x = ckpt_file(ref, 20, names[i]), *y = ckpt_file(dir, 20, names[i]);
+            char *x = ckpt_file(ref, 30, names[i]), *y = ckpt_file(dir, 30, names[i]);
             CHECK_MSG(same_bytes(x, y), "%s: 1 and %d threads differ", names[i], threads);
             free(x);
             free(y);
@@ -899,17 +899,17 @@ TEST(e2e_any_thread_count_gives_identical_files) {
         if (threads != 2) rm_tree(dir);
         free(dir);
     }
-    /* 2 threads to update 10, then 1 thread from its checkpoint to 20 */
+    /* 2 threads to update 15, then 1 thread from its checkpoint to 30 */
     char *two = test_fmt("%s/W2", root_dir()), *resumed = run_path(root_dir(), "W2to1");
-    r = train_wide(resumed, false, 2, 10);
+    r = train_wide(resumed, false, 2, 15);
     CHECK_CODE(r, 0);
     result_free(&r);
-    r = train_wide(resumed, true, 1, 20);
+    r = train_wide(resumed, true, 1, 30);
     CHECK_CODE(r, 0);
     CHECK_MSG(strstr(r.out, "written with 2 threads, this run uses 1"), "thread change not reported:\n%s", r.out);
     result_free(&r);
     for (int i = 0; i < 2; i++) {
-        char *x = ckpt_file(two, 20, names[i]), *y = ckpt_file(resumed, 20, names[i]);
+        char *x = ckpt_file(two, 30, names[i]), *y = ckpt_file(resumed, 30, names[i]);
         CHECK_MSG(same_bytes(x, y), "%s: the run resumed on 1 thread differs from the 2-thread run", names[i]);
         free(x);
         free(y);
