@@ -88,6 +88,13 @@ void cf_gemm_rm_group(const cf_gemm_args *products, int n);
 void cf_gemm_serial(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, cf_real alpha, const cf_real *a,
                     int64_t lda, const cf_real *b, int64_t ldb, cf_real beta, cf_real *c, int64_t ldc);
 
+/* C[m, n] = alpha * A B + beta * C for the small products of one attention head, on the calling
+ * thread: A(i, l) = a[i*a_rs + l*a_cs], B(l, j) = b[l*b_rs + j*b_cs] (so either may be a transpose;
+ * one of each pair of strides must be 1), C row-major. Each element of C is one FMA chain over l
+ * ascending, then * alpha + beta * C, whatever m and n (core/gemm_small.c); beta 0 ignores C. */
+void cf_gemm_small(int64_t m, int64_t n, int64_t k, cf_real alpha, const cf_real *a, int64_t a_rs, int64_t a_cs,
+                   const cf_real *b, int64_t b_rs, int64_t b_cs, cf_real beta, cf_real *c, int64_t ldc);
+
 /* C[m,n] = op(A) op(B) + bias[n] on every row (linear layers: the bias rides in the GEMM's tiles). */
 void cf_gemm_rm_bias(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const cf_real *a, int64_t lda,
                      const cf_real *b, int64_t ldb, const cf_real *bias, cf_real *c, int64_t ldc);

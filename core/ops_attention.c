@@ -33,11 +33,14 @@
  * dq_blk += dqa A * scale and dA += dqa^T q_blk * scale. A head writes its own dA partial; the
  * partials of a table are summed in (batch, head) order, like grouped dk/dv.
  *
- * The per-block GEMMs go to OpenBLAS through cf_gemm_serial (one thread, inside our parallel
- * region): for 256 heads at T = S = 48, D = 32 on one core, q k^T in 16-row blocks took 0.69 ms with sgemm vs 1.18 ms
- * with fmaf loops vectorised over keys (k transposed once per head), and P v 0.37-0.59 ms vs
- * 1.6 ms. The softmax and the dropout RNG, not the GEMMs, were the slow parts: both are written
- * so that gcc vectorises them (cf_vexp, omp simd reductions, the batched Philox of core/rng.c).
+ * The per-block products go through cf_gemm_small (core/gemm_small.c: register tiles on the calling
+ * thread, A and A^T read in place, K^T and V^T copied a panel at a time). They used to be
+ * cblas_sgemm calls, which beat fmaf loops vectorised over keys (256 heads at T = S = 48, D = 32 on
+ * one core: q k^T 0.69 vs 1.18 ms, P v 0.37-0.59 vs 1.6 ms) but spent ~25% of the op in OpenBLAS's
+ * buffer lock, packing and dispatch. With the register tiles the op's time in a bench-small step
+ * (`cformer bench --profile`, 2 threads) went from 33.3 to 23.8 ms, in bench-tiny's from 5.6 to
+ * 4.4 ms. The softmax and the dropout RNG are written so that gcc vectorises them (cf_vexp, omp
+ * simd reductions, the batched Philox of core/rng.c). Relative-position products stay on BLAS.
  */
 #include <math.h>
 #include <omp.h>
@@ -300,8 +303,8 @@ static void attn_forward_head(const attn_cfg *c, int64_t b, int64_t h, const cf_
         if (nr <= ATTN_FEW_ROWS)
             attn_few_scores(nr, nk, Dk, (cf_real)c->scale, q_h + i0 * ldq, ldq, k_h + lo * ldk, ldk, p_h + i0 * S + lo, S);
         else
-            cf_gemm_serial(false, true, nr, nk, Dk, (cf_real)c->scale, q_h + i0 * ldq, ldq, k_h + lo * ldk, ldk, 0,
-                           p_h + i0 * S + lo, S);
+            cf_gemm_small(nr, nk, Dk, (cf_real)c->scale, q_h + i0 * ldq, ldq, 1, k_h + lo * ldk, 1, ldk, 0,
+                          p_h + i0 * S + lo, S);
         if (c->rel) attn_rel_forward(c, i0, i1, lo, hi, q_h, attn_rel_table(c, h), qa, p_h);
         for (int64_t i = i0; i < i1; i++) {
             cf_real *p = p_h + i * S, *d = pd + (i - i0) * S;
@@ -321,7 +324,7 @@ static void attn_forward_head(const attn_cfg *c, int64_t b, int64_t h, const cf_
         if (nr <= ATTN_FEW_ROWS)
             attn_few_weighted_sum(nr, nk, Dv, w, S, v_h + lo * ldv, ldv, out_h + i0 * ldo, ldo);
         else
-            cf_gemm_serial(false, false, nr, Dv, nk, 1, w, S, v_h + lo * ldv, ldv, 0, out_h + i0 * ldo, ldo);
+            cf_gemm_small(nr, Dv, nk, 1, w, S, 1, v_h + lo * ldv, ldv, 1, 0, out_h + i0 * ldo, ldo);
     }
 }
 
@@ -382,7 +385,7 @@ static void attn_backward(cf_ctx *ctx, cf_node *node) {
             if (!attn_block_range(c, b, i0, i1, &lo, &hi)) continue;
             int64_t nk = hi - lo;
             /* ds [nr, nk] = dO_blk @ v_vis^T: the gradient of the (dropped) weights */
-            cf_gemm_serial(false, true, nr, nk, Dv, 1, do_h + i0 * ldo, ldo, v_h + lo * ldv, ldv, 0, ds, nk);
+            cf_gemm_small(nr, nk, Dv, 1, do_h + i0 * ldo, ldo, 1, v_h + lo * ldv, 1, ldv, 0, ds, nk);
             for (int64_t i = i0; i < i1; i++) {
                 const cf_real *p = p_h + i * S + lo;
                 cf_real *d = ds + (i - i0) * nk, *w = pd + (i - i0) * nk;
@@ -417,15 +420,14 @@ static void attn_backward(cf_ctx *ctx, cf_node *node) {
             if (c->rel)
                 attn_rel_backward(c, i0, i1, lo, nk, ds, q_h, attn_rel_table(c, h), dqa, dq_h, drel_h);
             if (dq_h) /* dq_blk [nr, Dk] += dS @ k_vis * scale */
-                cf_gemm_serial(false, false, nr, Dk, nk, (cf_real)c->scale, ds, nk, k_h + lo * ldk, ldk, 1,
-                               dq_h + i0 * ldq, ldq);
+                cf_gemm_small(nr, Dk, nk, (cf_real)c->scale, ds, nk, 1, k_h + lo * ldk, ldk, 1, 1, dq_h + i0 * ldq,
+                              ldq);
             if (dk_h) /* dk_vis [nk, Dk] += dS^T @ q_blk * scale */
-                cf_gemm_serial(true, false, nk, Dk, nr, (cf_real)c->scale, ds, nk, q_h + i0 * ldq, ldq, 1,
-                               dk_h + lo * lddk, lddk);
+                cf_gemm_small(nk, Dk, nr, (cf_real)c->scale, ds, 1, nk, q_h + i0 * ldq, ldq, 1, 1, dk_h + lo * lddk,
+                              lddk);
             if (dv_h) { /* dv_vis [nk, Dv] += Pd^T @ dO_blk */
                 const cf_real *wp = drop ? pd : p_h + i0 * S + lo;
-                cf_gemm_serial(true, false, nk, Dv, nr, 1, wp, drop ? nk : S, do_h + i0 * ldo, ldo, 1,
-                               dv_h + lo * lddv, lddv);
+                cf_gemm_small(nk, Dv, nr, 1, wp, 1, drop ? nk : S, do_h + i0 * ldo, ldo, 1, 1, dv_h + lo * lddv, lddv);
             }
         }
     });

@@ -374,3 +374,80 @@ TEST(gemm_log_records_each_shape_and_its_products) {
     cf_gemm_log_free(&log);
     CHECK(log.n == 0 && log.shapes == NULL);
 }
+
+/* cf_gemm_small (an attention head's products): every stride pattern the attention kernel uses (A
+ * or A^T, B or B^T, padded leading dimensions), ragged register tiles in m and n, n past one panel,
+ * beta 0 over NaN and beta 1; within the FMA-chain bound of a double reference; and each element
+ * the same when its row or column is computed alone (it may depend on its row of A and column of B
+ * only, which is what makes attention's results independent of blocks and threads). */
+TEST(gemm_small_within_fma_bound_and_row_column_independent) {
+    typedef struct { int64_t m, n, k; bool ta, tb; double beta; } scase;
+    const scase cases[] = {
+        {16, 48, 32, false, true, 0},   /* scores = q k^T */
+        {16, 32, 48, false, false, 0},  /* out = P v */
+        {48, 32, 16, true, false, 1},   /* dk += dS^T q */
+        {7, 17, 5, false, false, 1},    /* ragged in every direction */
+        {13, 130, 9, true, true, 0},    /* n past two panels, both transposed */
+        {1, 1, 1, false, false, 0},
+        {6, 70, 200, false, true, 1},   /* B^T panels of 200 x 64 and 200 x 6 */
+        {4, 20, 300, false, true, 0},   /* B^T with k > 256: the BLAS fallback */
+        {5, 3, 0, false, false, 1},     /* k 0: C = beta * C */
+    };
+    const double u = 1.0 / 16777216.0;
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        const scase *g = &cases[ci];
+        const int64_t m = g->m, n = g->n, k = g->k, pad = 3;
+        /* A(i, l) = a[i*ars + l*acs]; stored [m][k+pad] or, transposed, [k][m+pad] */
+        int64_t ars = g->ta ? 1 : k + pad, acs = g->ta ? m + pad : 1;
+        int64_t brs = g->tb ? 1 : n + pad, bcs = g->tb ? k + pad : 1, ldc = n + pad;
+        int64_t na = (g->ta ? k : m) * (g->ta ? m + pad : k + pad), nb = (g->tb ? n : k) * (g->tb ? k + pad : n + pad);
+        cf_real *a = malloc((size_t)na * sizeof *a + 1), *b = malloc((size_t)nb * sizeof *b + 1);
+        cf_real *c0 = malloc((size_t)(m * ldc) * sizeof *c0), *c = malloc((size_t)(m * ldc) * sizeof *c);
+        cf_real *part = malloc((size_t)(m * ldc) * sizeof *part);
+        test_fill_uniform(a, na, -1, 1, 90 + ci);
+        test_fill_uniform(b, nb, -1, 1, 100 + ci);
+        test_fill_uniform(c0, m * ldc, -1, 1, 110 + ci);
+        if (g->beta == 0)
+            for (int64_t i = 0; i < m * ldc; i++)
+                if (i % ldc < n) c0[i] = NAN; /* beta 0 must not read C */
+        const cf_real alpha = 0.75f;
+        memcpy(c, c0, (size_t)(m * ldc) * sizeof *c);
+        cf_gemm_small(m, n, k, alpha, a, ars, acs, b, brs, bcs, (cf_real)g->beta, c, ldc);
+        double gamma = (double)(k + 2) * u / (1 - (double)(k + 2) * u), worst = 0;
+        for (int64_t i = 0; i < m; i++)
+            for (int64_t j = 0; j < n; j++) {
+                double s = 0, mag = 0;
+                for (int64_t l = 0; l < k; l++) {
+                    double t = (double)a[i * ars + l * acs] * b[l * brs + j * bcs];
+                    s += t;
+                    mag += fabs(t);
+                }
+                double c_in = g->beta == 0 ? 0 : (double)c0[i * ldc + j];
+                double want = alpha * s + g->beta * c_in, tol = gamma * (alpha * mag + fabs(c_in)) + 1e-30;
+                double r = fabs(c[i * ldc + j] - want) / tol;
+                if (!(r <= worst)) worst = r; /* NaN counts as a failure */
+            }
+        CHECK_MSG(worst <= 1, "case %zu (%lld x %lld x %lld): error %.3g of the FMA-chain bound", ci, (long long)m,
+                  (long long)n, (long long)k, worst);
+        for (int64_t i = 0; i < m; i++) /* padding columns of C are never written */
+            for (int64_t j = n; j < ldc; j++) CHECK(memcmp(&c[i * ldc + j], &c0[i * ldc + j], sizeof *c) == 0);
+        /* each row alone, then each column alone (the register path: AVX-512 floats, B^T only to k 256) */
+        bool in_registers = cf_gemm_packed_available() && !(g->tb && k > 256);
+        for (int64_t i = 0; in_registers && i < m; i++) {
+            memcpy(part + i * ldc, c0 + i * ldc, (size_t)ldc * sizeof *part);
+            cf_gemm_small(1, n, k, alpha, a + i * ars, ars, acs, b, brs, bcs, (cf_real)g->beta, part + i * ldc, ldc);
+        }
+        CHECK_MSG(!in_registers || memcmp(part, c, (size_t)(m * ldc) * sizeof *c) == 0, "case %zu: a row alone differs",
+                  ci);
+        memcpy(part, c0, (size_t)(m * ldc) * sizeof *part);
+        for (int64_t j = 0; in_registers && j < n; j++)
+            cf_gemm_small(m, 1, k, alpha, a, ars, acs, b + j * bcs, brs, bcs, (cf_real)g->beta, part + j, ldc);
+        CHECK_MSG(!in_registers || memcmp(part, c, (size_t)(m * ldc) * sizeof *c) == 0,
+                  "case %zu: a column alone differs", ci);
+        free(a);
+        free(b);
+        free(c0);
+        free(c);
+        free(part);
+    }
+}
