@@ -20,6 +20,9 @@ static int cmd_version(int argc, char **argv) {
     printf("cformer %s (OpenBLAS %s threading, float32, %s)\n", CF_VERSION, cf_threads_blas_model(),
            cf_dist_compiled() ? "MPI data-parallel training" : "no MPI: built without MPI=1");
     if (cf_dist_compiled()) printf("MPI: %s\n", cf_dist_library());
+    const char *spin = getenv("GOMP_SPINCOUNT"), *policy = getenv("OMP_WAIT_POLICY");
+    printf("OpenMP waiting: GOMP_SPINCOUNT=%s%s%s\n", spin ? spin : "(unset)", policy ? ", OMP_WAIT_POLICY=" : "",
+           policy ? policy : "");
     return 0;
 }
 
@@ -50,24 +53,42 @@ static int cmd_help(int argc, char **argv) {
 }
 
 /* How long an idle OpenMP thread spins before it sleeps. libgomp's default (300000 iterations,
- * milliseconds) is right for a machine of our own; beside another busy process it is a disaster:
- * the spinning thread burns the time slice its partner needs, and a bench-tiny step went from 57 ms
- * to 1.0-1.5 s on 2 threads. 1000 iterations (tens of microseconds) cost ~1% on a quiet machine and
- * kept the same loaded step at 160-210 ms (docs/performance.md, "Load"); with load following
- * (core/threads.h) the trainer then drops to the free cores. */
-#define CF_GOMP_SPINCOUNT "1000"
+ * milliseconds) is right for a machine of our own; beside another busy process it is a disaster
+ * when the thread count is pinned: the spinning thread burns the time slice its partner needs, and
+ * a bench-tiny step went from 57 ms to 1.0-1.5 s on 2 threads. Two counts (docs/performance.md,
+ * "Wait policy"):
+ * - Threads pinned (`--fixed-threads`, `--set train.adapt_threads=false`): 1000 iterations (~10 us),
+ *   which kept that loaded step at 109-114 ms.
+ * - Otherwise load following (core/threads.h) runs one thread whenever another process takes a
+ *   core, so a second thread spins only on a machine that is free for it. There 1000 iterations
+ *   were too few: a worker that waits longer than ~10 us at a barrier or between two parallel
+ *   regions goes to sleep, and waking it took ~90 us on this VM, a few hundred times a step.
+ *   30000 (~0.3 ms) made bench-tiny 54.8 instead of 64.1 ms quiet (medians of 3 interleaved
+ *   rounds), 101 instead of 103 ms beside a busy loop, and bench-small's 1 -> 2 thread speed-up
+ *   1.84-1.86x instead of 1.79-1.81x. */
+#define CF_SPIN_PINNED "1000"
+#define CF_SPIN_FOLLOWING "30000"
+
+static bool threads_pinned(char **argv) {
+    for (int i = 1; argv[i]; i++) {
+        if (strcmp(argv[i], "--fixed-threads") == 0) return true;
+        if (strstr(argv[i], "train.adapt_threads=false") || strstr(argv[i], "train.adapt_threads=0")) return true;
+    }
+    return false;
+}
 
 /* libgomp reads GOMP_SPINCOUNT once, before main, so setting it means starting again: re-exec
  * ourselves with it set, unless the user chose a policy (GOMP_SPINCOUNT, OMP_WAIT_POLICY) or we run
  * under valgrind (the new image would leave it). A failed exec just keeps the default. Under mpirun
  * this is harmless: the exec keeps the process id and the environment the launcher gave, and
  * happens before MPI_Init (cf_train calls it), so the launcher sees one process that started a
- * little later. */
+ * little later. A config file's train.adapt_threads is not read here: pinned runs on a shared
+ * machine set GOMP_SPINCOUNT=1000 themselves (docs/training.md). */
 static void set_wait_policy(char **argv) {
     if (getenv("GOMP_SPINCOUNT") || getenv("OMP_WAIT_POLICY")) return;
     const char *preload = getenv("LD_PRELOAD");
     if (preload && strstr(preload, "vgpreload")) return;
-    if (setenv("GOMP_SPINCOUNT", CF_GOMP_SPINCOUNT, 1) != 0) return;
+    if (setenv("GOMP_SPINCOUNT", threads_pinned(argv) ? CF_SPIN_PINNED : CF_SPIN_FOLLOWING, 1) != 0) return;
     execv("/proc/self/exe", argv);
 }
 

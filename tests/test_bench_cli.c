@@ -2,6 +2,7 @@
  * the --scaling mode (1 thread and N interleaved in one process). Nothing here depends on time:
  * only that the figures exist, are positive and that the timed steps allocate nothing.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,4 +50,37 @@ TEST(bench_scaling_times_both_counts_in_one_run) {
     CHECK_MSG(r.code == 1 && strstr(r.err, "--scaling") && strstr(r.err, "--threads 2"), "exit %d\n%s", r.code, r.err);
     cli_result_free(&r);
     free(cfg);
+}
+
+/* The command line picks libgomp's spin count (cli/main.c): 30000 when load following runs, 1000
+ * with the threads pinned, and the user's own setting always wins. `cformer version` prints it. */
+static char *capture(const char *cmd) {
+    FILE *p = popen(cmd, "r");
+    if (!p) return strdup("");
+    size_t n = 0, cap = 4096;
+    char *buf = malloc(cap);
+    for (size_t got; (got = fread(buf + n, 1, cap - 1 - n, p)) > 0;) {
+        n += got;
+        if (n + 1 == cap) buf = realloc(buf, cap *= 2);
+    }
+    buf[n] = 0;
+    pclose(p);
+    return buf;
+}
+
+TEST(cli_spin_count_follows_the_thread_mode) {
+    const struct { const char *env, *args, *want; } cases[] = {
+        {"env -u GOMP_SPINCOUNT -u OMP_WAIT_POLICY", "", "GOMP_SPINCOUNT=30000\n"},
+        {"env -u GOMP_SPINCOUNT -u OMP_WAIT_POLICY", " --fixed-threads", "GOMP_SPINCOUNT=1000\n"},
+        {"env -u GOMP_SPINCOUNT -u OMP_WAIT_POLICY", " --set train.adapt_threads=false", "GOMP_SPINCOUNT=1000\n"},
+        {"env GOMP_SPINCOUNT=777", " --fixed-threads", "GOMP_SPINCOUNT=777\n"},
+        {"env -u GOMP_SPINCOUNT OMP_WAIT_POLICY=passive", "", "GOMP_SPINCOUNT=(unset), OMP_WAIT_POLICY=passive\n"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char *cmd = test_fmt("%s '%s' version%s 2>&1", cases[i].env, test_cformer_path(), cases[i].args);
+        char *out = capture(cmd);
+        CHECK_MSG(strstr(out, cases[i].want), "%s: want %s in:\n%s", cmd, cases[i].want, out);
+        free(out);
+        free(cmd);
+    }
 }
