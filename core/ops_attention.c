@@ -337,16 +337,66 @@ static cf_real *attn_thread_scratch(cf_ctx *ctx, int64_t per, int64_t *stride) {
     return cf_scratch(ctx, (size_t)(*stride * n) * sizeof(cf_real));
 }
 
+/* The gradient buffers of q, k and v (NULL without requires_grad) and whether each is fresh: new,
+ * to be stored into. A tensor's buffer may be fresh only when the op's views of it add up to all
+ * of its elements (the views are disjoint columns, so they then cover it) and there is no
+ * relative-position table; otherwise it is zeroed for += as before. */
+static void attn_grads(cf_ctx *ctx, const cf_node *node, const attn_cfg *c, cf_real *grad[3], bool fresh[3]) {
+    const int idx[3] = {c->in_q, c->in_k, c->in_v};
+    const int64_t count[3] = {c->B * c->H * c->T * c->Dk, c->B * c->Hkv * c->S * c->Dk, c->B * c->Hkv * c->S * c->Dv};
+    for (int o = 0; o < 3; o++) {
+        cf_tensor *t = node->in[idx[o]];
+        if (!t->requires_grad) continue;
+        int first = 0;
+        while (idx[first] != idx[o]) first++;
+        if (first < o) { /* the same tensor as an earlier operand: its buffer */
+            grad[o] = grad[first];
+            fresh[o] = fresh[first];
+            continue;
+        }
+        int64_t covered = 0;
+        for (int j = 0; j < 3; j++)
+            if (idx[j] == idx[o]) covered += count[j];
+        if (!c->rel && covered == t->numel) {
+            grad[o] = cf_grad_first(ctx, t, &fresh[o]);
+        } else {
+            grad[o] = cf_grad(ctx, t);
+            fresh[o] = false;
+        }
+    }
+}
+
+/* dk or dv rows [lo, hi) of one head (C at its row lo) from one block of query rows: += alpha *
+ * A^T B, A the block's [nr, nk] weights (lda) at key lo, B [nr, D]. In a fresh buffer (`fresh`)
+ * rows [0, done) hold values and later rows do not: those are stored (beta 0), and rows between
+ * done and lo, which no block sees, are zeroed. Each element is one chain over the block's rows
+ * either way (cf_gemm_small's rows are independent), so the split changes no bit. */
+static void attn_key_rows(int64_t lo, int64_t hi, int64_t done, bool fresh, int64_t D, int64_t nr, cf_real alpha,
+                          const cf_real *a, int64_t lda, const cf_real *b, int64_t ldb, cf_real *c, int64_t ldc) {
+    int64_t mid = hi;
+    if (fresh) {
+        for (int64_t r = done; r < lo; r++) memset(c + (r - lo) * ldc, 0, (size_t)D * sizeof *c);
+        mid = done < lo ? lo : done > hi ? hi : done;
+    }
+    if (mid > lo) cf_gemm_small(mid - lo, D, nr, alpha, a, 1, lda, b, ldb, 1, 1, c, ldc);
+    if (hi > mid)
+        cf_gemm_small(hi - mid, D, nr, alpha, a + (mid - lo), 1, lda, b, ldb, 1, 0, c + (mid - lo) * ldc, ldc);
+}
+
 static void attn_backward(cf_ctx *ctx, cf_node *node) {
     const attn_cfg *c = node->saved;
     cf_tensor *q = node->in[c->in_q], *k = node->in[c->in_k], *v = node->in[c->in_v];
     int64_t B = c->B, H = c->H, Hkv = c->Hkv, G = c->G, T = c->T, S = c->S, Dk = c->Dk, Dv = c->Dv;
     const attn_layout lq = c->lq, lk = c->lk, lv = c->lv, lo_ = c->lo;
     const cf_real *dout = node->out->grad;
-    /* q, k and v may be one tensor (a fused projection): one zeroed buffer, disjoint columns */
-    cf_real *dq = q->requires_grad ? cf_grad(ctx, q) : NULL;
-    cf_real *dk = k->requires_grad ? cf_grad(ctx, k) : NULL;
-    cf_real *dv = v->requires_grad ? cf_grad(ctx, v) : NULL;
+    /* q, k and v may be one tensor (a fused projection: disjoint columns). A gradient buffer made
+     * here is stored into, not zeroed and added to, when this op writes every element of it (its
+     * views cover the tensor) and no relative-position product adds into dq; else it is zeroed. */
+    bool fresh[3] = {false, false, false};
+    cf_real *grad[3] = {NULL, NULL, NULL};
+    attn_grads(ctx, node, c, grad, fresh);
+    cf_real *dq = grad[0], *dk = grad[1], *dv = grad[2];
+    const bool fq = fresh[0], fk = fresh[1], fv = fresh[2];
     cf_tensor *rel = c->rel ? node->in[node->n_in - 1] : NULL;
     bool drop = c->dropout > 0;
     cf_real keep_scale = drop ? (cf_real)(1.0 / (1.0 - c->dropout)) : 1;
@@ -376,13 +426,17 @@ static void attn_backward(cf_ctx *ctx, cf_node *node) {
         cf_real *dv_h = !dv ? NULL : G > 1 ? dv_part + bh * S * Dv : dv + at_v;
         int64_t lddk = G > 1 ? Dk : lk.ss, lddv = G > 1 ? Dv : lv.ss, ldq = lq.ss, ldk = lk.ss, ldv = lv.ss;
         int64_t ldo = lo_.ss;
-        if (G > 1 && dk_h) memset(dk_h, 0, (size_t)(S * Dk) * sizeof(cf_real));
-        if (G > 1 && dv_h) memset(dv_h, 0, (size_t)(S * Dv) * sizeof(cf_real));
+        /* a partial (G > 1) is this task's own new buffer: fresh like a fresh gradient */
+        const bool fk_h = G > 1 || fk, fv_h = G > 1 || fv;
+        int64_t done = 0; /* fresh dk_h/dv_h: keys [0, done) hold values */
         const cf_real *p_h = c->p + bh * T * S, *q_h = q->data + at_q, *do_h = dout + at_o;
         cf_real *dq_h = dq ? dq + at_q : NULL;
         for (int64_t i0 = 0; i0 < T; i0 += c->rb) {
             int64_t i1 = i0 + c->rb < T ? i0 + c->rb : T, nr = i1 - i0, lo, hi;
-            if (!attn_block_range(c, b, i0, i1, &lo, &hi)) continue;
+            if (!attn_block_range(c, b, i0, i1, &lo, &hi)) { /* no key visible: a zero dq block */
+                for (int64_t i = i0; fq && dq_h && i < i1; i++) memset(dq_h + i * ldq, 0, (size_t)Dk * sizeof(cf_real));
+                continue;
+            }
             int64_t nk = hi - lo;
             /* ds [nr, nk] = dO_blk @ v_vis^T: the gradient of the (dropped) weights */
             cf_gemm_small(nr, nk, Dv, 1, do_h + i0 * ldo, ldo, 1, v_h + lo * ldv, 1, ldv, 0, ds, nk);
@@ -419,16 +473,23 @@ static void attn_backward(cf_ctx *ctx, cf_node *node) {
             }
             if (c->rel)
                 attn_rel_backward(c, i0, i1, lo, nk, ds, q_h, attn_rel_table(c, h), dqa, dq_h, drel_h);
-            if (dq_h) /* dq_blk [nr, Dk] += dS @ k_vis * scale */
-                cf_gemm_small(nr, Dk, nk, (cf_real)c->scale, ds, nk, 1, k_h + lo * ldk, ldk, 1, 1, dq_h + i0 * ldq,
-                              ldq);
+            if (dq_h) /* dq_blk [nr, Dk] (+)= dS @ k_vis * scale: each block's rows once */
+                cf_gemm_small(nr, Dk, nk, (cf_real)c->scale, ds, nk, 1, k_h + lo * ldk, ldk, 1, fq ? 0 : 1,
+                              dq_h + i0 * ldq, ldq);
             if (dk_h) /* dk_vis [nk, Dk] += dS^T @ q_blk * scale */
-                cf_gemm_small(nk, Dk, nr, (cf_real)c->scale, ds, 1, nk, q_h + i0 * ldq, ldq, 1, 1, dk_h + lo * lddk,
-                              lddk);
+                attn_key_rows(lo, hi, done, fk_h, Dk, nr, (cf_real)c->scale, ds, nk, q_h + i0 * ldq, ldq,
+                              dk_h + lo * lddk, lddk);
             if (dv_h) { /* dv_vis [nk, Dv] += Pd^T @ dO_blk */
                 const cf_real *wp = drop ? pd : p_h + i0 * S + lo;
-                cf_gemm_small(nk, Dv, nr, 1, wp, 1, drop ? nk : S, do_h + i0 * ldo, ldo, 1, 1, dv_h + lo * lddv, lddv);
+                attn_key_rows(lo, hi, done, fv_h, Dv, nr, 1, wp, drop ? nk : S, do_h + i0 * ldo, ldo,
+                              dv_h + lo * lddv, lddv);
             }
+            if (hi > done) done = hi;
+        }
+        /* keys no block of this head sees (padding, say): zero in a fresh buffer */
+        for (int64_t r = done; r < S; r++) {
+            if (dk_h && fk_h) memset(dk_h + r * lddk, 0, (size_t)Dk * sizeof(cf_real));
+            if (dv_h && fv_h) memset(dv_h + r * lddv, 0, (size_t)Dv * sizeof(cf_real));
         }
     });
     if (drel_part) { /* each table row += its heads' partials, batch-major then head order */
@@ -451,11 +512,13 @@ static void attn_backward(cf_ctx *ctx, cf_node *node) {
         int64_t kv = row / S, s = row % S, b = kv / Hkv, h0 = b * H + (kv % Hkv) * G;
         cf_real *dk_row = dk ? dk + lk.off + b * lk.sb + (kv % Hkv) * lk.sh + s * lk.ss : NULL;
         cf_real *dv_row = dv ? dv + lv.off + b * lv.sb + (kv % Hkv) * lv.sh + s * lv.ss : NULL;
-        for (int64_t g = 0; g < G; g++) {
+        for (int64_t g = 0; g < G; g++) { /* a fresh row starts as the first partial (= 0 + it) */
             if (dk_row)
-                for (int64_t j = 0; j < Dk; j++) dk_row[j] += dk_part[((h0 + g) * S + s) * Dk + j];
+                for (int64_t j = 0; j < Dk; j++)
+                    dk_row[j] = (fk && g == 0 ? 0 : dk_row[j]) + dk_part[((h0 + g) * S + s) * Dk + j];
             if (dv_row)
-                for (int64_t j = 0; j < Dv; j++) dv_row[j] += dv_part[((h0 + g) * S + s) * Dv + j];
+                for (int64_t j = 0; j < Dv; j++)
+                    dv_row[j] = (fv && g == 0 ? 0 : dv_row[j]) + dv_part[((h0 + g) * S + s) * Dv + j];
         }
     });
 }

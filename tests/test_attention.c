@@ -175,6 +175,31 @@ static void check_against_reference(const attn_case *c, uint64_t seed) {
     CHECK_MSG(memcmp(y2->data, y1, (size_t)no * sizeof(cf_real)) == 0, "%s: no-grad output differs", c->name);
     CHECK(!y2->requires_grad);
 
+    /* q, k and v as op outputs (x * 1): their gradient buffers are new, and the kernel stores into
+     * them instead of adding to zeros (arena memory that still holds the last step's values). The
+     * gradients reaching the parameters are the same numbers (-0 and +0 aside). */
+    cf_tensor *ops[3] = {q, k, v};
+    cf_real *first[3];
+    for (int o = 0; o < 3; o++) {
+        first[o] = malloc((size_t)ops[o]->numel * sizeof(cf_real));
+        memcpy(first[o], ops[o]->grad, (size_t)ops[o]->numel * sizeof(cf_real));
+        cf_param_zero_grad(ops[o]);
+    }
+    if (rel) cf_param_zero_grad(rel);
+    cf_ctx_reset(ctx);
+    cf_ctx_begin_step(ctx, STEP);
+    ctx->dropout_calls = 5;
+    cf_ctx_set_grad(ctx, true);
+    cf_tensor *y3 = attn_run(ctx, c, cf_scale(ctx, q, 1), cf_scale(ctx, k, 1), cf_scale(ctx, v, 1), rel);
+    cf_backward_seeded(ctx, y3, r);
+    for (int o = 0; o < 3; o++) {
+        int64_t differ = 0;
+        for (int64_t i = 0; i < ops[o]->numel; i++) differ += !(ops[o]->grad[i] == first[o][i]);
+        CHECK_MSG(differ == 0, "%s: %s through a fresh gradient buffer: %lld of %lld values differ", c->name,
+                  cmp[1 + o].what, (long long)differ, (long long)ops[o]->numel);
+        free(first[o]);
+    }
+
     cf_ctx_free(ctx);
     free(r);
     free(y1);
