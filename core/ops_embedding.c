@@ -89,8 +89,12 @@ static void embed_backward(cf_ctx *ctx, cf_node *node) {
     const cf_real *da = g;
     if (s->mask) {
         cf_real *buf = cf_scratch(ctx, (size_t)(n ? n : 1) * sizeof *buf); /* [N, C] */
-        CF_PARALLEL_FOR(n > CF_PAR_MIN_WORK, for (int64_t i = 0; i < n; i++) {
-            buf[i] = ((s->mask[i / 64] >> (i % 64)) & 1) ? g[i] * s->drop_scale : 0;
+        const int64_t nwords = (n + 63) / 64;
+        const cf_real ds = s->drop_scale; /* a local: a load through s could alias buf (no vectors) */
+        CF_PARALLEL_FOR(n > CF_PAR_MIN_WORK, for (int64_t word = 0; word < nwords; word++) {
+            const uint64_t bits = s->mask[word]; /* a loop-invariant word per inner loop: vectorises */
+            const int64_t i0 = word * 64, len = n - i0 < 64 ? n - i0 : 64;
+            for (int64_t j = 0; j < len; j++) buf[i0 + j] = ((bits >> j) & 1) ? g[i0 + j] * ds : 0;
         });
         da = buf;
     }
@@ -125,7 +129,7 @@ cf_tensor *cf_embed_input(cf_ctx *ctx, cf_tensor *weight, const int32_t *ids, in
     s->mask = drop ? cf_scratch(ctx, (size_t)(nwords ? nwords : 1) * sizeof *s->mask) : NULL;
     const uint64_t drop_id = drop ? ctx->dropout_calls++ : 0;
     const cf_real sr = (cf_real)scale;
-    const cf_real *pe = pos ? pos->data + pos_offset * C : NULL;
+    const cf_real *pe = pos ? pos->data + pos_offset * C : NULL, ds = s->drop_scale; /* locals: no aliasing */
     cf_tensor *out = cf_tensor_new(ctx, 3, (int64_t[]){batch, len, C});
     /* jobs of 64 mask words (4096 elements) as in cf_dropout, so the mask is the one it would draw */
     enum { JOB_WORDS = 64 };
@@ -133,20 +137,25 @@ cf_tensor *cf_embed_input(cf_ctx *ctx, cf_tensor *weight, const int32_t *ids, in
     CF_PARALLEL_FOR(n > CF_PAR_MIN_WORK / 4, for (int64_t job = 0; job < njobs; job++) {
         int64_t i0 = job * JOB_WORDS * 64, i1 = i0 + JOB_WORDS * 64 < n ? i0 + JOB_WORDS * 64 : n;
         if (drop) cf_dropout_keep_bits(ctx->seed, ctx->step, drop_id, (uint64_t)i0, i1 - i0, p, s->mask + job * JOB_WORDS);
-        for (int64_t i = i0; i < i1;) { /* row by row: the same float operations as gather, scale, add, dropout */
-            int64_t r = i / C, c0 = i % C, c1 = c0 + (i1 - i) < C ? c0 + (i1 - i) : C;
-            const cf_real *wr = weight->data + (int64_t)ids[r] * C, *pr = pe ? pe + (r % len) * C : NULL;
-            cf_real *o = out->data + r * C;
-            for (int64_t c = c0; c < c1; c++) {
-                cf_real a = wr[c] * sr;
-                if (pr) a = a + pr[c];
-                if (drop) {
-                    int64_t e = r * C + c;
-                    a = ((s->mask[e / 64] >> (e % 64)) & 1) ? a * s->drop_scale : 0;
-                }
-                o[c] = a;
+        /* word by word (a word's 64 elements may span rows), each a loop-invariant mask word: the
+         * same float operations as gather, scale, add, dropout one after the other */
+        for (int64_t w = i0 / 64; w * 64 < i1; w++) {
+            const uint64_t bits = drop ? s->mask[w] : 0;
+            const int64_t we = w * 64 + 64 < i1 ? w * 64 + 64 : i1;
+            for (int64_t i = w * 64; i < we;) {
+                const int64_t r = i / C, c0 = i % C, seg = we - i < C - c0 ? we - i : C - c0, off = i - w * 64;
+                const cf_real *wr = weight->data + (int64_t)ids[r] * C + c0, *pr = pe ? pe + (r % len) * C + c0 : NULL;
+                cf_real *o = out->data + r * C + c0;
+                if (drop && pr)
+                    for (int64_t j = 0; j < seg; j++) o[j] = ((bits >> (off + j)) & 1) ? (wr[j] * sr + pr[j]) * ds : 0;
+                else if (drop)
+                    for (int64_t j = 0; j < seg; j++) o[j] = ((bits >> (off + j)) & 1) ? wr[j] * sr * ds : 0;
+                else if (pr)
+                    for (int64_t j = 0; j < seg; j++) o[j] = wr[j] * sr + pr[j];
+                else
+                    for (int64_t j = 0; j < seg; j++) o[j] = wr[j] * sr;
+                i += seg;
             }
-            i += c1 - c0;
         }
     });
     cf_node *node = cf_tape_record(ctx, "embed_input", embed_backward, out, 2, (cf_tensor *[]){weight, pos});
