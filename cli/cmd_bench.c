@@ -47,7 +47,8 @@ static const char *usage =
     "  --json           one JSON object on stdout instead of the report\n"
     "  --profile        also print forward and backward time per op (core/profile.h)\n"
     "  --scaling        time bench.steps steps on 1 thread and as many on --threads N (fixed), interleaved\n"
-    "                   (1 N N 1 1 N N 1 ...) so that the machine's drift falls on both; prints the speed-up\n"
+    "                   in blocks of 4 steps (1 N N 1 1 N N 1 ...; a block's first step untimed) so that the\n"
+    "                   machine's drift falls on both; prints the speed-up\n"
     "                   (with --profile: per op)\n"
     "\n"
     "cformer bench attention: the attention variants side by side (cformer bench attention --help).\n"
@@ -92,10 +93,18 @@ static const cf_seq_batch *next_micro_batch(void *arg) {
 enum { PH_FORWARD, PH_BACKWARD, PH_OPTIM, PH_RESET, PH_TOTAL, N_PHASES };
 static const char *phase_names[N_PHASES] = {"forward+loss", "backward", "clip+adamw+zero", "arena reset", "step"};
 
-/* --scaling: timed step k runs on 1 thread when k % 4 is 0 or 3, else on all (1 N N 1 1 N N 1...),
- * so that a drift of the machine's speed (other tenants of the host) falls on both counts alike;
- * steps 2j and 2j+1 are a pair, one step of each count. */
-static bool scaling_one_thread(int64_t k) { return k % 4 == 0 || k % 4 == 3; }
+/* --scaling: the steps after the warm-up go in blocks of SCALING_BLOCK on one count, blocks on 1
+ * thread and on N in the order 1 N N 1 1 N N 1..., so that a drift of the machine's speed (other
+ * tenants of the host) falls on both counts alike. A block's first step is not timed: right after
+ * the count changes a step runs slower than in a steady run (on this VM the idle vCPU comes back
+ * cold; bench-small's 2-thread steps alternating with 1-thread ones one by one gave 1.81x where
+ * separate 1- and 2-thread runs, alternated, gave 1.94x). The j-th timed step of each count form
+ * pair j. */
+enum { SCALING_BLOCK = 4 };
+static bool scaling_one_thread(int64_t k) {
+    int64_t block = k / SCALING_BLOCK;
+    return block % 4 == 0 || block % 4 == 3;
+}
 
 /* The two profiles of --scaling --profile side by side, by the N-thread total, per step. */
 static void print_profile_scaling(const cf_profile *one, const cf_profile *all, int threads, int64_t steps) {
@@ -130,8 +139,9 @@ static int run_bench(const cf_config *cfg, bool json, bool profile, bool scaling
                      threads);
         return -1;
     }
-    /* --scaling: n_steps timed steps on each count, interleaved */
-    const int64_t n_timed = scaling ? 2 * n_steps : n_steps;
+    /* --scaling: n_steps timed steps on each count, in blocks of SCALING_BLOCK - 1 timed steps */
+    const int64_t per_count = (n_steps + SCALING_BLOCK - 2) / (SCALING_BLOCK - 1); /* blocks of each count */
+    const int64_t n_timed = scaling ? 2 * per_count * SCALING_BLOCK : n_steps;
     double rss_start = peak_rss_mib();
 
     cf_model_config mc = cfg->model;
@@ -186,17 +196,21 @@ static int run_bench(const cf_config *cfg, bool json, bool profile, bool scaling
             heap0 = heap_in_use();
         }
         bool one = scaling && step >= n_warm && scaling_one_thread(step - n_warm);
+        bool timed = step >= n_warm;
+        if (scaling && timed) /* a block's first step re-warms; each count keeps n_steps */
+            timed = (step - n_warm) % SCALING_BLOCK != 0 && (one ? n_one : n_all) < n_steps;
         if (scaling) cf_threads_set_count(one ? 1 : threads);
-        if (profile && step >= n_warm) ctx->profile = one ? prof1 : prof;
+        ctx->profile = profile && timed ? (one ? prof1 : prof) : NULL;
         double t0 = cf_now_s();
         cf_step_result r;
         cf_train_step(&setup, step, next_micro_batch, &mb, &r);
         double t1 = cf_now_s();
         if (step == 0) first_loss = r.loss;
         last_loss = r.loss;
+        if (!timed) continue;
         if (one) {
             times1[n_one++] = t1 - t0;
-        } else if (step >= n_warm) {
+        } else {
             int64_t k = n_all++;
             times[PH_FORWARD * n_steps + k] = r.forward_s;
             times[PH_BACKWARD * n_steps + k] = r.backward_s;
@@ -206,11 +220,8 @@ static int run_bench(const cf_config *cfg, bool json, bool profile, bool scaling
             if (r.threads < min_threads) min_threads = r.threads;
             if (r.threads > max_used) max_used = r.threads;
         }
-        if (scaling && step >= n_warm && (step - n_warm) % 2 == 1) { /* a pair is complete */
-            int64_t j = (step - n_warm) / 2;
-            pair_ratio[j] = times1[n_one - 1] / times[PH_TOTAL * n_steps + n_all - 1];
-        }
     }
+    for (int64_t j = 0; scaling && j < n_steps; j++) pair_ratio[j] = times1[j] / times[PH_TOTAL * n_steps + j];
     ctx->profile = NULL;
     if (scaling) cf_threads_set_count(threads);
     size_t arena_mallocs = ctx->arena.mallocs - arena_mallocs0;
