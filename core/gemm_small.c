@@ -112,9 +112,13 @@ void cf_gemm_small(int64_t m, int64_t n, int64_t k, cf_real alpha, const cf_real
         return;
     }
 #endif
-    /* BLAS: op(A) is A with lda = a_rs when its columns are contiguous, else A^T stored with lda = a_cs */
-    bool ta = a_cs != 1, tb = b_cs != 1;
-    CF_ASSERT((!ta || a_rs == 1) && (!tb || b_rs == 1), "gemm_small: strides A %lld/%lld, B %lld/%lld (one of each must be 1)",
-              (long long)a_rs, (long long)a_cs, (long long)b_rs, (long long)b_cs);
+    /* BLAS: op(X) = X with ld = the row stride when X's columns are contiguous, else X^T stored
+     * with ld = the column stride. When both strides are 1 (a single row or column, e.g. a block
+     * that sees one key) the layout whose leading dimension is legal wins. */
+    bool ta = !(a_cs == 1 && a_rs >= (k > 1 ? k : 1)), tb = !(b_cs == 1 && b_rs >= (n > 1 ? n : 1));
+    CF_ASSERT((!ta || (a_rs == 1 && a_cs >= (m > 1 ? m : 1))) && (!tb || (b_rs == 1 && b_cs >= (k > 1 ? k : 1))),
+              "gemm_small: %lld x %lld x %lld with strides A %lld/%lld, B %lld/%lld (one of each must be 1)",
+              (long long)m, (long long)n, (long long)k, (long long)a_rs, (long long)a_cs, (long long)b_rs,
+              (long long)b_cs);
     cf_gemm_serial(ta, tb, m, n, k, alpha, a, ta ? a_cs : a_rs, b, tb ? b_cs : b_rs, beta, c, ldc);
 }

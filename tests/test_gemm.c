@@ -450,4 +450,20 @@ TEST(gemm_small_within_fma_bound_and_row_column_independent) {
         free(c);
         free(part);
     }
+    /* both strides of A equal 1: the head block that sees one key (dk of 1 row from nr query
+     * rows, A^T of a [nr, 1] block) and a single row of A; on BLAS (builds without AVX-512) one
+     * of the two layouts has an illegal leading dimension */
+    const cf_real a1[5] = {1, -2, 3, 0.5f, 4}, b1[5 * 3] = {1, 2, 3, -1, 0, 1, 2, 2, 2, 0, 1, -3, 1, 1, 1};
+    cf_real c1[3] = {0, 0, 0};
+    cf_gemm_small(1, 3, 5, 1, a1, 1, 1, b1, 3, 1, 0, c1, 3);
+    for (int j = 0; j < 3; j++) {
+        double want = 0;
+        for (int l = 0; l < 5; l++) want += (double)a1[l] * b1[l * 3 + j];
+        CHECK_MSG(fabs(c1[j] - want) < 1e-5, "one row of A, both strides 1: column %d is %g, want %g", j, c1[j], want);
+    }
+    cf_real c2[5 * 3];
+    cf_gemm_small(5, 3, 1, 1, a1, 1, 1, b1, 3, 1, 0, c2, 3); /* one column of A (k 1), both strides 1 */
+    for (int i = 0; i < 5; i++)
+        for (int j = 0; j < 3; j++)
+            CHECK_MSG(fabs(c2[i * 3 + j] - a1[i] * b1[j]) < 1e-6, "one column of A: (%d, %d) is %g", i, j, c2[i * 3 + j]);
 }
